@@ -1,0 +1,24 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+)
+
+// usageError is a mistake in how gorun was called: flags, arguments or configuration.
+// main prints it with a pointer to the command's help, and exits 2.
+type usageError struct {
+	cmd string // the command path whose help to point at, e.g. "gorun exec"
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// errTasksFailed means that at least one task failed or timed out; the summary has
+// said which, so main prints nothing more and exits 1.
+var errTasksFailed = errors.New("some tasks did not succeed")

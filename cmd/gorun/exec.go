@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/time/rate"
+
+	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/report"
+)
+
+// PipelineFunc runs tasks and emits their results; pipeline.Run in production.
+type PipelineFunc func(ctx context.Context, src jobs.Source, opts pipeline.Options, emit func(jobs.Result)) error
+
+// ExecOptions is everything `gorun exec` needs: injected dependencies first, then the
+// values of its flags, resolved from flags, environment and config file.
+type ExecOptions struct {
+	IO         *iostreams.IOStreams
+	Pipeline   PipelineFunc
+	StartGuard func() (*jobs.Guard, error) // nil: no guard
+	Hurry      <-chan struct{}             // closed at a second interrupt
+
+	File     string        // task file; "" or "-": standard input
+	Format   string        // auto, yaml, json or lines
+	Workers  *int          // nil: the task file's, else the number of CPUs
+	Rate     *rate.Limit   // nil: the task file's, else unlimited
+	Burst    int           // starts allowed at once
+	Settings jobs.Settings // per-task settings given outside the task file
+	Grace    time.Duration
+	Output   pipeline.Output
+}
+
+const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
+  gorun exec tasks.yaml --workers 5 --rate 2/s
+
+  # one shell command per line from a pipe; each gets 30 seconds
+  generate-commands | gorun exec -j 8 --timeout 30s
+
+  # from cron: every setting can come from the environment or gorun.yaml
+  GORUN_WORKERS=4 gorun exec /etc/nightly/tasks.yaml`
+
+// NewCmdExec returns `gorun exec`. runF, when not nil, receives the options instead of
+// running them (for tests).
+func NewCmdExec(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*ExecOptions) error) *cobra.Command {
+	opts := &ExecOptions{IO: ios, Pipeline: pipeline.Run, Hurry: hurry, StartGuard: startGuard}
+	cmd := &cobra.Command{
+		Use:   "exec [FILE | -] [flags]",
+		Short: "Run the tasks of a task file or of standard input",
+		Long: `Run tasks in parallel and print a summary of how each ended.
+
+FILE is a task file (.yaml, .yml or .json; see the README for its schema), or a file
+of shell commands, one per line. With - or no FILE, gorun reads one shell command per
+line from standard input, and starts the first before the input ends.
+
+Every flag can also be set as an environment variable GORUN_<FLAG> (GORUN_RETRY_DELAY
+for --retry-delay) or as a key of the config file. A flag beats the environment, the
+environment beats the config file, and all three beat the task file's defaults; a
+task's own setting beats them all.
+
+Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or input
+(nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM.`,
+		Example: execExample,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() >= 0 {
+				return usagef(cmd.CommandPath(), "command templates after -- are not supported yet")
+			}
+			if len(args) > 1 {
+				return usagef(cmd.CommandPath(), "exec takes one task file, got %d arguments", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.File = args[0]
+			}
+			if err := opts.fill(cmd); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return runExec(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.IntP("workers", "j", 0, "tasks running at once (default: number of CPUs)")
+	f.StringP("rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
+	f.Int("burst", 1, "starts allowed at once before the rate applies")
+	f.DurationP("timeout", "t", 0, "per-task timeout; 0: none")
+	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL the task's process group")
+	f.Int("retries", 0, "retries after a failure or timeout")
+	f.Duration("retry-delay", time.Second, "first backoff between retries")
+	f.StringP("output", "o", string(pipeline.Grouped), "task output on stdout: grouped or none")
+	f.String("format", "auto", "input format: auto, yaml, json or lines")
+	return cmd
+}
+
+// fill resolves the flag values from flags, environment and config file.
+func (o *ExecOptions) fill(cmd *cobra.Command) error {
+	c, err := loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	if o.Workers, err = c.count("workers", 1); err != nil {
+		return err
+	}
+	if c.isSet("rate") {
+		r, err := jobs.ParseRate(c.str("rate", ""))
+		if err != nil {
+			return c.errorf("rate", "%v", err)
+		}
+		o.Rate = &r
+	}
+	burst, err := c.count("burst", 1)
+	if err != nil {
+		return err
+	}
+	o.Burst = deref(burst, 1)
+	if o.Settings.Timeout, err = c.duration("timeout"); err != nil {
+		return err
+	}
+	if o.Settings.Retries, err = c.count("retries", 0); err != nil {
+		return err
+	}
+	if o.Settings.RetryDelay, err = c.duration("retry-delay"); err != nil {
+		return err
+	}
+	grace, err := c.duration("grace")
+	if err != nil {
+		return err
+	}
+	o.Grace = deref(grace, 5*time.Second)
+	if o.Output, err = pipeline.ParseOutput(c.str("output", string(pipeline.Grouped))); err != nil {
+		return c.errorf("output", "%v", err)
+	}
+	switch o.Format = c.str("format", "auto"); o.Format {
+	case "auto", "yaml", "json", "lines":
+	default:
+		return c.errorf("format", "invalid format %q: want auto, yaml, json or lines", o.Format)
+	}
+	if (o.File == "" || o.File == "-") && o.IO.IsStdinTTY() {
+		return usagef(cmd.CommandPath(), "no task file given and standard input is a terminal: name a FILE, or pipe commands in")
+	}
+	return nil
+}
+
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// runExec runs the tasks and prints the summary. Its error says how the run ended:
+// nil, errTasksFailed, the interruption, or an input or start-up error.
+func runExec(ctx context.Context, opts *ExecOptions) error {
+	src, workers, limit, err := openInput(opts)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: os.Environ()}
+	if opts.StartGuard != nil {
+		g, err := opts.StartGuard()
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		runner.Guard = g
+	}
+	defer onHurry(opts.Hurry, runner.KillAll)()
+
+	var limiter *rate.Limiter
+	if limit != rate.Inf {
+		limiter = rate.NewLimiter(limit, opts.Burst)
+	}
+	popts := pipeline.Options{
+		Workers: workers, Limiter: limiter, Runner: runner,
+		Output: opts.Output, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
+	}
+	var sum report.Summary
+	start := time.Now()
+	inputErr := opts.Pipeline(ctx, src, popts, sum.Add)
+	sum.Wall = time.Since(start)
+	if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
+		return err
+	}
+	switch {
+	case inputErr != nil:
+		return inputErr
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case sum.Failed() > 0:
+		return errTasksFailed
+	}
+	return nil
+}
+
+// onHurry calls f if hurry is closed before stop is called. stop waits for the
+// goroutine it starts. A nil hurry is never closed.
+func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-hurry:
+			f()
+		case <-done:
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// openInput opens the task source and settles the run-wide settings: the command line
+// beats the task file, and the task file beats the built-in defaults.
+func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
+	workers, limit = runtime.NumCPU(), rate.Inf
+	name := opts.File
+	format := opts.Format
+	if format == "auto" {
+		format = "lines"
+		if name != "" && name != "-" && jobs.IsTaskFile(name) {
+			format = "yaml"
+		}
+	}
+	switch {
+	case format != "lines":
+		f, err := readTaskFile(name, opts.IO.In)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		workers = deref(f.Workers, workers)
+		limit = deref(f.Rate, limit)
+		src = jobs.NewSliceSource(f.Tasks(opts.Settings))
+	case name == "" || name == "-":
+		src = jobs.NewLineSource("stdin", opts.IO.In, opts.Settings)
+	default:
+		fh, err := os.Open(name)
+		if err != nil {
+			return nil, 0, 0, &jobs.InputError{File: name, Msg: strings.TrimPrefix(err.Error(), "open "+name+": ")}
+		}
+		src = jobs.NewLineSource(name, fh, opts.Settings)
+	}
+	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+}
+
+func startGuard() (*jobs.Guard, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return jobs.StartGuard(exe)
+}
+
+// readTaskFile reads a task file from name, or from in when name is "" or "-".
+func readTaskFile(name string, in io.Reader) (*jobs.File, error) {
+	if name != "" && name != "-" {
+		return jobs.ReadFile(name)
+	}
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return nil, &jobs.InputError{File: "stdin", Msg: err.Error()}
+	}
+	return jobs.Parse("stdin", data)
+}

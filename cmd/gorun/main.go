@@ -1,0 +1,114 @@
+// Command gorun runs batches of tasks in parallel: from a task file or standard input,
+// through a rate-limited pool of workers, to a summary of successes and failures.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+// run sets up signals, runs the root command and maps its error to an exit code.
+func run() int {
+	if len(os.Args) == 2 && os.Args[1] == jobs.GuardArg {
+		return jobs.GuardMain(os.Stdin)
+	}
+	ios := iostreams.System()
+	defer ios.Restore()
+	ctx, hurry, stop := notifySignals(context.Background())
+	defer stop()
+
+	root := NewCmdRoot(ios, hurry)
+	root.SetArgs(os.Args[1:])
+	err := root.ExecuteContext(ctx)
+	return exitCode(ios, err)
+}
+
+// Exit codes, as DESIGN.md lists them.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // a task failed or timed out; or gorun itself failed
+	exitUsage    = 2 // bad flags, config or input: nothing ran
+	exitLockHeld = 75
+)
+
+// exitCode prints err once, if it needs printing, and returns the exit code it means.
+func exitCode(ios *iostreams.IOStreams, err error) int {
+	var (
+		usage     *usageError
+		input     *jobs.InputError
+		interrupt *interruptedError
+	)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &interrupt):
+		return 128 + int(interrupt.sig)
+	case errors.Is(err, errTasksFailed):
+		return exitFailed
+	case errors.As(err, &usage):
+		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+		if usage.cmd != "" {
+			fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", usage.cmd)
+		}
+		return exitUsage
+	case errors.As(err, &input):
+		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+	return exitFailed
+}
+
+// interruptedError is the cause of the run context once a signal arrived.
+type interruptedError struct{ sig syscall.Signal }
+
+func (e *interruptedError) Error() string { return "interrupted by " + jobs.SignalName(e.sig) }
+
+// notifySignals returns a context that ends, with an *interruptedError cause, at the
+// first SIGINT or SIGTERM, and a channel closed at the second: then running tasks are
+// killed at once. After that, signals get their default action again. stop releases
+// the signal handling and waits for its goroutine.
+func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan struct{}, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	hurryCh := make(chan struct{})
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		count := 0
+		for {
+			select {
+			case sig := <-ch:
+				count++
+				if count == 1 {
+					cancel(&interruptedError{sig: sig.(syscall.Signal)})
+					continue
+				}
+				close(hurryCh)
+				signal.Stop(ch)
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, hurryCh, func() {
+		signal.Stop(ch)
+		close(done)
+		<-finished
+		cancel(nil)
+	}
+}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/gorun/gorun/internal/iostreams"
+)
+
+// NewCmdRoot returns the gorun command with its subcommands. hurry is closed at a
+// second interrupt: running tasks are then killed at once.
+func NewCmdRoot(ios *iostreams.IOStreams, hurry <-chan struct{}) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gorun",
+		Short: "Run batches of tasks in parallel, reliably",
+		Long: `gorun runs batches of tasks in parallel: from a task file or standard input, through a
+rate-limited pool of workers with per-task timeouts, to a summary of successes and
+failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetOut(ios.Out)
+	root.SetErr(ios.ErrOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &usageError{cmd: c.CommandPath(), err: err}
+	})
+	root.PersistentFlags().String("config", "", "config file (default ./gorun.yaml, then $XDG_CONFIG_HOME/gorun/config.yaml)")
+	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdVersion(ios))
+	return root
+}

@@ -1,0 +1,70 @@
+// Package iostreams holds the standard streams a command uses, with terminal detection
+// that tests can override.
+package iostreams
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+// IOStreams are a command's standard input, output and error.
+type IOStreams struct {
+	In     io.ReadCloser
+	Out    io.Writer
+	ErrOut io.Writer
+
+	inTTY, outTTY, errTTY bool
+	restore               func()
+}
+
+// System returns the process's own streams. When standard input is a pipe or FIFO, it
+// is switched to non-blocking mode so that closing it ends a pending read (gorun stops
+// reading its input on interrupt without waiting for the producer); Restore undoes that.
+func System() *IOStreams {
+	s := &IOStreams{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		inTTY:   term.IsTerminal(int(os.Stdin.Fd())),
+		outTTY:  term.IsTerminal(int(os.Stdout.Fd())),
+		errTTY:  term.IsTerminal(int(os.Stderr.Fd())),
+		restore: func() {},
+	}
+	if st, err := os.Stdin.Stat(); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
+		if syscall.SetNonblock(0, true) == nil {
+			s.In = os.NewFile(0, "/dev/stdin") // pollable: Close ends a blocked Read
+			s.restore = func() { _ = syscall.SetNonblock(0, false) }
+		}
+	}
+	return s
+}
+
+// Restore puts standard input back in blocking mode, for whoever reads it next.
+func (s *IOStreams) Restore() {
+	if s.restore != nil {
+		s.restore()
+	}
+}
+
+// Test returns streams backed by buffers, none of them a terminal.
+func Test() (s *IOStreams, in, out, errOut *bytes.Buffer) {
+	in, out, errOut = &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: io.NopCloser(in), Out: out, ErrOut: errOut}, in, out, errOut
+}
+
+// IsStdinTTY reports whether standard input is a terminal.
+func (s *IOStreams) IsStdinTTY() bool { return s.inTTY }
+
+// IsStdoutTTY reports whether standard output is a terminal.
+func (s *IOStreams) IsStdoutTTY() bool { return s.outTTY }
+
+// IsStderrTTY reports whether standard error is a terminal.
+func (s *IOStreams) IsStderrTTY() bool { return s.errTTY }
+
+// SetStdinTTY overrides terminal detection of standard input, for tests.
+func (s *IOStreams) SetStdinTTY(v bool) { s.inTTY = v }
+
+// SetStderrTTY overrides terminal detection of standard error, for tests.
+func (s *IOStreams) SetStderrTTY(v bool) { s.errTTY = v }

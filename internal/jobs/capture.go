@@ -1,0 +1,138 @@
+package jobs
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// TailBytes is how much of the end of each output stream a Result keeps.
+const TailBytes = 4 << 10
+
+// SpoolMemBytes is how much of a spooled stream stays in memory before the rest goes
+// to a temporary file.
+const SpoolMemBytes = 256 << 10
+
+// Capture is the writer one output stream of a task goes to. It counts the bytes and
+// keeps the last TailBytes; a spooling Capture also keeps everything, in memory up to
+// SpoolMemBytes and then in an unlinked temporary file, so memory stays bounded
+// whatever the task prints.
+//
+// A Capture is written by one goroutine at a time (os/exec's copier) and read after
+// the task ends. Write never fails: a full disk is reported by Err, and the task keeps
+// running. The zero value keeps only the tail.
+type Capture struct {
+	spool bool
+	n     int64
+	ring  []byte // tail when not spooling; len grows to TailBytes, then wraps at pos
+	pos   int
+	mem   []byte
+	file  *os.File
+	err   error
+}
+
+// NewCapture returns a Capture that keeps everything when spool is set.
+func NewCapture(spool bool) *Capture { return &Capture{spool: spool} }
+
+// Write implements io.Writer.
+func (c *Capture) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	if !c.spool {
+		c.keepTail(p)
+		return len(p), nil
+	}
+	if c.file == nil && len(c.mem)+len(p) <= SpoolMemBytes {
+		c.mem = append(c.mem, p...)
+		return len(p), nil
+	}
+	if c.err != nil {
+		return len(p), nil
+	}
+	if c.file == nil {
+		f, err := os.CreateTemp("", "gorun-output-*")
+		if err != nil {
+			c.err = fmt.Errorf("spool task output: %w", err)
+			return len(p), nil
+		}
+		// Unlinked at once: a crash leaves nothing behind.
+		_ = os.Remove(f.Name())
+		c.file = f
+		if _, err := f.Write(c.mem); err != nil {
+			c.err = fmt.Errorf("spool task output: %w", err)
+		}
+		c.mem = nil
+	}
+	if _, err := c.file.Write(p); err != nil && c.err == nil {
+		c.err = fmt.Errorf("spool task output: %w", err)
+	}
+	return len(p), nil
+}
+
+func (c *Capture) keepTail(p []byte) {
+	if len(p) >= TailBytes {
+		c.ring = append(c.ring[:0], p[len(p)-TailBytes:]...)
+		c.pos = 0
+		return
+	}
+	if len(c.ring) < TailBytes {
+		room := TailBytes - len(c.ring)
+		if len(p) <= room {
+			c.ring = append(c.ring, p...)
+			return
+		}
+		c.ring = append(c.ring, p[:room]...)
+		p = p[room:]
+	}
+	for len(p) > 0 {
+		n := copy(c.ring[c.pos:], p)
+		p = p[n:]
+		c.pos = (c.pos + n) % TailBytes
+	}
+}
+
+// Len returns the number of bytes written.
+func (c *Capture) Len() int64 { return c.n }
+
+// Err returns the first error spooling met, if any.
+func (c *Capture) Err() error { return c.err }
+
+// Tail returns the last TailBytes written (fewer if fewer were written).
+func (c *Capture) Tail() string {
+	if !c.spool {
+		if len(c.ring) < TailBytes || c.pos == 0 {
+			return string(c.ring)
+		}
+		return string(c.ring[c.pos:]) + string(c.ring[:c.pos])
+	}
+	if c.file == nil {
+		return string(c.mem[max(0, len(c.mem)-TailBytes):])
+	}
+	size := c.n
+	if st, err := c.file.Stat(); err == nil {
+		size = st.Size()
+	}
+	off := max(0, size-TailBytes)
+	buf := make([]byte, size-off)
+	n, _ := c.file.ReadAt(buf, off)
+	return string(buf[:n])
+}
+
+// WriteTo copies everything a spooling Capture kept to w.
+func (c *Capture) WriteTo(w io.Writer) (int64, error) {
+	if c.file == nil {
+		n, err := w.Write(c.mem)
+		return int64(n), err
+	}
+	return io.Copy(w, io.NewSectionReader(c.file, 0, 1<<62))
+}
+
+// Close releases the temporary file, if any. The Capture is empty afterwards.
+func (c *Capture) Close() error {
+	c.mem = nil
+	if c.file == nil {
+		return nil
+	}
+	err := c.file.Close()
+	c.file = nil
+	return err
+}

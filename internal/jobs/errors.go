@@ -1,0 +1,34 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrTimeout is the cause of a task context that ran past the task's timeout.
+var ErrTimeout = errors.New("task timed out")
+
+// InputError is a problem in a task file or an input stream, found before anything ran.
+// Its message is one line: `FILE:LINE:COL: KEY: MESSAGE`, with the parts that are known.
+type InputError struct {
+	File string // "-" or "stdin" for standard input
+	Line int    // 1-based; 0 when unknown
+	Col  int    // 1-based; 0 when unknown
+	Key  string // the offending key, e.g. "timeout" or "tasks[2].run"; may be empty
+	Msg  string
+}
+
+func (e *InputError) Error() string {
+	s := e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d", e.Line)
+		if e.Col > 0 {
+			s += fmt.Sprintf(":%d", e.Col)
+		}
+	}
+	s += ": "
+	if e.Key != "" {
+		s += e.Key + ": "
+	}
+	return s + e.Msg
+}

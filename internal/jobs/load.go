@@ -1,0 +1,326 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+	"golang.org/x/time/rate"
+)
+
+// FileVersion is the task-file version this gorun reads.
+const FileVersion = 1
+
+// File is a task file as written: run-wide settings, defaults and task specs.
+// Nothing in it has been resolved against the command line yet.
+type File struct {
+	Name     string      // the path it was read from
+	Workers  *int        // nil: not set
+	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
+	Defaults Defaults
+	Specs    []Spec
+}
+
+// Tasks resolves every spec of f against the command-line settings s.
+func (f *File) Tasks(s Settings) []Task {
+	tasks := make([]Task, len(f.Specs))
+	for i := range f.Specs {
+		tasks[i] = Resolve(i+1, &f.Specs[i], s, &f.Defaults)
+	}
+	return tasks
+}
+
+// ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
+// YAML it is). Every problem is an *InputError naming the file, line and key.
+func ReadFile(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &InputError{File: path, Msg: unwrapPathError(err)}
+	}
+	return Parse(path, data)
+}
+
+func unwrapPathError(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// IsTaskFile reports whether path names a task file by its extension.
+func IsTaskFile(path string) bool {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// RawSettings are per-task settings as a task file writes them, under `defaults` or in
+// a task. It is exported only because the YAML decoder needs it so; use Defaults.
+type RawSettings struct {
+	Timeout    *string           `yaml:"timeout"`
+	Retries    *int              `yaml:"retries"`
+	RetryDelay *string           `yaml:"retry_delay"`
+	Shell      *string           `yaml:"shell"`
+	Dir        *string           `yaml:"dir"`
+	Env        map[string]string `yaml:"env"`
+}
+
+type rawTask struct {
+	ID          *string  `yaml:"id"`
+	Run         *string  `yaml:"run"`
+	Cmd         []string `yaml:"cmd"`
+	RawSettings `yaml:",inline"`
+}
+
+type rawFile struct {
+	Version  *int         `yaml:"version"`
+	Workers  *int         `yaml:"workers"`
+	Rate     *string      `yaml:"rate"`
+	Defaults *RawSettings `yaml:"defaults"`
+	Tasks    *[]rawTask   `yaml:"tasks"`
+}
+
+// Parse checks and converts the task file named name with contents data.
+func Parse(name string, data []byte) (*File, error) {
+	p := &fileParser{name: name}
+	af, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, p.yamlError(err)
+	}
+	if len(af.Docs) != 1 || af.Docs[0].Body == nil {
+		if len(af.Docs) > 1 {
+			return nil, &InputError{File: name, Line: docLine(af.Docs[1]), Msg: "a task file holds one document"}
+		}
+		return nil, &InputError{File: name, Msg: "empty task file: want `version: 1` and `tasks:`"}
+	}
+	p.root = af.Docs[0].Body
+	var raw rawFile
+	if err := yaml.NodeToValue(p.root, &raw, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+		return nil, p.yamlError(err)
+	}
+	return p.convert(&raw)
+}
+
+func docLine(d *ast.DocumentNode) int {
+	if tk := d.GetToken(); tk != nil && tk.Position != nil {
+		return tk.Position.Line
+	}
+	return 0
+}
+
+type fileParser struct {
+	name string
+	root ast.Node
+}
+
+// errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
+// selects, or at the file when that node cannot be found.
+func (p *fileParser) errAt(path, key, format string, args ...any) error {
+	e := &InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
+	if yp, err := yaml.PathString(path); err == nil {
+		if n, err := yp.FilterNode(p.root); err == nil && n != nil {
+			if tk := n.GetToken(); tk != nil && tk.Position != nil {
+				e.Line, e.Col = tk.Position.Line, tk.Position.Column
+			}
+		}
+	}
+	return e
+}
+
+func (p *fileParser) convert(raw *rawFile) (*File, error) {
+	f := &File{Name: p.name, Workers: raw.Workers}
+	if raw.Version != nil && *raw.Version != FileVersion {
+		return nil, p.errAt("$.version", "version", "unsupported version %d (this gorun reads version %d)", *raw.Version, FileVersion)
+	}
+	if raw.Workers != nil && *raw.Workers < 1 {
+		return nil, p.errAt("$.workers", "workers", "must be at least 1, got %d", *raw.Workers)
+	}
+	if raw.Rate != nil {
+		r, err := ParseRate(*raw.Rate)
+		if err != nil {
+			return nil, p.errAt("$.rate", "rate", "%v", err)
+		}
+		f.Rate = &r
+	}
+	if raw.Defaults != nil {
+		d, err := p.defaults("$.defaults", "defaults.", raw.Defaults)
+		if err != nil {
+			return nil, err
+		}
+		f.Defaults = d
+	}
+	if raw.Tasks == nil {
+		return nil, &InputError{File: p.name, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
+	}
+	f.Specs = make([]Spec, len(*raw.Tasks))
+	for i := range *raw.Tasks {
+		sp, err := p.task(i, &(*raw.Tasks)[i])
+		if err != nil {
+			return nil, err
+		}
+		f.Specs[i] = sp
+	}
+	return f, p.checkIDs(f.Specs)
+}
+
+func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
+	path := fmt.Sprintf("$.tasks[%d]", i)
+	where := fmt.Sprintf("task %d: ", i+1)
+	var sp Spec
+	if rt.ID != nil {
+		id := *rt.ID
+		if strings.TrimSpace(id) == "" || strings.ContainsAny(id, "\n\r\t") {
+			return sp, p.errAt(path+".id", where+"id", "must be a non-empty single line, got %q", id)
+		}
+		sp.ID = id
+		where = fmt.Sprintf("task %q: ", id)
+	}
+	switch {
+	case rt.Run != nil && rt.Cmd != nil:
+		return sp, p.errAt(path+".cmd", where+"cmd", "give either `run` (a shell command line) or `cmd` (an argv), not both")
+	case rt.Run == nil && rt.Cmd == nil:
+		return sp, p.errAt(path, where+"run", "missing: give `run` (a shell command line) or `cmd` (an argv)")
+	case rt.Run != nil && strings.TrimSpace(*rt.Run) == "":
+		return sp, p.errAt(path+".run", where+"run", "empty command")
+	case rt.Cmd != nil && (len(rt.Cmd) == 0 || rt.Cmd[0] == ""):
+		return sp, p.errAt(path+".cmd", where+"cmd", "empty argv: want [program, args...]")
+	}
+	if rt.Run != nil {
+		sp.Run = *rt.Run
+	} else {
+		sp.Argv = rt.Cmd
+	}
+	d, err := p.defaults(path, where, &rt.RawSettings)
+	sp.Defaults = d
+	return sp, err
+}
+
+// defaults converts the settings a task or the `defaults` block gives. path selects
+// the mapping that holds them; where prefixes the key in errors.
+func (p *fileParser) defaults(path, where string, r *RawSettings) (Defaults, error) {
+	d := Defaults{Retries: r.Retries, Shell: r.Shell, Dir: r.Dir, Env: r.Env}
+	var err error
+	if d.Timeout, err = p.duration(path, where, "timeout", r.Timeout); err != nil {
+		return d, err
+	}
+	if d.RetryDelay, err = p.duration(path, where, "retry_delay", r.RetryDelay); err != nil {
+		return d, err
+	}
+	if r.Retries != nil && *r.Retries < 0 {
+		return d, p.errAt(path+".retries", where+"retries", "must be 0 or more, got %d", *r.Retries)
+	}
+	if r.Shell != nil && strings.TrimSpace(*r.Shell) == "" {
+		return d, p.errAt(path+".shell", where+"shell", "empty shell")
+	}
+	for _, k := range sortedKeys(r.Env) {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return d, p.errAt(path+".env", where+"env", "invalid variable name %q", k)
+		}
+	}
+	return d, nil
+}
+
+func (p *fileParser) duration(path, where, key string, s *string) (*time.Duration, error) {
+	if s == nil {
+		return nil, nil
+	}
+	d, err := ParseDuration(*s)
+	if err != nil {
+		return nil, p.errAt(path+"."+key, where+key, "%v", err)
+	}
+	return &d, nil
+}
+
+func (p *fileParser) checkIDs(specs []Spec) error {
+	seen := make(map[string]int, len(specs))
+	for i := range specs {
+		id := specs[i].ID
+		if id == "" {
+			id = DefaultID(i + 1)
+		}
+		if j, dup := seen[id]; dup {
+			first := p.errAt(fmt.Sprintf("$.tasks[%d]", j), "", "").(*InputError)
+			return p.errAt(fmt.Sprintf("$.tasks[%d]", i), fmt.Sprintf("task %d: id", i+1),
+				"duplicate id %q (first used by task %d at line %d)", id, j+1, first.Line)
+		}
+		seen[id] = i
+	}
+	return nil
+}
+
+// yamlError turns an error of the YAML library into a one-line InputError.
+func (p *fileParser) yamlError(err error) error {
+	var ye yaml.Error
+	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
+		return &InputError{File: p.name, Msg: firstLine(err.Error())}
+	}
+	tk := ye.GetToken()
+	e := &InputError{File: p.name, Line: tk.Position.Line, Col: tk.Position.Column, Msg: firstLine(ye.GetMessage())}
+	var te *yaml.TypeError
+	var ue *yaml.UnknownFieldError
+	switch {
+	case errors.As(err, &ue):
+		e.Msg = fmt.Sprintf("unknown key %q", tk.Value)
+	case errors.As(err, &te):
+		e.Key = keyOf(tk)
+		e.Msg = fmt.Sprintf("want %s, got %q", describeType(te.DstType), tk.Value)
+	default:
+		e.Key = keyOf(tk)
+	}
+	return e
+}
+
+// keyOf returns the mapping key a value token belongs to, or "" when it has none.
+func keyOf(tk *token.Token) string {
+	for t := tk.Prev; t != nil; t = t.Prev {
+		if t.Type == token.MappingValueType {
+			if t.Prev != nil {
+				return t.Prev.Value
+			}
+			return ""
+		}
+		if t.Position != nil && tk.Position != nil && t.Position.Line < tk.Position.Line {
+			return ""
+		}
+	}
+	return ""
+}
+
+func describeType(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64:
+		return "a whole number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	}
+	return t.String()
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

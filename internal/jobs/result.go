@@ -1,0 +1,67 @@
+package jobs
+
+import (
+	"strconv"
+	"time"
+)
+
+// Status is how a task ended. Every task ends in exactly one.
+type Status string
+
+// The statuses, in the order reports list them.
+const (
+	Succeeded Status = "succeeded" // exited 0
+	Failed    Status = "failed"    // exited non-zero, was killed by a signal, or could not start
+	TimedOut  Status = "timed_out" // ran past its timeout and was stopped
+	Cancelled Status = "cancelled" // running when the run was interrupted or halted
+	Skipped   Status = "skipped"   // never started
+)
+
+// Statuses lists every status in report order.
+var Statuses = []Status{Succeeded, Failed, TimedOut, Cancelled, Skipped}
+
+// OK reports whether s counts as success for the run's exit code. Cancelled and skipped
+// tasks are neither: the run's interruption decides the exit code then.
+func (s Status) OK() bool { return s != Failed && s != TimedOut }
+
+// Result is how one task ended. Its JSON field names are part of gorun's interface.
+type Result struct {
+	ID          string    `json:"id"`
+	Index       int       `json:"index"`
+	Command     string    `json:"command"`
+	Status      Status    `json:"status"`
+	ExitCode    *int      `json:"exit_code"`        // nil: the process did not exit by itself
+	Signal      string    `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
+	Attempts    int       `json:"attempts"`
+	Slot        int       `json:"slot,omitempty"` // the worker slot that ran the last attempt
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	Duration    Seconds   `json:"duration_s"`
+	StdoutTail  string    `json:"stdout_tail"`
+	StdoutBytes int64     `json:"stdout_bytes"`
+	StderrTail  string    `json:"stderr_tail"`
+	StderrBytes int64     `json:"stderr_bytes"`
+	Error       string    `json:"error,omitempty"` // why it could not start, or was skipped
+}
+
+// Seconds is a duration that JSON writes as a number of seconds.
+type Seconds time.Duration
+
+// MarshalJSON writes s as a number of seconds.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	return strconv.AppendFloat(nil, time.Duration(s).Seconds(), 'f', -1, 64), nil
+}
+
+// UnmarshalJSON reads seconds.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return err
+	}
+	*s = Seconds(f * float64(time.Second))
+	return nil
+}
+
+// SkippedResult is the result of a task that never started.
+func SkippedResult(t *Task, reason string) Result {
+	return Result{ID: t.ID, Index: t.Index, Command: t.Command(), Status: Skipped, Error: reason}
+}

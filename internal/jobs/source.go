@@ -1,0 +1,130 @@
+package jobs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Source yields tasks in input order.
+//
+// Next returns the next task, or io.EOF after the last one. Close ends the input early:
+// a Next blocked on reading returns soon after. What a source still yields after Close
+// (a file's remaining tasks; nothing for a stream) is reported as skipped.
+// Next is called from one goroutine at a time; Close may be called from any goroutine,
+// more than once.
+type Source interface {
+	Next() (Task, error)
+	Close() error
+}
+
+// SliceSource yields tasks that are all known up front, such as a task file's.
+type SliceSource struct {
+	tasks []Task
+	next  int
+}
+
+// NewSliceSource returns a Source over tasks.
+func NewSliceSource(tasks []Task) *SliceSource { return &SliceSource{tasks: tasks} }
+
+// Next implements Source.
+func (s *SliceSource) Next() (Task, error) {
+	if s.next >= len(s.tasks) {
+		return Task{}, io.EOF
+	}
+	s.next++
+	return s.tasks[s.next-1], nil
+}
+
+// Close implements Source; the remaining tasks are still yielded, to be skipped.
+func (s *SliceSource) Close() error { return nil }
+
+// MaxLineBytes bounds one input line (or NUL-separated item); a longer one is an input
+// error naming its line, never a silent truncation.
+const MaxLineBytes = 64 << 20
+
+// LineSource reads one shell command per non-empty line from a stream, as it arrives:
+// the first task is yielded before the stream ends, and memory holds one line at a time.
+type LineSource struct {
+	name     string
+	r        io.Closer
+	br       *bufio.Reader
+	settings Settings
+	line     int // lines read so far
+	index    int // tasks yielded so far
+	closed   atomic.Bool
+}
+
+// NewLineSource reads lines from r, naming it name in errors ("stdin"). Closing the
+// source closes r. Each task gets the settings s and the default shell.
+func NewLineSource(name string, r io.ReadCloser, s Settings) *LineSource {
+	return &LineSource{name: name, r: r, br: bufio.NewReaderSize(r, 64<<10), settings: s}
+}
+
+// Next implements Source.
+func (l *LineSource) Next() (Task, error) {
+	for {
+		line, err := l.readLine()
+		if err != nil {
+			return Task{}, err
+		}
+		if len(line) == 0 {
+			continue
+		}
+		l.index++
+		sp := Spec{Run: string(line)}
+		return Resolve(l.index, &sp, l.settings, &Defaults{}), nil
+	}
+}
+
+// readLine returns the next line without its end (\n or \r\n). A last line without a
+// newline is a line. The slice is valid until the next call.
+func (l *LineSource) readLine() ([]byte, error) {
+	var long []byte
+	for {
+		chunk, err := l.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			if len(long)+len(chunk) > MaxLineBytes {
+				return nil, &InputError{File: l.name, Line: l.line + 1, Msg: fmt.Sprintf("line longer than %d MiB", MaxLineBytes>>20)}
+			}
+			long = append(long, chunk...)
+			continue
+		}
+		if long != nil {
+			chunk = append(long, chunk...)
+		}
+		if err != nil && (len(chunk) == 0 || err != io.EOF) {
+			if l.closed.Load() || err == io.EOF {
+				return nil, io.EOF
+			}
+			return nil, fmt.Errorf("read %s: %w", l.name, err)
+		}
+		l.line++
+		chunk = trimEOL(chunk)
+		return chunk, nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+		if n := len(b); n > 0 && b[n-1] == '\r' {
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// Close implements Source: it closes the stream, which ends a pending read.
+func (l *LineSource) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	err := l.r.Close()
+	if errors.Is(err, io.ErrClosedPipe) {
+		return nil
+	}
+	return err
+}

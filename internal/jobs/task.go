@@ -1,0 +1,140 @@
+// Package jobs defines what a task is, how task files and input streams are read and
+// checked, what a task's result looks like, and how one task runs as a process.
+package jobs
+
+import (
+	"strings"
+	"time"
+)
+
+// DefaultShell runs a task's `run` command line when neither the task nor the file's
+// defaults name a shell.
+const DefaultShell = "/bin/sh"
+
+// Task is one unit of work with every setting resolved: the task's own fields, then the
+// command line, then the file's defaults, then the built-in defaults.
+// A Task is a plain value; nothing in it changes once it is built.
+type Task struct {
+	Index      int           // 1-based position in the input
+	ID         string        // unique within a run; "task-N" when the input names none
+	Run        string        // shell command line; exactly one of Run and Argv is set
+	Argv       []string      // program and arguments, run without a shell
+	Shell      string        // the shell that runs Run
+	Dir        string        // working directory; "" is gorun's own
+	Env        []string      // KEY=VALUE pairs added to gorun's environment, later wins
+	Timeout    time.Duration // 0: none
+	Retries    int           // attempts after the first
+	RetryDelay time.Duration // first backoff
+}
+
+// Args returns the argv that starts the task: Argv itself, or the shell with `-c Run`.
+func (t *Task) Args() []string {
+	if t.Argv != nil {
+		return t.Argv
+	}
+	return []string{t.Shell, "-c", t.Run}
+}
+
+// Command returns the task's command as a person reads it: the `run` line, or the argv
+// joined with spaces (words with blanks or quotes are quoted).
+func (t *Task) Command() string {
+	if t.Argv == nil {
+		return t.Run
+	}
+	var b strings.Builder
+	for i, a := range t.Argv {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(quoteWord(a))
+	}
+	return b.String()
+}
+
+func quoteWord(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`|&;<>()*?[]#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Settings are the per-task settings given outside the task file: on the command line,
+// in GORUN_* variables or in a config file. A nil field is not set, and the file's
+// defaults or the built-in defaults apply.
+type Settings struct {
+	Timeout    *time.Duration
+	Retries    *int
+	RetryDelay *time.Duration
+}
+
+// Defaults are the per-task settings a task file gives under `defaults`, or a task
+// gives itself. A nil field is not set.
+type Defaults struct {
+	Timeout    *time.Duration
+	Retries    *int
+	RetryDelay *time.Duration
+	Shell      *string
+	Dir        *string
+	Env        map[string]string
+}
+
+// Spec is a task as written in the input, before defaults are applied.
+type Spec struct {
+	ID   string
+	Run  string
+	Argv []string
+	Defaults
+}
+
+// Resolve builds the Task at 1-based index from its spec: each setting comes from the
+// spec, else from s, else from the file's defaults d, else from the built-in default.
+// Environment maps merge instead: defaults, then the task's own.
+func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
+	t := Task{
+		Index:      index,
+		ID:         sp.ID,
+		Run:        sp.Run,
+		Argv:       sp.Argv,
+		Shell:      pick(sp.Shell, nil, d.Shell, DefaultShell),
+		Dir:        pick(sp.Dir, nil, d.Dir, ""),
+		Timeout:    pick(sp.Timeout, s.Timeout, d.Timeout, 0),
+		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
+		RetryDelay: pick(sp.RetryDelay, s.RetryDelay, d.RetryDelay, time.Second),
+	}
+	if t.ID == "" {
+		t.ID = DefaultID(index)
+	}
+	t.Env = mergeEnv(d.Env, sp.Env)
+	return t
+}
+
+// DefaultID is the id of the task at 1-based index when the input names none.
+func DefaultID(index int) string {
+	return "task-" + itoa(index)
+}
+
+func pick[T any](task, settings, defaults *T, builtin T) T {
+	for _, p := range []*T{task, settings, defaults} {
+		if p != nil {
+			return *p
+		}
+	}
+	return builtin
+}
+
+func mergeEnv(maps ...map[string]string) []string {
+	n := 0
+	for _, m := range maps {
+		n += len(m)
+	}
+	if n == 0 {
+		return nil
+	}
+	env := make([]string, 0, n)
+	for _, m := range maps {
+		for _, k := range sortedKeys(m) {
+			env = append(env, k+"="+m[k])
+		}
+	}
+	return env
+}

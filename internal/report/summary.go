@@ -1,0 +1,129 @@
+// Package report sums up results and renders the summary. Summarize and Summary.Add are
+// pure; renderers write to an io.Writer.
+package report
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gorun/gorun/internal/jobs"
+)
+
+// MaxListed bounds how many unsuccessful tasks a Summary keeps to list one by one; the
+// rest are counted. Memory stays bounded however many tasks a run has.
+const MaxListed = 50
+
+// Summary accumulates what a report says of a run: counts per status, the spread of
+// task durations, and the first MaxListed tasks that did not succeed. Its memory does
+// not grow with the number of tasks. The zero value is an empty summary; a Summary is
+// not safe for concurrent use.
+type Summary struct {
+	Total    int
+	Counts   map[jobs.Status]int
+	Wall     time.Duration // the run's wall time, set by the caller
+	Listed   []jobs.Result // unsuccessful tasks, in input order, at most MaxListed
+	Unlisted int           // unsuccessful tasks beyond MaxListed
+	hist     histogram     // durations of tasks that started
+}
+
+// Summarize sums up results.
+func Summarize(results []jobs.Result) *Summary {
+	s := &Summary{}
+	for i := range results {
+		s.Add(results[i])
+	}
+	return s
+}
+
+// Add counts one result.
+func (s *Summary) Add(r jobs.Result) {
+	if s.Counts == nil {
+		s.Counts = make(map[jobs.Status]int, len(jobs.Statuses))
+	}
+	s.Total++
+	s.Counts[r.Status]++
+	if !r.StartedAt.IsZero() {
+		s.hist.add(time.Duration(r.Duration))
+	}
+	if r.Status == jobs.Succeeded {
+		return
+	}
+	if len(s.Listed) == MaxListed {
+		last := s.Listed[MaxListed-1]
+		if last.Index < r.Index {
+			s.Unlisted++
+			return
+		}
+		s.Listed = s.Listed[:MaxListed-1]
+		s.Unlisted++
+	}
+	r.StdoutTail = "" // a listed task shows its last stderr line only
+	i, _ := slices.BinarySearchFunc(s.Listed, r.Index, func(a jobs.Result, idx int) int { return a.Index - idx })
+	s.Listed = slices.Insert(s.Listed, i, r)
+}
+
+// Failed returns the number of tasks that failed or timed out.
+func (s *Summary) Failed() int { return s.Counts[jobs.Failed] + s.Counts[jobs.TimedOut] }
+
+// Started returns the number of tasks whose durations were counted.
+func (s *Summary) Started() int { return s.hist.n }
+
+// Quantile returns the q-quantile (0 ≤ q ≤ 1) of the durations of started tasks,
+// within 1% of the true value, and 0 when none started.
+func (s *Summary) Quantile(q float64) time.Duration { return s.hist.quantile(q) }
+
+// Max returns the longest task duration.
+func (s *Summary) Max() time.Duration { return s.hist.max }
+
+// histogram counts durations in buckets 1% apart: bounded memory, 1% error.
+type histogram struct {
+	n      int
+	max    time.Duration
+	counts map[int]int
+}
+
+const growth = 1.01
+
+func bucketOf(d time.Duration) int {
+	if d < time.Microsecond {
+		return -1
+	}
+	return int(math.Log(float64(d)/float64(time.Microsecond)) / math.Log(growth))
+}
+
+func (h *histogram) add(d time.Duration) {
+	if h.counts == nil {
+		h.counts = make(map[int]int)
+	}
+	h.n++
+	h.max = max(h.max, d)
+	h.counts[bucketOf(d)]++
+}
+
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	if q >= 1 {
+		return h.max
+	}
+	keys := make([]int, 0, len(h.counts))
+	for k := range h.counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	rank := int(math.Ceil(q * float64(h.n)))
+	seen := 0
+	for _, k := range keys {
+		seen += h.counts[k]
+		if seen >= max(rank, 1) {
+			if k < 0 {
+				return 0
+			}
+			mid := float64(time.Microsecond) * math.Pow(growth, float64(k)+0.5)
+			return min(time.Duration(mid), h.max)
+		}
+	}
+	return h.max
+}

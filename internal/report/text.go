@@ -1,0 +1,110 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gorun/gorun/internal/jobs"
+)
+
+// WriteText writes the summary a person reads at the end of a run: the counts per
+// status, wall time and throughput, the duration spread, and a line for each task that
+// did not succeed with its exit status and last stderr line.
+func WriteText(w io.Writer, s *Summary) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "gorun: %d %s in %s (%s tasks/s):", s.Total, plural(s.Total, "task"), FormatDuration(s.Wall), rate(s.Total, s.Wall))
+	sep := " "
+	for _, st := range jobs.Statuses {
+		fmt.Fprintf(&b, "%s%d %s", sep, s.Counts[st], strings.ReplaceAll(string(st), "_", " "))
+		sep = ", "
+	}
+	b.WriteByte('\n')
+	if s.Started() > 0 {
+		fmt.Fprintf(&b, "durations: p50 %s, p95 %s, max %s\n",
+			FormatDuration(s.Quantile(0.5)), FormatDuration(s.Quantile(0.95)), FormatDuration(s.Max()))
+	}
+	if len(s.Listed) > 0 {
+		b.WriteString("not succeeded:\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for i := range s.Listed {
+			r := &s.Listed[i]
+			took := "-"
+			if !r.StartedAt.IsZero() {
+				took = FormatDuration(time.Duration(r.Duration))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, how(r), took, lastLine(r))
+		}
+		_ = tw.Flush()
+		if s.Unlisted > 0 {
+			fmt.Fprintf(&b, "  … and %d more\n", s.Unlisted)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// how says how a task ended: its exit code or signal, or that it never started.
+func how(r *jobs.Result) string {
+	switch {
+	case r.Signal != "":
+		return r.Signal
+	case r.ExitCode != nil:
+		return fmt.Sprintf("exit %d", *r.ExitCode)
+	case r.Status == jobs.Skipped:
+		return "not started"
+	}
+	return "no exit"
+}
+
+// lastLine is the last non-empty line of the task's stderr, or its error.
+func lastLine(r *jobs.Result) string {
+	if r.Error != "" && (r.StartedAt.IsZero() || r.StderrTail == "") {
+		return firstLine(r.Error)
+	}
+	lines := strings.Split(strings.TrimRight(r.StderrTail, "\r\n\t "), "\n")
+	line := strings.TrimSpace(lines[len(lines)-1])
+	const most = 120
+	if len(line) > most {
+		line = line[:most] + "…"
+	}
+	return line
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+func rate(n int, wall time.Duration) string {
+	if wall <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", float64(n)/wall.Seconds())
+}
+
+// FormatDuration writes d with three significant digits: 812µs, 12.3ms, 4.56s, 2m3s.
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	case d >= time.Second:
+		return fmt.Sprintf("%.3gs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.3gms", float64(d)/float64(time.Millisecond))
+	case d > 0:
+		return fmt.Sprintf("%.3gµs", float64(d)/float64(time.Microsecond))
+	}
+	return "0s"
+}
