@@ -10,6 +10,8 @@ require (
 	golang.org/x/time v0.16.0
 )
 
+require go.uber.org/goleak v1.3.0 // indirect
+
 require (
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect

@@ -274,10 +274,14 @@ func (p *fileParser) yamlError(err error) error {
 		e.Msg = fmt.Sprintf("unknown key %q", tk.Value)
 	case errors.As(err, &te):
 		e.Key = keyOf(tk)
-		e.Msg = fmt.Sprintf("want %s, got %q", describeType(te.DstType), tk.Value)
+		e.Msg = fmt.Sprintf("want %s, got %s", describeType(te.DstType), describeToken(tk))
 	default:
 		e.Key = keyOf(tk)
+		if strings.Contains(e.Msg, "not allowed in this context") {
+			e.Msg += " (check the indentation)"
+		}
 	}
+	e.Msg = strings.ReplaceAll(e.Msg, "\t", `\t`)
 	return e
 }
 
@@ -295,6 +299,16 @@ func keyOf(tk *token.Token) string {
 		}
 	}
 	return ""
+}
+
+func describeToken(tk *token.Token) string {
+	switch tk.Type {
+	case token.SequenceStartType, token.SequenceEntryType:
+		return "a list"
+	case token.MappingStartType:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%q", tk.Value)
 }
 
 func describeType(t reflect.Type) string {

@@ -70,7 +70,7 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options, in <-chan Job
 
 func worker[T, R any](startCtx, runCtx context.Context, opts Options, slot int, in <-chan Job[T], fn Func[T, R], out chan<- Done[T, R]) {
 	for job := range in {
-		if !mayStart(startCtx, opts.Limiter) {
+		if !mayStart(startCtx, runCtx, opts.Limiter) {
 			out <- Done[T, R]{Job: job}
 			continue
 		}
@@ -79,15 +79,16 @@ func worker[T, R any](startCtx, runCtx context.Context, opts Options, slot int, 
 }
 
 // mayStart waits for a rate token and reports whether the job may start now.
-func mayStart(startCtx context.Context, lim *rate.Limiter) bool {
-	if startCtx.Err() != nil {
+// runCtx is checked too: a parent context is done a moment before its children.
+func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
+	if startCtx.Err() != nil || runCtx.Err() != nil {
 		return false
 	}
 	if lim != nil && lim.Wait(startCtx) != nil {
 		return false
 	}
 	// The token may have come as startCtx ended; ending wins.
-	return startCtx.Err() == nil
+	return startCtx.Err() == nil && runCtx.Err() == nil
 }
 
 func call[T, R any](runCtx context.Context, opts Options, slot int, job Job[T], fn Func[T, R]) (d Done[T, R]) {

@@ -42,7 +42,7 @@ func WriteText(w io.Writer, s *Summary) error {
 			fmt.Fprintf(&b, "  … and %d more\n", s.Unlisted)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, trimLines(b.String()))
 	return err
 }
 
@@ -56,7 +56,7 @@ func how(r *jobs.Result) string {
 	case r.Status == jobs.Skipped:
 		return "not started"
 	}
-	return "no exit"
+	return "did not start"
 }
 
 // lastLine is the last non-empty line of the task's stderr, or its error.
@@ -107,4 +107,13 @@ func FormatDuration(d time.Duration) string {
 		return fmt.Sprintf("%.3gµs", float64(d)/float64(time.Microsecond))
 	}
 	return "0s"
+}
+
+// trimLines drops the blanks tabwriter leaves at the end of lines.
+func trimLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
 }

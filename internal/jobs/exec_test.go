@@ -1,0 +1,189 @@
+//go:build linux
+
+package jobs
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorun/gorun/internal/testutil"
+)
+
+func TestMain(m *testing.M) {
+	if len(os.Args) == 2 && os.Args[1] == GuardArg {
+		os.Exit(GuardMain(os.Stdin))
+	}
+	os.Exit(m.Run())
+}
+
+// runShell runs script as a task with the test's mark in its environment.
+func runShell(t *testing.T, r *Runner, timeout time.Duration, script string) (Attempt, Status, *Capture, *Capture, string) {
+	t.Helper()
+	mark := testutil.NewMark(t)
+	task := Task{Index: 7, ID: "probe", Run: script, Shell: DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		defer cancel()
+	}
+	stdout, stderr := NewCapture(true), NewCapture(true)
+	t.Cleanup(func() { stdout.Close(); stderr.Close() })
+	a := r.Run(ctx, &task, 3, 2, stdout, stderr)
+	return a, StatusOf(ctx, a), stdout, stderr, mark
+}
+
+func TestRunOutputExitAndEnv(t *testing.T) {
+	r := &Runner{Grace: time.Second, BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "KEEP=base"}}
+	a, st, out, errOut, _ := runShell(t, r, 0,
+		`echo "$GORUN_TASK_ID $GORUN_TASK_INDEX $GORUN_ATTEMPT $GORUN_SLOT $KEEP"; read x; echo "stdin:$x."; echo to-stderr >&2; exit 3`)
+	if st != Failed || a.ExitCode != 3 || a.Signal != 0 {
+		t.Errorf("got status %s exit %d signal %v, want failed, exit 3, no signal", st, a.ExitCode, a.Signal)
+	}
+	if got, want := out.Tail(), "probe 7 2 3 base\nstdin:.\n"; got != want {
+		t.Errorf("stdout: got %q, want %q", got, want)
+	}
+	if got, want := errOut.Tail(), "to-stderr\n"; got != want {
+		t.Errorf("stderr: got %q, want %q", got, want)
+	}
+}
+
+func TestRunOwnProcessGroup(t *testing.T) {
+	r := &Runner{Grace: time.Second}
+	_, st, out, _, _ := runShell(t, r, 0, `ps -o pgid= -p $$; ps -o pid= -p $$`)
+	f := strings.Fields(out.Tail())
+	if st != Succeeded || len(f) != 2 || f[0] != f[1] {
+		t.Errorf("got status %s, pgid and pid %q, want the task to lead its own group", st, f)
+	}
+	if f[0] == itoa(syscall.Getpgrp()) {
+		t.Errorf("task shares gorun's process group %s", f[0])
+	}
+}
+
+func TestTimeoutKillsGrandchildHoldingOutput(t *testing.T) {
+	r := &Runner{Grace: 3 * time.Second}
+	start := time.Now()
+	a, st, _, _, mark := runShell(t, r, 300*time.Millisecond, `echo before; sleep 30 & wait`)
+	took := time.Since(start)
+	if st != TimedOut {
+		t.Errorf("got status %s, want timed_out", st)
+	}
+	if took > 2500*time.Millisecond {
+		t.Errorf("took %v, want about the 300ms timeout (SIGTERM reaches the whole group)", took)
+	}
+	if a.Signal != syscall.SIGTERM {
+		t.Errorf("got signal %v, want SIGTERM", a.Signal)
+	}
+	testutil.NoSurvivors(t, mark)
+}
+
+func TestTrapTermGetsKilledAfterGrace(t *testing.T) {
+	r := &Runner{Grace: 500 * time.Millisecond}
+	start := time.Now()
+	a, st, out, _, mark := runShell(t, r, 200*time.Millisecond, `trap '' TERM; echo ready; sleep 30; echo never`)
+	took := time.Since(start)
+	if st != TimedOut || a.Signal != syscall.SIGKILL {
+		t.Errorf("got status %s signal %v, want timed_out by SIGKILL", st, a.Signal)
+	}
+	if took < 650*time.Millisecond || took > 5*time.Second {
+		t.Errorf("took %v, want timeout 200ms + grace 500ms", took)
+	}
+	if got := out.Tail(); got != "ready\n" {
+		t.Errorf("stdout: got %q, want the output printed before the kill", got)
+	}
+	testutil.NoSurvivors(t, mark)
+}
+
+func TestGrandchildIgnoringTermDiesAfterLeaderExits(t *testing.T) {
+	r := &Runner{Grace: 400 * time.Millisecond}
+	start := time.Now()
+	_, st, _, _, mark := runShell(t, r, 200*time.Millisecond, `(trap '' TERM; exec sleep 30) >/dev/null 2>&1 & sleep 30`)
+	took := time.Since(start)
+	if st != TimedOut {
+		t.Errorf("got status %s, want timed_out", st)
+	}
+	if took < 550*time.Millisecond {
+		t.Errorf("took %v, want the grandchild given its grace before SIGKILL", took)
+	}
+	testutil.NoSurvivors(t, mark)
+}
+
+func TestOutputWithoutNewlineKeptOnKill(t *testing.T) {
+	r := &Runner{Grace: 100 * time.Millisecond}
+	_, st, out, _, _ := runShell(t, r, 200*time.Millisecond, `printf 'partial line'; sleep 30`)
+	if st != TimedOut || out.Tail() != "partial line" {
+		t.Errorf("got status %s stdout %q, want timed_out and %q", st, out.Tail(), "partial line")
+	}
+}
+
+func TestStartFailure(t *testing.T) {
+	r := &Runner{}
+	task := Task{ID: "nodir", Run: "true", Shell: DefaultShell, Dir: "/nonexistent/dir"}
+	a := r.Run(context.Background(), &task, 1, 1, NewCapture(false), NewCapture(false))
+	if a.Err == nil || !strings.Contains(a.Err.Error(), "nodir") || StatusOf(context.Background(), a) != Failed {
+		t.Errorf("got %v, want a failed start naming the task", a.Err)
+	}
+}
+
+func TestKillAllSkipsGrace(t *testing.T) {
+	r := &Runner{Grace: 30 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	mark := testutil.NewMark(t)
+	task := Task{ID: "stubborn", Run: `trap '' TERM; sleep 30`, Shell: DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
+	done := make(chan Attempt)
+	go func() { done <- r.Run(ctx, &task, 1, 1, NewCapture(false), NewCapture(false)) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	r.KillAll()
+	select {
+	case a := <-done:
+		if a.Signal != syscall.SIGKILL {
+			t.Errorf("got signal %v, want SIGKILL", a.Signal)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("KillAll took %v to end the task, want at once", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("task still running 10s after KillAll")
+	}
+	testutil.NoSurvivors(t, mark)
+}
+
+func TestGuardKillsGroupsOnClose(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := StartGuard(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := testutil.NewMark(t)
+	cmd := exec.Command("sh", "-c", "sleep 30 & sleep 30")
+	cmd.Env = append(os.Environ(), testutil.MarkVar+"="+mark)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	g.add(cmd.Process.Pid)
+	g.add(999999) // a group that does not exist is harmless
+	g.remove(999999)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("guard did not kill the group")
+	}
+	testutil.NoSurvivors(t, mark)
+}

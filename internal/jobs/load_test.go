@@ -1,0 +1,211 @@
+package jobs
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+func TestParseGoodFile(t *testing.T) {
+	src := `version: 1
+workers: 4
+rate: 2/s
+defaults:
+  timeout: 30s
+  retries: 2
+  retry_delay: 1s
+  shell: /bin/bash
+  env: {LANG: C.UTF-8, A: from-defaults}
+tasks:
+  - id: fetch
+    run: echo fetch
+  - cmd: [go, build, ./...]
+    timeout: 5m
+    retries: 0
+    env: {A: from-task, CGO_ENABLED: "0"}
+    dir: ./src
+`
+	f, err := Parse("tasks.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *f.Workers, 4; got != want {
+		t.Errorf("workers: got %d, want %d", got, want)
+	}
+	if got, want := *f.Rate, rate.Limit(2); got != want {
+		t.Errorf("rate: got %v, want %v", got, want)
+	}
+	tasks := f.Tasks(Settings{})
+	if len(tasks) != 2 {
+		t.Fatalf("got %d tasks, want 2", len(tasks))
+	}
+	a, b := tasks[0], tasks[1]
+	if a.ID != "fetch" || a.Timeout != 30*time.Second || a.Retries != 2 || a.Shell != "/bin/bash" {
+		t.Errorf("task 1 did not take the defaults: %+v", a)
+	}
+	if got, want := strings.Join(a.Args(), "|"), "/bin/bash|-c|echo fetch"; got != want {
+		t.Errorf("task 1 args: got %q, want %q", got, want)
+	}
+	if b.ID != "task-2" || b.Timeout != 5*time.Minute || b.Retries != 0 || b.Dir != "./src" {
+		t.Errorf("task 2 did not keep its own settings: %+v", b)
+	}
+	if got, want := strings.Join(b.Args(), "|"), "go|build|./..."; got != want {
+		t.Errorf("task 2 args: got %q, want %q", got, want)
+	}
+	if got, want := strings.Join(b.Env, " "), "A=from-defaults LANG=C.UTF-8 A=from-task CGO_ENABLED=0"; got != want {
+		t.Errorf("task 2 env: got %q, want %q (defaults first, task later wins)", got, want)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	d := func(s string) *time.Duration { v, _ := time.ParseDuration(s); return &v }
+	n := func(i int) *int { return &i }
+	tests := []struct {
+		name     string
+		task     Defaults
+		settings Settings
+		defaults Defaults
+		want     time.Duration
+		retries  int
+	}{
+		{"built-in", Defaults{}, Settings{}, Defaults{}, 0, 0},
+		{"file defaults", Defaults{}, Settings{}, Defaults{Timeout: d("3s"), Retries: n(1)}, 3 * time.Second, 1},
+		{"flag beats defaults", Defaults{}, Settings{Timeout: d("2s"), Retries: n(4)}, Defaults{Timeout: d("3s"), Retries: n(1)}, 2 * time.Second, 4},
+		{"task beats flag", Defaults{Timeout: d("1s"), Retries: n(0)}, Settings{Timeout: d("2s"), Retries: n(4)}, Defaults{Timeout: d("3s")}, time.Second, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := Spec{Run: "true", Defaults: tt.task}
+			got := Resolve(1, &sp, tt.settings, &tt.defaults)
+			if got.Timeout != tt.want || got.Retries != tt.retries {
+				t.Errorf("got timeout %v retries %d, want %v and %d", got.Timeout, got.Retries, tt.want, tt.retries)
+			}
+		})
+	}
+}
+
+func TestParseBadFiles(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unknown key", "version: 1\ntasks:\n  - id: a\n    run: x\n  - id: b\n    rn: y\n",
+			`f.yaml:6:5: unknown key "rn"`},
+		{"unknown top-level key", "version: 1\nworker: 3\ntasks: []\n",
+			`f.yaml:2:1: unknown key "worker"`},
+		{"bad indent", "version: 1\ntasks:\n  - id: a\n    run: x\n   timeout: 3s\n",
+			`f.yaml:5:4: `},
+		{"tab indent", "version: 1\ntasks:\n\t- id: a\n", `f.yaml:3:1: `},
+		{"duplicate id", "version: 1\ntasks:\n  - id: a\n    run: x\n  - id: b\n    run: y\n  - id: a\n    run: z\n",
+			`f.yaml:7:7: task 3: id: duplicate id "a" (first used by task 1 at line 3)`},
+		{"id collides with a default id", "version: 1\ntasks:\n  - run: x\n  - id: task-1\n    run: y\n",
+			`f.yaml:4:7: task 2: id: duplicate id "task-1" (first used by task 1 at line 3)`},
+		{"run and cmd", "version: 1\ntasks:\n  - id: a\n    run: x\n    cmd: [y]\n",
+			`f.yaml:5:10: task "a": cmd: give either`},
+		{"neither run nor cmd", "version: 1\ntasks:\n  - id: a\n    timeout: 1s\n",
+			`f.yaml:3:7: task "a": run: missing`},
+		{"bad duration", "version: 1\ntasks:\n  - id: a\n    run: x\n    timeout: 5 minutes\n",
+			`f.yaml:5:14: task "a": timeout: invalid duration "5 minutes"`},
+		{"negative duration", "version: 1\ndefaults:\n  retry_delay: -1s\ntasks: []\n",
+			`f.yaml:3:16: defaults.retry_delay: invalid duration "-1s": must not be negative`},
+		{"bad count", "version: 1\nworkers: many\ntasks: []\n",
+			`f.yaml:2:10: workers: want a whole number, got "many"`},
+		{"zero workers", "version: 1\nworkers: 0\ntasks: []\n",
+			`f.yaml:2:10: workers: must be at least 1, got 0`},
+		{"negative retries", "version: 1\ntasks:\n  - run: x\n    retries: -2\n",
+			`f.yaml:4:14: task 1: retries: must be 0 or more, got -2`},
+		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
+			`f.yaml:2:7: rate: invalid rate "fast"`},
+		{"cmd not a list", "version: 1\ntasks:\n  - cmd: ls -l\n",
+			`f.yaml:3:10: cmd: `},
+		{"empty cmd", "version: 1\ntasks:\n  - cmd: []\n",
+			`f.yaml:3:10: task 1: cmd: empty argv`},
+		{"duplicate key", "version: 1\ntasks:\n  - run: x\n    run: y\n",
+			`f.yaml:4:5: `},
+		{"wrong version", "version: 2\ntasks: []\n",
+			`f.yaml:1:10: version: unsupported version 2`},
+		{"no tasks", "version: 1\n", `f.yaml: tasks: missing`},
+		{"empty file", "", `f.yaml: empty task file`},
+		{"json unknown key", "{\"version\": 1,\n \"tasks\": [{\"run\": \"a\"},\n {\"bogus\": 1}]}",
+			`f.yaml:3:3: unknown key "bogus"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tt.src))
+			var ie *InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("got error %v, want an *InputError", err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, tt.want) {
+				t.Errorf("got  %q\nwant prefix %q", msg, tt.want)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line: %q", msg)
+			}
+		})
+	}
+}
+
+func TestReadFileMissing(t *testing.T) {
+	_, err := ReadFile(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.HasSuffix(err.Error(), "nope.yaml: no such file or directory") {
+		t.Errorf("got %v, want the file named with its problem", err)
+	}
+}
+
+func TestDemoFilesParse(t *testing.T) {
+	files, _ := filepath.Glob("../../testdata/*.yaml")
+	for _, name := range files {
+		if strings.Contains(name, "bad") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Parse(name, data); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want rate.Limit
+		bad  bool
+	}{
+		{in: "2/s", want: 2},
+		{in: "100/m", want: 100.0 / 60},
+		{in: "0.5/s", want: 0.5},
+		{in: "10", want: 10},
+		{in: "3600/h", want: 1},
+		{in: "1/250ms", want: 4},
+		{in: "0", want: rate.Inf},
+		{in: "inf", want: rate.Inf},
+		{in: "0/s", want: rate.Inf},
+		{in: "", bad: true},
+		{in: "fast", bad: true},
+		{in: "-1/s", bad: true},
+		{in: "2/fortnight", bad: true},
+		{in: "NaN", bad: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseRate(tt.in)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("ParseRate(%q): got %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || math.Abs(float64(got-tt.want)) > 1e-9 {
+			t.Errorf("ParseRate(%q): got %v, %v, want %v", tt.in, got, err, tt.want)
+		}
+	}
+}

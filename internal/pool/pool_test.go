@@ -1,0 +1,194 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.org/x/time/rate"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errTimeout = errors.New("job timed out")
+
+// runAll feeds n jobs to Run and collects every Done.
+func runAll[R any](startCtx, runCtx context.Context, opts Options, n int, timeout time.Duration, fn Func[int, R]) []Done[int, R] {
+	in := make(chan Job[int])
+	out := make(chan Done[int, R])
+	go func() {
+		defer close(in)
+		for i := 1; i <= n; i++ {
+			in <- Job[int]{Index: i, Value: i, Timeout: timeout}
+		}
+	}()
+	go func() {
+		Run(startCtx, runCtx, opts, in, fn, out)
+		close(out)
+	}()
+	var all []Done[int, R]
+	for d := range out {
+		all = append(all, d)
+	}
+	return all
+}
+
+func TestConcurrencyNeverExceedsWorkers(t *testing.T) {
+	for _, workers := range []int{1, 3, 8} {
+		var running, most atomic.Int32
+		fn := func(ctx context.Context, slot int, v int) int {
+			n := running.Add(1)
+			for {
+				m := most.Load()
+				if n <= m || most.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(time.Millisecond)
+			running.Add(-1)
+			return v * 2
+		}
+		ctx := context.Background()
+		done := runAll(ctx, ctx, Options{Workers: workers}, 200, 0, fn)
+		if len(done) != 200 {
+			t.Fatalf("workers=%d: got %d results, want 200", workers, len(done))
+		}
+		seen := make(map[int]bool)
+		for _, d := range done {
+			if !d.Started || d.Result != d.Job.Value*2 || d.Slot < 1 || d.Slot > workers {
+				t.Errorf("workers=%d: bad done %+v", workers, d)
+			}
+			seen[d.Job.Index] = true
+		}
+		if len(seen) != 200 {
+			t.Errorf("workers=%d: got %d distinct jobs, want 200", workers, len(seen))
+		}
+		if got := most.Load(); got > int32(workers) {
+			t.Errorf("workers=%d: got %d running at once, want at most %d", workers, got, workers)
+		}
+	}
+}
+
+func TestStartsRespectTheRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var starts []time.Duration
+		begin := time.Now()
+		startCh := make(chan time.Duration, 20)
+		fn := func(ctx context.Context, slot int, v int) int {
+			startCh <- time.Since(begin)
+			return v
+		}
+		ctx := context.Background()
+		lim := rate.NewLimiter(10, 1)
+		runAll(ctx, ctx, Options{Workers: 4, Limiter: lim}, 20, 0, fn)
+		close(startCh)
+		for s := range startCh {
+			starts = append(starts, s)
+		}
+		if len(starts) != 20 {
+			t.Fatalf("got %d starts, want 20", len(starts))
+		}
+		// 20 starts at 10/s with burst 1: the first at once, the last after 1.9s.
+		if last := starts[len(starts)-1]; last < 1900*time.Millisecond {
+			t.Errorf("last start at %v, want at least 1.9s", last)
+		}
+		for i := 1; i < len(starts); i++ {
+			if gap := starts[i] - starts[i-1]; gap < 99*time.Millisecond {
+				t.Errorf("starts %d and %d %v apart, want at least 100ms", i, i+1, gap)
+			}
+		}
+	})
+}
+
+func TestStopStartingSkipsTheRest(t *testing.T) {
+	startCtx, stop := context.WithCancel(context.Background())
+	var started atomic.Int32
+	fn := func(ctx context.Context, slot int, v int) int {
+		if started.Add(1) == 3 {
+			stop()
+		}
+		return v
+	}
+	done := runAll(startCtx, context.Background(), Options{Workers: 1}, 50, 0, fn)
+	if len(done) != 50 {
+		t.Fatalf("got %d results, want 50: every job is reported", len(done))
+	}
+	var ran int
+	for _, d := range done {
+		if d.Started {
+			ran++
+		}
+	}
+	if ran != 3 {
+		t.Errorf("got %d started, want 3 (none after startCtx ended)", ran)
+	}
+}
+
+func TestCancelStopsRunningJobs(t *testing.T) {
+	runCtx, cancel := context.WithCancel(context.Background())
+	startCtx, stop := context.WithCancel(runCtx)
+	defer stop()
+	var started atomic.Int32
+	fn := func(ctx context.Context, slot int, v int) error {
+		if started.Add(1) == 4 {
+			cancel()
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	done := runAll(startCtx, runCtx, Options{Workers: 4}, 10, 0, fn)
+	var ran int
+	for _, d := range done {
+		if d.Started {
+			ran++
+			if !errors.Is(d.Result, context.Canceled) {
+				t.Errorf("job %d: got %v, want context.Canceled", d.Job.Index, d.Result)
+			}
+		}
+	}
+	if ran != 4 || len(done) != 10 {
+		t.Errorf("got %d started of %d reported, want 4 of 10", ran, len(done))
+	}
+}
+
+func TestTimeoutCause(t *testing.T) {
+	fn := func(ctx context.Context, slot int, v int) error {
+		<-ctx.Done()
+		return context.Cause(ctx)
+	}
+	ctx := context.Background()
+	done := runAll(ctx, ctx, Options{Workers: 2, TimeoutCause: errTimeout}, 2, 10*time.Millisecond, fn)
+	for _, d := range done {
+		if !errors.Is(d.Result, errTimeout) {
+			t.Errorf("got cause %v, want %v", d.Result, errTimeout)
+		}
+	}
+}
+
+func TestPanicBecomesAResult(t *testing.T) {
+	fn := func(ctx context.Context, slot int, v int) int {
+		if v == 2 {
+			panic("boom")
+		}
+		return v
+	}
+	ctx := context.Background()
+	done := runAll(ctx, ctx, Options{Workers: 2}, 3, 0, fn)
+	var panics int
+	for _, d := range done {
+		if d.Panic != nil {
+			panics++
+			if d.Job.Index != 2 || !strings.Contains(d.Panic.Error(), "boom") || !strings.Contains(d.Panic.Error(), "pool_test.go") {
+				t.Errorf("got panic %v for job %d, want boom with its stack for job 2", d.Panic, d.Job.Index)
+			}
+		}
+	}
+	if panics != 1 || len(done) != 3 {
+		t.Errorf("got %d panics in %d results, want 1 in 3", panics, len(done))
+	}
+}

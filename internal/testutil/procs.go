@@ -1,0 +1,84 @@
+// Package testutil helps tests find the processes they started.
+package testutil
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MarkVar is the environment variable a test sets on the processes it starts, so that
+// Survivors can find them and their descendants (environments are inherited).
+const MarkVar = "GORUN_TEST_MARK"
+
+// NewMark returns a value for MarkVar unique to this test run.
+func NewMark(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return t.Name() + "-" + hex.EncodeToString(b)
+}
+
+// Survivors returns the pids of living (not zombie) processes whose environment holds
+// MarkVar=mark. It reads /proc, so it works on Linux only; elsewhere it skips the test.
+func Survivors(t testing.TB, mark string) []int {
+	t.Helper()
+	dir, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc: cannot look for surviving processes")
+	}
+	needle := []byte(MarkVar + "=" + mark + "\x00")
+	var pids []int
+	for _, e := range dir {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, needle) {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// NoSurvivors fails the test if a marked process is still alive after a short while
+// (the kernel needs a moment to deliver a SIGKILL), and kills any it finds.
+func NoSurvivors(t testing.TB, mark string) {
+	t.Helper()
+	var left []int
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if left = Survivors(t, mark); len(left) == 0 {
+			return
+		}
+	}
+	for _, pid := range left {
+		if p, err := os.FindProcess(pid); err == nil {
+			_ = p.Kill()
+		}
+	}
+	t.Errorf("processes survived: %v, want none", describe(left))
+}
+
+func describe(pids []int) []string {
+	var out []string
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		out = append(out, strconv.Itoa(pid)+" "+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+	}
+	return out
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# bench.sh: the script behind `make bench`. Times gorun against the per-task floor
+# (spawnlimit, from ../shared/bench) and against xargs and GNU parallel, running N
+# trivial tasks (`true`, each through sh -c) at a few concurrency levels.
+#
+# Knobs (environment):
+#   N=10000      tasks per run
+#   JOBS="2 8"   concurrency levels (-j / -P)
+#   ROUNDS=3     runs of each runner per level; the table shows medians
+#   QUICK=1      smoke run: N=1000 ROUNDS=1
+#   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8 (slow)
+#
+# Quote results as the ratio to spawnlimit measured in the same run: the machine's
+# speed drifts between runs. Peak RSS is the largest single process in the runner's
+# tree (getrusage), which for gorun is gorun itself, not the sum over its children.
+# Binaries go to a temporary directory, never into the repository.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [[ "${QUICK:-}" == 1 ]]; then
+	N=1000
+	ROUNDS=1
+fi
+N=${N:-10000}
+JOBS=${JOBS:-"2 8"}
+ROUNDS=${ROUNDS:-3}
+
+die() { echo "bench: $*" >&2; exit 2; }
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+for j in $JOBS; do
+	[[ "$j" =~ ^[1-9][0-9]*$ ]] || die "JOBS must be positive integers, got '$j'"
+done
+[[ -n "${JOBS// /}" ]] || die "JOBS is empty"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gorun-bench.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- build -----------------------------------------------------------------------------
+
+echo "building gorun..." >&2
+go build -o "$TMP/gorun" ./cmd/gorun
+
+have_spawnlimit=0
+if [[ -d ../shared/bench/spawnlimit ]]; then
+	echo "building spawnlimit..." >&2
+	if go build -C ../shared/bench/spawnlimit -o "$TMP/spawnlimit" .; then
+		have_spawnlimit=1
+	else
+		echo "bench: spawnlimit failed to build; skipping it" >&2
+	fi
+else
+	echo "bench: ../shared/bench/spawnlimit not found; skipping it" >&2
+fi
+
+# Flags that may not exist yet in this checkout of gorun.
+gorun_help=$("$TMP/gorun" exec --help 2>&1 || true)
+gorun_flags=()
+if grep -q -e '--progress' <<<"$gorun_help"; then
+	gorun_flags+=(--progress never)
+fi
+
+have_parallel=0
+parallel_version=$(parallel --version </dev/null 2>/dev/null || true)
+if grep -q 'GNU parallel' <<<"$parallel_version"; then
+	have_parallel=1
+fi
+
+have_time=0
+[[ -x /usr/bin/time ]] && have_time=1
+
+# gorun reads settings from GORUN_* variables, ./gorun.yaml and
+# $XDG_CONFIG_HOME/gorun/config.yaml: run it with none of them, so only the flags
+# below apply.
+mkdir -p "$TMP/xdg" "$TMP/cwd"
+while IFS= read -r v; do
+	unset "$v"
+done < <(compgen -e | grep '^GORUN_' || true)
+
+# --- input -----------------------------------------------------------------------------
+
+gen_input() { # gen_input COUNT FILE
+	awk -v n="$1" 'BEGIN { for (i = 0; i < n; i++) print "true" }' >"$2"
+}
+INPUT=$TMP/input
+gen_input "$N" "$INPUT"
+
+runners=()
+((have_spawnlimit)) && runners+=(spawnlimit)
+runners+=(gorun xargs)
+((have_parallel)) && runners+=(parallel)
+
+# --- running ---------------------------------------------------------------------------
+
+# runner_cmd RUNNER J: sets cmd to the runner's command line.
+runner_cmd() {
+	local r=$1 j=$2
+	case $r in
+	gorun) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none) ;;
+	spawnlimit) cmd=("$TMP/spawnlimit" -p "$j" -capture -stdin -q) ;;
+	xargs) cmd=(xargs -P "$j" -I{} sh -c {}) ;;
+	parallel) cmd=(parallel --will-cite -j "$j") ;;
+	*) die "unknown runner $r" ;;
+	esac
+}
+
+# measure RUNNER J INPUT: runs the runner once with stdin from INPUT, its output
+# discarded, in an empty directory. Prints "WALL_S RSS_KIB" (RSS "n/a" without
+# /usr/bin/time); returns non-zero if the runner failed.
+measure() {
+	local r=$1 j=$2 in=$3 rc=0 out cmd
+	runner_cmd "$r" "$j"
+	if ((have_time)); then
+		(cd "$TMP/cwd" && exec /usr/bin/time -f '%e %M' -o "$TMP/time.out" "${cmd[@]}") \
+			<"$in" >/dev/null 2>/dev/null || rc=$?
+		# On failure time(1) writes a "Command exited with non-zero status" line first.
+		out=$(tail -n 1 "$TMP/time.out")
+	else
+		local TIMEFORMAT='%R'
+		# The redirections stay inside the subshell (on `time` itself they would swallow
+		# its report too), and the subshell must not exec (that loses the report).
+		{ time (cd "$TMP/cwd" && "${cmd[@]}" <"$in" >/dev/null 2>/dev/null); } 2>"$TMP/time.out" || rc=$?
+		out="$(tail -n 1 "$TMP/time.out") n/a"
+	fi
+	[[ "$out" =~ ^[0-9.]+\ ([0-9]+|n/a)$ ]] || { echo "bench: cannot read the time of $r: '$out'" >&2; return 1; }
+	echo "$out"
+	return "$rc"
+}
+
+# median of the numbers on stdin (mean of the two middle ones for an even count);
+# "n/a" if there are none.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+		END {
+			if (NR == 0) { print "n/a"; exit }
+			if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+		}'
+}
+
+echo "gorun $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | awk '{ print $3 }'), $(nproc) CPUs, $(uname -sr)"
+echo "gorun flags: exec -j J ${gorun_flags[*]+${gorun_flags[*]} }-o none"
+((have_parallel)) && echo "$(head -n 1 <<<"$parallel_version")"
+((have_time)) || echo "no /usr/bin/time: wall clock from bash, no peak RSS"
+echo
+
+any_failed=0
+for j in $JOBS; do
+	declare -A walls=() rsss=() fails=()
+	for r in "${runners[@]}"; do
+		walls[$r]="" rsss[$r]="" fails[$r]=0
+	done
+	for ((round = 1; round <= ROUNDS; round++)); do
+		# Odd rounds run the runners in order, even rounds in reverse, so drift in the
+		# machine's speed lands on all of them alike.
+		order=("${runners[@]}")
+		if ((round % 2 == 0)); then
+			order=()
+			for ((i = ${#runners[@]} - 1; i >= 0; i--)); do order+=("${runners[i]}"); done
+		fi
+		for r in "${order[@]}"; do
+			printf '  -j %s round %d/%d: %-10s ' "$j" "$round" "$ROUNDS" "$r" >&2
+			if res=$(measure "$r" "$j" "$INPUT"); then
+				read -r wall rss <<<"$res"
+				walls[$r]+="$wall"$'\n'
+				[[ "$rss" != n/a ]] && rsss[$r]+="$rss"$'\n'
+				echo "${wall}s ${rss}KiB" >&2
+			else
+				fails[$r]=$((fails[$r] + 1))
+				any_failed=1
+				echo "FAILED" >&2
+			fi
+		done
+	done
+
+	# Medians first: every row's ratio needs spawnlimit's.
+	declare -A mwall=() mrss=()
+	for r in "${runners[@]}"; do
+		mwall[$r]=$(printf '%s' "${walls[$r]}" | sed '/^$/d' | median)
+		mrss[$r]=$(printf '%s' "${rsss[$r]}" | sed '/^$/d' | median)
+	done
+	base=-
+	if ((have_spawnlimit)) && ((fails[spawnlimit] == 0)); then
+		base=${mwall[spawnlimit]}
+	fi
+
+	echo "N=$N tasks of \`true\`, -j $j, $ROUNDS round(s) (median)"
+	printf '%-12s %8s %9s %13s %14s\n' runner wall_s tasks/s peak_rss_MiB vs_spawnlimit
+	for r in "${runners[@]}"; do
+		if ((fails[$r] > 0)); then
+			printf '%-12s %8s %9s %13s %14s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - -
+			continue
+		fi
+		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v b="$base" 'BEGIN {
+			tps = (w > 0) ? sprintf("%.1f", n / w) : "inf"
+			rss = (m == "n/a") ? "n/a" : sprintf("%.1f", m / 1024)
+			ratio = (b == "-" || b <= 0) ? "-" : sprintf("%.2f", w / b)
+			printf "%-12s %8.2f %9s %13s %14s\n", r, w, tps, rss, ratio
+		}'
+	done
+	echo
+	unset walls rsss fails mwall mrss
+done
+
+# --- optional: gorun's memory as the input grows ----------------------------------------
+
+if [[ "${SCALE:-}" == 1 ]]; then
+	echo "gorun peak RSS by input size, -j 8 (one run each)"
+	printf '%-10s %8s %9s %13s\n' tasks wall_s tasks/s peak_rss_MiB
+	for n in 100000 1000000; do
+		echo "  generating $n lines, running gorun..." >&2
+		gen_input "$n" "$TMP/input.scale"
+		if res=$(measure gorun 8 "$TMP/input.scale"); then
+			read -r wall rss <<<"$res"
+			awk -v n="$n" -v w="$wall" -v m="$rss" 'BEGIN {
+				tps = (w > 0) ? sprintf("%.1f", n / w) : "inf"
+				rss = (m == "n/a") ? "n/a" : sprintf("%.1f", m / 1024)
+				printf "%-10s %8.2f %9s %13s\n", n, w, tps, rss
+			}'
+		else
+			any_failed=1
+			printf '%-10s %8s\n' "$n" FAILED
+		fi
+		rm -f "$TMP/input.scale"
+	done
+	echo
+fi
+
+if ((any_failed)); then
+	echo "bench: some runs FAILED (see above)" >&2
+	exit 1
+fi
