@@ -6,11 +6,10 @@ require (
 	github.com/goccy/go-yaml v1.19.2
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/viper v1.21.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.49.0
 	golang.org/x/time v0.16.0
 )
-
-require go.uber.org/goleak v1.3.0 // indirect
 
 require (
 	github.com/fsnotify/fsnotify v1.9.0 // indirect

@@ -8,7 +8,8 @@
 #   JOBS="2 8"   concurrency levels (-j / -P)
 #   ROUNDS=3     runs of each runner per level; the table shows medians
 #   QUICK=1      smoke run: N=1000 ROUNDS=1
-#   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8 (slow)
+#   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
+#                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
 # Quote results as the ratio to spawnlimit measured in the same run: the machine's
 # speed drifts between runs. Peak RSS is the largest single process in the runner's

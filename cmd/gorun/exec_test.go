@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/pipeline"
+)
+
+// parseExec runs `gorun exec ARGS` up to the point where the options are filled.
+func parseExec(t *testing.T, argv string, env map[string]string) (*ExecOptions, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	ios, _, _, _ := iostreams.Test()
+	var got *ExecOptions
+	root := NewCmdRoot(ios, nil)
+	for _, c := range root.Commands() {
+		if c.Name() == "exec" {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(NewCmdExec(ios, nil, func(o *ExecOptions) error { got = o; return nil }))
+	root.SetArgs(append([]string{"exec"}, strings.Fields(argv)...))
+	err := root.ExecuteContext(context.Background())
+	return got, err
+}
+
+func TestExecOptions(t *testing.T) {
+	dur := func(d time.Duration) *time.Duration { return &d }
+	n := func(i int) *int { return &i }
+	lim := func(r rate.Limit) *rate.Limit { return &r }
+	tests := []struct {
+		name string
+		argv string
+		env  map[string]string
+		want ExecOptions
+	}{
+		{name: "defaults", argv: "tasks.yaml",
+			want: ExecOptions{File: "tasks.yaml", Format: "auto", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+		{name: "flags", argv: "tasks.yaml -j 5 -r 2/s --burst 3 -t 30s --grace 1s --retries 2 --retry-delay 3s -o none",
+			want: ExecOptions{File: "tasks.yaml", Format: "auto", Workers: n(5), Rate: lim(2), Burst: 3, Grace: time.Second, Output: pipeline.None,
+				Settings: jobs.Settings{Timeout: dur(30 * time.Second), Retries: n(2), RetryDelay: dur(3 * time.Second)}}},
+		{name: "environment", argv: "-", env: map[string]string{"GORUN_WORKERS": "7", "GORUN_RETRY_DELAY": "2s", "GORUN_RATE": "100/m"},
+			want: ExecOptions{File: "-", Format: "auto", Workers: n(7), Rate: lim(100.0 / 60), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
+				Settings: jobs.Settings{RetryDelay: dur(2 * time.Second)}}},
+		{name: "flag beats environment", argv: "-j 3", env: map[string]string{"GORUN_WORKERS": "7"},
+			want: ExecOptions{Format: "auto", Workers: n(3), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+		{name: "unlimited rate", argv: "--rate inf",
+			want: ExecOptions{Format: "auto", Rate: lim(rate.Inf), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir()) // no ./gorun.yaml
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+			got, err := parseExec(t, tt.argv, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := diffOptions(got, &tt.want); d != "" {
+				t.Errorf("options differ: %s", d)
+			}
+		})
+	}
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if err := os.WriteFile("gorun.yaml", []byte("workers: 9\ntimeout: 10s\ngrace: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseExec(t, "-t 20s", map[string]string{"GORUN_GRACE": "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.Workers != 9 || *got.Settings.Timeout != 20*time.Second || got.Grace != 3*time.Second {
+		t.Errorf("got workers %d timeout %v grace %v, want 9 (file), 20s (flag), 3s (environment)",
+			*got.Workers, *got.Settings.Timeout, got.Grace)
+	}
+	explicit := filepath.Join(t.TempDir(), "other.yaml")
+	if err := os.WriteFile(explicit, []byte("workers: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = parseExec(t, "--config "+explicit, nil); err != nil || *got.Workers != 4 {
+		t.Errorf("--config: got %v, %v, want workers 4 from %s", got.Workers, err, explicit)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	tests := []struct {
+		name, argv string
+		env        map[string]string
+		config     string
+		want       string
+	}{
+		{name: "bad rate flag", argv: "-r fast", want: `--rate: invalid rate "fast"`},
+		{name: "bad workers env", env: map[string]string{"GORUN_WORKERS": "lots"}, want: `GORUN_WORKERS: invalid number "lots"`},
+		{name: "zero workers", argv: "-j 0", want: `--workers: must be at least 1, got 0`},
+		{name: "negative timeout", argv: "-t -1s", want: `--timeout: invalid duration "-1s"`},
+		{name: "bad output", argv: "-o fancy", want: `--output: invalid output mode "fancy"`},
+		{name: "unknown flag", argv: "--frobnicate", want: "unknown flag: --frobnicate"},
+		{name: "two files", argv: "a.yaml b.yaml", want: "exec takes one task file"},
+		{name: "bad config value", config: "grace: soon\n", want: `gorun.yaml: grace: invalid duration "soon"`},
+		{name: "unknown config key", config: "wrkers: 2\n", want: `gorun.yaml: unknown key "wrkers"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+			if tt.config != "" {
+				if err := os.WriteFile("gorun.yaml", []byte(tt.config), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := parseExec(t, tt.argv+" -", tt.env)
+			var ue *usageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want a usage error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestStdinTerminalIsAUsageError(t *testing.T) {
+	t.Chdir(t.TempDir())
+	ios, _, _, _ := iostreams.Test()
+	ios.SetStdinTTY(true)
+	cmd := NewCmdExec(ios, nil, func(*ExecOptions) error { t.Error("ran with a terminal on stdin"); return nil })
+	cmd.SetArgs(nil)
+	err := cmd.Execute()
+	var ue *usageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "standard input is a terminal") {
+		t.Errorf("got %v, want a usage error about the terminal", err)
+	}
+}
+
+func diffOptions(got, want *ExecOptions) string {
+	var d []string
+	check := func(name string, g, w any) {
+		if g != w {
+			d = append(d, name)
+		}
+	}
+	check("File", got.File, want.File)
+	check("Format", got.Format, want.Format)
+	check("Burst", got.Burst, want.Burst)
+	check("Grace", got.Grace, want.Grace)
+	check("Output", got.Output, want.Output)
+	check("Workers", deref(got.Workers, -1), deref(want.Workers, -1))
+	check("Rate", deref(got.Rate, -1), deref(want.Rate, -1))
+	check("Timeout", deref(got.Settings.Timeout, -1), deref(want.Settings.Timeout, -1))
+	check("Retries", deref(got.Settings.Retries, -1), deref(want.Settings.Retries, -1))
+	check("RetryDelay", deref(got.Settings.RetryDelay, -1), deref(want.Settings.RetryDelay, -1))
+	return strings.Join(d, ", ")
+}
+
+// fakePipeline emits the given results without running anything.
+func fakePipeline(results []jobs.Result, err error) PipelineFunc {
+	return func(ctx context.Context, src jobs.Source, opts pipeline.Options, emit func(jobs.Result)) error {
+		for _, r := range results {
+			emit(r)
+		}
+		return err
+	}
+}
+
+func TestRunExec(t *testing.T) {
+	zero, three := 0, 3
+	ok := jobs.Result{ID: "a", Index: 1, Status: jobs.Succeeded, ExitCode: &zero, StartedAt: time.Now()}
+	bad := jobs.Result{ID: "b", Index: 2, Status: jobs.Failed, ExitCode: &three, StartedAt: time.Now(), StderrTail: "boom\n"}
+	interrupted := &interruptedError{sig: 2}
+	tests := []struct {
+		name     string
+		results  []jobs.Result
+		inputErr error
+		cancel   error
+		wantErr  error
+		wantLine string
+	}{
+		{name: "all succeed", results: []jobs.Result{ok}, wantLine: "1 succeeded, 0 failed"},
+		{name: "one fails", results: []jobs.Result{ok, bad}, wantErr: errTasksFailed, wantLine: "b  failed  exit 3"},
+		{name: "interrupted", results: []jobs.Result{ok}, cancel: interrupted, wantErr: interrupted, wantLine: "1 succeeded"},
+		{name: "input error", inputErr: &jobs.InputError{File: "stdin", Line: 4, Msg: "bad"}, wantLine: "0 tasks"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, in, out, errOut := iostreams.Test()
+			in.WriteString("true\n")
+			ctx, cancel := context.WithCancelCause(context.Background())
+			if tt.cancel != nil {
+				cancel(tt.cancel)
+			}
+			defer cancel(nil)
+			opts := &ExecOptions{IO: ios, Pipeline: fakePipeline(tt.results, tt.inputErr), Format: "auto", Burst: 1, Output: pipeline.Grouped}
+			err := runExec(ctx, opts)
+			want := tt.wantErr
+			if tt.inputErr != nil {
+				want = tt.inputErr
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("got error %v, want %v", err, want)
+			}
+			if !strings.Contains(errOut.String(), tt.wantLine) {
+				t.Errorf("stderr %q does not contain %q", errOut.String(), tt.wantLine)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout got %q, want nothing: the summary goes to stderr", out.String())
+			}
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	ios, _, _, errOut := iostreams.Test()
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errTasksFailed, 1},
+		{&interruptedError{sig: 2}, 130},
+		{&interruptedError{sig: 15}, 143},
+		{usagef("gorun exec", "bad flag"), 2},
+		{&jobs.InputError{File: "f.yaml", Line: 1, Msg: "bad"}, 2},
+		{errors.New("cannot start guard"), 1},
+	}
+	for _, tt := range tests {
+		if got := exitCode(ios, tt.err); got != tt.want {
+			t.Errorf("exitCode(%v): got %d, want %d", tt.err, got, tt.want)
+		}
+	}
+	if !strings.Contains(errOut.String(), "Run 'gorun exec --help' for usage.") {
+		t.Errorf("a usage error should point at the help; stderr: %q", errOut.String())
+	}
+}
