@@ -245,3 +245,18 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("a usage error should point at the help; stderr: %q", errOut.String())
 	}
 }
+
+func TestExampleConfigIsValid(t *testing.T) {
+	example, err := filepath.Abs("../../configs/gorun.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	got, err := parseExec(t, "--config "+example+" -", nil)
+	if err != nil {
+		t.Fatalf("configs/gorun.example.yaml: %v", err)
+	}
+	if *got.Workers != 4 || *got.Rate != 10 || *got.Settings.Timeout != 10*time.Minute {
+		t.Errorf("got workers %d rate %v timeout %v, want the example's 4, 10/s and 10m", *got.Workers, *got.Rate, *got.Settings.Timeout)
+	}
+}

@@ -55,7 +55,7 @@ func TestRunOutputExitAndEnv(t *testing.T) {
 
 func TestRunOwnProcessGroup(t *testing.T) {
 	r := &Runner{Grace: time.Second}
-	_, st, out, _, _ := runShell(t, r, 0, `ps -o pgid= -p $$; ps -o pid= -p $$`)
+	_, st, out, _, _ := runShell(t, r, 0, `cut -d' ' -f5 /proc/$$/stat; echo $$`)
 	f := strings.Fields(out.Tail())
 	if st != Succeeded || len(f) != 2 || f[0] != f[1] {
 		t.Errorf("got status %s, pgid and pid %q, want the task to lead its own group", st, f)

@@ -1,0 +1,32 @@
+# gorun: `make run` runs the demo, `make test` runs the tests.
+GO          ?= go
+BIN         := bin/gorun
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build run test lint bench clean
+
+all: lint test
+
+build:
+	$(GO) build -o $(BIN) ./cmd/gorun
+
+## run: the demo task file: successes, a failure, a timeout, the rate limit at work
+run: build
+	@$(BIN) exec testdata/demo.yaml || echo "(gorun exited $$?: the demo fails and times out a task on purpose)"
+
+## test: go vet, then every test with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## lint: formatting and staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: per-task overhead against spawnlimit, xargs -P and GNU parallel (QUICK=1 for a smoke run)
+bench:
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin
