@@ -142,3 +142,17 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// boolean returns key's value, false when it is not set.
+func (c *config) boolean(key string) (bool, error) {
+	if !c.isSet(key) {
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(c.v.GetString(key))) {
+	case "1", "t", "true", "yes", "on":
+		return true, nil
+	case "0", "f", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, c.errorf(key, "invalid boolean %q: want true or false", c.v.GetString(key))
+}

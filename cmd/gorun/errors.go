@@ -22,3 +22,7 @@ func usagef(cmd, format string, args ...any) error {
 // errTasksFailed means that at least one task failed or timed out; the summary has
 // said which, so main prints nothing more and exits 1.
 var errTasksFailed = errors.New("some tasks did not succeed")
+
+// errBrokenPipe means that gorun's standard output was closed by its reader; the run
+// was stopped, and gorun exits 141, as a program killed by SIGPIPE does.
+var errBrokenPipe = errors.New("standard output closed (broken pipe)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"runtime"
@@ -28,14 +29,17 @@ type ExecOptions struct {
 	StartGuard func() (*jobs.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}             // closed at a second interrupt
 
-	File     string        // task file; "" or "-": standard input
-	Format   string        // auto, yaml, json or lines
-	Workers  *int          // nil: the task file's, else the number of CPUs
-	Rate     *rate.Limit   // nil: the task file's, else unlimited
-	Burst    int           // starts allowed at once
-	Settings jobs.Settings // per-task settings given outside the task file
-	Grace    time.Duration
-	Output   pipeline.Output
+	File      string         // task file; "" or "-": standard input
+	Format    string         // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template  *jobs.Template // the command template after --, or nil
+	Null      bool           // input items end with NUL
+	Workers   *int           // nil: the task file's, else the number of CPUs
+	Rate      *rate.Limit    // nil: the task file's, else unlimited
+	Burst     int            // starts allowed at once
+	Settings  jobs.Settings  // per-task settings given outside the task file
+	Grace     time.Duration
+	Output    pipeline.Output
+	KeepOrder bool
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -43,6 +47,12 @@ const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
 
   # one shell command per line from a pipe; each gets 30 seconds
   generate-commands | gorun exec -j 8 --timeout 30s
+
+  # xargs style: each file name becomes an argument (no shell involved)
+  find . -name '*.png' -print0 | gorun exec -0 -j 8 -- convert {} {.}.jpg
+
+  # one result object per task, for jq
+  cat urls.txt | gorun exec -o jsonl --rate 5/s -- 'curl -fsS "{}" | wc -c' | jq .status
 
   # from cron: every setting can come from the environment or gorun.yaml
   GORUN_WORKERS=4 gorun exec /etc/nightly/tasks.yaml`
@@ -52,13 +62,21 @@ const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
 func NewCmdExec(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*ExecOptions) error) *cobra.Command {
 	opts := &ExecOptions{IO: ios, Pipeline: pipeline.Run, Hurry: hurry, StartGuard: startGuard}
 	cmd := &cobra.Command{
-		Use:   "exec [FILE | -] [flags]",
+		Use:   "exec [FILE | -] [flags] [-- TEMPLATE...]",
 		Short: "Run the tasks of a task file or of standard input",
 		Long: `Run tasks in parallel and print a summary of how each ended.
 
-FILE is a task file (.yaml, .yml or .json; see the README for its schema), or a file
-of shell commands, one per line. With - or no FILE, gorun reads one shell command per
-line from standard input, and starts the first before the input ends.
+FILE is a task file (.yaml, .yml or .json; see the README for its schema), a JSON
+Lines file of task objects (.jsonl), or a file of shell commands, one per line. With -
+or no FILE, gorun reads one shell command per line from standard input, and starts
+the first before the input ends.
+
+After --, a command TEMPLATE turns each input line into an argument instead, as xargs
+and GNU parallel do: {} is the line, {.} without its extension, {/} its basename, {//}
+its dirname, {/.} the basename without extension, {#} the task's number, {%} the worker
+slot; with none of them, the line is appended as the last argument. Several words run
+directly, without a shell; one word is a shell command line. Either way an input line
+is only ever an argument: it can never become shell code, whatever it holds.
 
 Every flag can also be set as an environment variable GORUN_<FLAG> (GORUN_RETRY_DELAY
 for --retry-delay) or as a key of the config file. A flag beats the environment, the
@@ -69,19 +87,27 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if cmd.ArgsLenAtDash() >= 0 {
-				return usagef(cmd.CommandPath(), "command templates after -- are not supported yet")
+			files := args
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				files = args[:dash]
+				if dash == len(args) {
+					return usagef(cmd.CommandPath(), "empty command template after --")
+				}
 			}
-			if len(args) > 1 {
-				return usagef(cmd.CommandPath(), "exec takes one task file, got %d arguments", len(args))
+			if len(files) > 1 {
+				return usagef(cmd.CommandPath(), "exec takes one input FILE, got %d: %q (a command template goes after --)", len(files), files)
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				opts.File = args[0]
+			files, template := args, []string(nil)
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				files, template = args[:dash], args[dash:]
 			}
-			if err := opts.fill(cmd); err != nil {
+			if len(files) == 1 {
+				opts.File = files[0]
+			}
+			if err := opts.fill(cmd, template); err != nil {
 				return err
 			}
 			if runF != nil {
@@ -98,13 +124,16 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL the task's process group")
 	f.Int("retries", 0, "retries after a failure or timeout")
 	f.Duration("retry-delay", time.Second, "first backoff between retries")
-	f.StringP("output", "o", string(pipeline.Grouped), "task output on stdout: grouped or none")
-	f.String("format", "auto", "input format: auto, yaml, json or lines")
+	f.StringP("output", "o", string(pipeline.Grouped), "task output: grouped, line, tag, jsonl or none")
+	f.BoolP("keep-order", "k", false, "print outputs and results in input order")
+	f.BoolP("null", "0", false, "input items end with NUL, not newline (for find -print0)")
+	f.String("format", "auto", "input format: auto, yaml, json, jsonl or lines")
 	return cmd
 }
 
-// fill resolves the flag values from flags, environment and config file.
-func (o *ExecOptions) fill(cmd *cobra.Command) error {
+// fill resolves the flag values from flags, environment and config file, and checks
+// that they go together.
+func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 	c, err := loadConfig(cmd)
 	if err != nil {
 		return err
@@ -141,15 +170,48 @@ func (o *ExecOptions) fill(cmd *cobra.Command) error {
 	if o.Output, err = pipeline.ParseOutput(c.str("output", string(pipeline.Grouped))); err != nil {
 		return c.errorf("output", "%v", err)
 	}
+	if o.KeepOrder, err = c.boolean("keep-order"); err != nil {
+		return err
+	}
+	if o.Null, err = c.boolean("null"); err != nil {
+		return err
+	}
 	switch o.Format = c.str("format", "auto"); o.Format {
-	case "auto", "yaml", "json", "lines":
+	case "auto":
+		o.Format = detectFormat(o.File)
+	case "yaml", "json", "jsonl", "lines":
 	default:
-		return c.errorf("format", "invalid format %q: want auto, yaml, json or lines", o.Format)
+		return c.errorf("format", "invalid format %q: want auto, yaml, json, jsonl or lines", o.Format)
+	}
+	path := cmd.CommandPath()
+	if template != nil {
+		if o.Format != "lines" {
+			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)
+		}
+		if o.Template, err = jobs.NewTemplate(template, jobs.DefaultShell); err != nil {
+			return usagef(path, "%v", err)
+		}
+	}
+	if o.Null && o.Format != "lines" {
+		return usagef(path, "--null reads NUL-separated items, not a %s task file", o.Format)
 	}
 	if (o.File == "" || o.File == "-") && o.IO.IsStdinTTY() {
-		return usagef(cmd.CommandPath(), "no task file given and standard input is a terminal: name a FILE, or pipe commands in")
+		return usagef(path, "no task file given and standard input is a terminal: name a FILE, or pipe commands in")
 	}
 	return nil
+}
+
+// detectFormat guesses the input format from the file's extension: stdin is lines.
+func detectFormat(file string) string {
+	switch {
+	case file == "" || file == "-":
+		return "lines"
+	case jobs.IsJSONLFile(file):
+		return "jsonl"
+	case jobs.IsTaskFile(file):
+		return "yaml"
+	}
+	return "lines"
 }
 
 func deref[T any](p *T, def T) T {
@@ -185,7 +247,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	popts := pipeline.Options{
 		Workers: workers, Limiter: limiter, Runner: runner,
-		Output: opts.Output, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
+		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	var sum report.Summary
 	start := time.Now()
@@ -195,6 +257,8 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		return err
 	}
 	switch {
+	case errors.Is(inputErr, pipeline.ErrBrokenPipe):
+		return errBrokenPipe
 	case inputErr != nil:
 		return inputErr
 	case ctx.Err() != nil:
@@ -225,30 +289,33 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
 	workers, limit = runtime.NumCPU(), rate.Inf
 	name := opts.File
-	format := opts.Format
-	if format == "auto" {
-		format = "lines"
-		if name != "" && name != "-" && jobs.IsTaskFile(name) {
-			format = "yaml"
-		}
+	stdin := name == "" || name == "-"
+	if stdin {
+		name = "stdin"
 	}
-	switch {
-	case format != "lines":
-		f, err := readTaskFile(name, opts.IO.In)
+	switch opts.Format {
+	case "yaml", "json":
+		f, err := readTaskFile(opts.File, opts.IO.In)
 		if err != nil {
 			return nil, 0, 0, err
 		}
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		src = jobs.NewSliceSource(f.Tasks(opts.Settings))
-	case name == "" || name == "-":
-		src = jobs.NewLineSource("stdin", opts.IO.In, opts.Settings)
 	default:
-		fh, err := os.Open(name)
-		if err != nil {
-			return nil, 0, 0, &jobs.InputError{File: name, Msg: strings.TrimPrefix(err.Error(), "open "+name+": ")}
+		r := opts.IO.In
+		if !stdin {
+			fh, err := os.Open(name)
+			if err != nil {
+				return nil, 0, 0, &jobs.InputError{File: name, Msg: strings.TrimPrefix(err.Error(), "open "+name+": ")}
+			}
+			r = fh
 		}
-		src = jobs.NewLineSource(name, fh, opts.Settings)
+		if opts.Format == "jsonl" {
+			src = jobs.NewJSONLSource(name, r, opts.Settings)
+		} else {
+			src = jobs.NewLineSource(name, r, jobs.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
+		}
 	}
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
 }

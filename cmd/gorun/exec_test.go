@@ -47,17 +47,17 @@ func TestExecOptions(t *testing.T) {
 		want ExecOptions
 	}{
 		{name: "defaults", argv: "tasks.yaml",
-			want: ExecOptions{File: "tasks.yaml", Format: "auto", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+			want: ExecOptions{File: "tasks.yaml", Format: "yaml", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 		{name: "flags", argv: "tasks.yaml -j 5 -r 2/s --burst 3 -t 30s --grace 1s --retries 2 --retry-delay 3s -o none",
-			want: ExecOptions{File: "tasks.yaml", Format: "auto", Workers: n(5), Rate: lim(2), Burst: 3, Grace: time.Second, Output: pipeline.None,
+			want: ExecOptions{File: "tasks.yaml", Format: "yaml", Workers: n(5), Rate: lim(2), Burst: 3, Grace: time.Second, Output: pipeline.None,
 				Settings: jobs.Settings{Timeout: dur(30 * time.Second), Retries: n(2), RetryDelay: dur(3 * time.Second)}}},
 		{name: "environment", argv: "-", env: map[string]string{"GORUN_WORKERS": "7", "GORUN_RETRY_DELAY": "2s", "GORUN_RATE": "100/m"},
-			want: ExecOptions{File: "-", Format: "auto", Workers: n(7), Rate: lim(100.0 / 60), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
+			want: ExecOptions{File: "-", Format: "lines", Workers: n(7), Rate: lim(100.0 / 60), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
 				Settings: jobs.Settings{RetryDelay: dur(2 * time.Second)}}},
 		{name: "flag beats environment", argv: "-j 3", env: map[string]string{"GORUN_WORKERS": "7"},
-			want: ExecOptions{Format: "auto", Workers: n(3), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+			want: ExecOptions{Format: "lines", Workers: n(3), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 		{name: "unlimited rate", argv: "--rate inf",
-			want: ExecOptions{Format: "auto", Rate: lim(rate.Inf), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+			want: ExecOptions{Format: "lines", Rate: lim(rate.Inf), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +111,7 @@ func TestBadOptions(t *testing.T) {
 		{name: "negative timeout", argv: "-t -1s", want: `--timeout: invalid duration "-1s"`},
 		{name: "bad output", argv: "-o fancy", want: `--output: invalid output mode "fancy"`},
 		{name: "unknown flag", argv: "--frobnicate", want: "unknown flag: --frobnicate"},
-		{name: "two files", argv: "a.yaml b.yaml", want: "exec takes one task file"},
+		{name: "two files", argv: "a.yaml b.yaml", want: "exec takes one input FILE"},
 		{name: "bad config value", config: "grace: soon\n", want: `gorun.yaml: grace: invalid duration "soon"`},
 		{name: "unknown config key", config: "wrkers: 2\n", want: `gorun.yaml: unknown key "wrkers"`},
 	}
@@ -139,6 +139,7 @@ func TestStdinTerminalIsAUsageError(t *testing.T) {
 	ios.SetStdinTTY(true)
 	cmd := NewCmdExec(ios, nil, func(*ExecOptions) error { t.Error("ran with a terminal on stdin"); return nil })
 	cmd.SetArgs(nil)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
 	err := cmd.Execute()
 	var ue *usageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "standard input is a terminal") {

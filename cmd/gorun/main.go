@@ -40,6 +40,7 @@ const (
 	exitFailed   = 1 // a task failed or timed out; or gorun itself failed
 	exitUsage    = 2 // bad flags, config or input: nothing ran
 	exitLockHeld = 75
+	exitSIGPIPE  = 128 + int(syscall.SIGPIPE)
 )
 
 // exitCode prints err once, if it needs printing, and returns the exit code it means.
@@ -56,6 +57,8 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		return 128 + int(interrupt.sig)
 	case errors.Is(err, errTasksFailed):
 		return exitFailed
+	case errors.Is(err, errBrokenPipe):
+		return exitSIGPIPE
 	case errors.As(err, &usage):
 		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
 		if usage.cmd != "" {
@@ -83,6 +86,11 @@ func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan st
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	// With SIGPIPE handled, a write to a closed stdout returns EPIPE instead of killing
+	// gorun, so it can stop its tasks and say so. A handler, unlike SIG_IGN, is not
+	// inherited by the tasks.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
 	hurryCh := make(chan struct{})
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -107,6 +115,7 @@ func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan st
 	}()
 	return ctx, hurryCh, func() {
 		signal.Stop(ch)
+		signal.Stop(pipe)
 		close(done)
 		<-finished
 		cancel(nil)

@@ -22,6 +22,7 @@ const SpoolMemBytes = 256 << 10
 // the task ends. Write never fails: a full disk is reported by Err, and the task keeps
 // running. The zero value keeps only the tail.
 type Capture struct {
+	fwd   io.Writer // optional: every write is passed on, as it comes
 	spool bool
 	n     int64
 	ring  []byte // tail when not spooling; len grows to TailBytes, then wraps at pos
@@ -34,9 +35,16 @@ type Capture struct {
 // NewCapture returns a Capture that keeps everything when spool is set.
 func NewCapture(spool bool) *Capture { return &Capture{spool: spool} }
 
+// NewForwardingCapture returns a Capture that keeps the tail and passes every write on
+// to fwd as it comes; fwd's errors are ignored (the task keeps running).
+func NewForwardingCapture(fwd io.Writer) *Capture { return &Capture{fwd: fwd} }
+
 // Write implements io.Writer.
 func (c *Capture) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
+	if c.fwd != nil {
+		_, _ = c.fwd.Write(p)
+	}
 	if !c.spool {
 		c.keepTail(p)
 		return len(p), nil
@@ -89,6 +97,9 @@ func (c *Capture) keepTail(p []byte) {
 		c.pos = (c.pos + n) % TailBytes
 	}
 }
+
+// MemSize returns about how much memory the Capture holds.
+func (c *Capture) MemSize() int { return cap(c.ring) + cap(c.mem) }
 
 // Len returns the number of bytes written.
 func (c *Capture) Len() int64 { return c.n }

@@ -47,7 +47,7 @@ type Attempt struct {
 // exited and its group is gone or killed. When ctx is done first, the group gets
 // SIGTERM, and SIGKILL after Grace. stdout and stderr receive the task's output.
 func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, stderr *Capture) Attempt {
-	args := t.Args()
+	args := t.Args(slot)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = t.Dir
 	cmd.Env = r.env(t, slot, attempt)

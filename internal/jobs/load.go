@@ -120,8 +120,9 @@ func docLine(d *ast.DocumentNode) int {
 }
 
 type fileParser struct {
-	name string
-	root ast.Node
+	name   string
+	root   ast.Node
+	single bool // the root is one task (a JSON Lines line), not a task file
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
@@ -176,6 +177,9 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 
 func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
 	path := fmt.Sprintf("$.tasks[%d]", i)
+	if p.single {
+		path = "$"
+	}
 	where := fmt.Sprintf("task %d: ", i+1)
 	var sp Spec
 	if rt.ID != nil {

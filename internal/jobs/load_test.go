@@ -49,13 +49,13 @@ tasks:
 	if a.ID != "fetch" || a.Timeout != 30*time.Second || a.Retries != 2 || a.Shell != "/bin/bash" {
 		t.Errorf("task 1 did not take the defaults: %+v", a)
 	}
-	if got, want := strings.Join(a.Args(), "|"), "/bin/bash|-c|echo fetch"; got != want {
+	if got, want := strings.Join(a.Args(1), "|"), "/bin/bash|-c|echo fetch"; got != want {
 		t.Errorf("task 1 args: got %q, want %q", got, want)
 	}
 	if b.ID != "task-2" || b.Timeout != 5*time.Minute || b.Retries != 0 || b.Dir != "./src" {
 		t.Errorf("task 2 did not keep its own settings: %+v", b)
 	}
-	if got, want := strings.Join(b.Args(), "|"), "go|build|./..."; got != want {
+	if got, want := strings.Join(b.Args(1), "|"), "go|build|./..."; got != want {
 		t.Errorf("task 2 args: got %q, want %q", got, want)
 	}
 	if got, want := strings.Join(b.Env, " "), "A=from-defaults LANG=C.UTF-8 A=from-task CGO_ENABLED=0"; got != want {

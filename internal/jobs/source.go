@@ -45,22 +45,45 @@ func (s *SliceSource) Close() error { return nil }
 // error naming its line, never a silent truncation.
 const MaxLineBytes = 64 << 20
 
-// LineSource reads one shell command per non-empty line from a stream, as it arrives:
-// the first task is yielded before the stream ends, and memory holds one line at a time.
-type LineSource struct {
-	name     string
-	r        io.Closer
-	br       *bufio.Reader
-	settings Settings
-	line     int // lines read so far
-	index    int // tasks yielded so far
-	closed   atomic.Bool
+// LineOptions say how a LineSource reads its stream and makes tasks of it.
+type LineOptions struct {
+	Settings Settings  // per-task settings for every task
+	Null     bool      // items end with NUL instead of newline, and keep any newline
+	Template *Template // when set, each item is an argument of the template, not a command
 }
 
-// NewLineSource reads lines from r, naming it name in errors ("stdin"). Closing the
-// source closes r. Each task gets the settings s and the default shell.
-func NewLineSource(name string, r io.ReadCloser, s Settings) *LineSource {
-	return &LineSource{name: name, r: r, br: bufio.NewReaderSize(r, 64<<10), settings: s}
+// LineSource reads one item per line (or NUL-terminated item) from a stream, as it
+// arrives: the first task is yielded before the stream ends, and memory holds one item
+// at a time. An item is a shell command, or the argument of a template. Empty items
+// are skipped; a line's "\r\n" ending counts as its end.
+type LineSource struct {
+	lineReader
+	opts  LineOptions
+	index int // tasks yielded so far
+}
+
+// NewLineSource reads items from r, naming it name in errors ("stdin"). Closing the
+// source closes r.
+func NewLineSource(name string, r io.ReadCloser, opts LineOptions) *LineSource {
+	delim := byte('\n')
+	if opts.Null {
+		delim = 0
+	}
+	return &LineSource{lineReader: newLineReader(name, r, delim), opts: opts}
+}
+
+// lineReader reads a stream one line (or NUL-terminated item) at a time.
+type lineReader struct {
+	name   string
+	r      io.Closer
+	br     *bufio.Reader
+	delim  byte
+	line   int // lines read so far
+	closed atomic.Bool
+}
+
+func newLineReader(name string, r io.ReadCloser, delim byte) lineReader {
+	return lineReader{name: name, r: r, br: bufio.NewReaderSize(r, 64<<10), delim: delim}
 }
 
 // Next implements Source.
@@ -75,16 +98,23 @@ func (l *LineSource) Next() (Task, error) {
 		}
 		l.index++
 		sp := Spec{Run: string(line)}
-		return Resolve(l.index, &sp, l.settings, &Defaults{}), nil
+		if l.opts.Template != nil {
+			sp = Spec{Run: "-"}
+		}
+		t := Resolve(l.index, &sp, l.opts.Settings, &Defaults{})
+		if l.opts.Template != nil {
+			t.Run, t.Template, t.Item = "", l.opts.Template, string(line)
+		}
+		return t, nil
 	}
 }
 
 // readLine returns the next line without its end (\n or \r\n). A last line without a
 // newline is a line. The slice is valid until the next call.
-func (l *LineSource) readLine() ([]byte, error) {
+func (l *lineReader) readLine() ([]byte, error) {
 	var long []byte
 	for {
-		chunk, err := l.br.ReadSlice('\n')
+		chunk, err := l.br.ReadSlice(l.delim)
 		if err == bufio.ErrBufferFull {
 			if len(long)+len(chunk) > MaxLineBytes {
 				return nil, &InputError{File: l.name, Line: l.line + 1, Msg: fmt.Sprintf("line longer than %d MiB", MaxLineBytes>>20)}
@@ -102,8 +132,13 @@ func (l *LineSource) readLine() ([]byte, error) {
 			return nil, fmt.Errorf("read %s: %w", l.name, err)
 		}
 		l.line++
-		chunk = trimEOL(chunk)
-		return chunk, nil
+		if l.delim == 0 {
+			if n := len(chunk); n > 0 && chunk[n-1] == 0 {
+				chunk = chunk[:n-1]
+			}
+			return chunk, nil
+		}
+		return trimEOL(chunk), nil
 	}
 }
 
@@ -118,7 +153,7 @@ func trimEOL(b []byte) []byte {
 }
 
 // Close implements Source: it closes the stream, which ends a pending read.
-func (l *LineSource) Close() error {
+func (l *lineReader) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}

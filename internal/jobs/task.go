@@ -19,6 +19,8 @@ type Task struct {
 	ID         string        // unique within a run; "task-N" when the input names none
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
+	Template   *Template     // when set, the command is Template applied to Item
+	Item       string        // the input item of a template task
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
 	Env        []string      // KEY=VALUE pairs added to gorun's environment, later wins
@@ -27,22 +29,35 @@ type Task struct {
 	RetryDelay time.Duration // first backoff
 }
 
-// Args returns the argv that starts the task: Argv itself, or the shell with `-c Run`.
-func (t *Task) Args() []string {
+// Args returns the argv that starts the task in worker slot (1-based): the template
+// applied to the item, Argv itself, or the shell with `-c Run`.
+func (t *Task) Args(slot int) []string {
+	if t.Template != nil {
+		return t.Template.Args(t.Item, t.Index, slot)
+	}
 	if t.Argv != nil {
 		return t.Argv
 	}
 	return []string{t.Shell, "-c", t.Run}
 }
 
-// Command returns the task's command as a person reads it: the `run` line, or the argv
-// joined with spaces (words with blanks or quotes are quoted).
+// Command returns the task's command as a person reads it: the `run` line, the argv
+// joined with spaces (words with blanks or quotes are quoted), or the template with
+// the item's values quoted in place.
 func (t *Task) Command() string {
-	if t.Argv == nil {
+	switch {
+	case t.Template != nil:
+		return t.Template.Command(t.Item, t.Index)
+	case t.Argv == nil:
 		return t.Run
 	}
+	return joinArgv(t.Argv)
+}
+
+// joinArgv writes an argv as a shell would read it back.
+func joinArgv(argv []string) string {
 	var b strings.Builder
-	for i, a := range t.Argv {
+	for i, a := range argv {
 		if i > 0 {
 			b.WriteByte(' ')
 		}

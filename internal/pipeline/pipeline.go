@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 
 	"golang.org/x/time/rate"
 
@@ -15,36 +16,25 @@ import (
 	"github.com/gorun/gorun/internal/pool"
 )
 
-// Output says what becomes of the tasks' own output.
-type Output string
-
-// The output modes.
-const (
-	// Grouped prints each task's stdout, then its stderr, whole, when the task ends:
-	// two tasks' output never interleave.
-	Grouped Output = "grouped"
-	// None prints no task output; results still keep the tails.
-	None Output = "none"
-)
-
-// ParseOutput checks an output mode name.
-func ParseOutput(s string) (Output, error) {
-	switch o := Output(s); o {
-	case Grouped, None:
-		return o, nil
-	}
-	return "", fmt.Errorf("invalid output mode %q: want grouped or none", s)
-}
-
 // Options configure a run.
 type Options struct {
-	Workers int           // tasks running at once, at least 1
-	Limiter *rate.Limiter // paces task starts; nil: unlimited
-	Runner  *jobs.Runner  // starts the processes
-	Output  Output
-	Stdout  io.Writer // where grouped task stdout goes
-	Stderr  io.Writer // where grouped task stderr goes
+	Workers   int           // tasks running at once, at least 1
+	Limiter   *rate.Limiter // paces task starts; nil: unlimited
+	Runner    Runner        // runs each attempt; a *jobs.Runner in production
+	Output    Output
+	KeepOrder bool      // print outputs and results in input order
+	Stdout    io.Writer // where task stdout (or JSON results) go
+	Stderr    io.Writer // where task stderr goes
 }
+
+// Runner runs one attempt of a task; *jobs.Runner runs it as a process.
+type Runner interface {
+	Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt
+}
+
+// ErrBrokenPipe ends a run whose standard output was closed by its reader, as
+// `gorun exec ... | head -1` does: nobody reads what more tasks would print.
+var ErrBrokenPipe = errors.New("output closed by its reader (broken pipe)")
 
 // ErrInterrupted is the skip reason of tasks that did not start because the run's
 // context ended, when that context gives no cause of its own.
@@ -57,9 +47,13 @@ var ErrInterrupted = errors.New("run interrupted")
 // When ctx is done, no further task starts, running tasks are stopped (SIGTERM, then
 // SIGKILL after the runner's grace), src is closed, and what it still yields is emitted
 // as skipped. Run returns once every task src yielded has been emitted. Its error is an
-// input error of src; the tasks that were read before it still run to the end.
+// input error of src (the tasks that were read before it still run to the end), or
+// ErrBrokenPipe when the output was closed (the run was then stopped as if
+// interrupted).
 func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Result)) error {
-	startCtx, stopStarting := context.WithCancelCause(ctx)
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	startCtx, stopStarting := context.WithCancelCause(runCtx)
 	defer stopStarting(nil)
 	closeSrc := context.AfterFunc(startCtx, func() { _ = src.Close() })
 	defer closeSrc()
@@ -68,23 +62,36 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	out := make(chan pool.Done[jobs.Task, outcome], opts.Workers)
 	fed := make(chan error, 1)
 	go func() { fed <- feed(src, in, stopStarting) }()
+	pr := newPrinter(&opts, emit)
 	go func() {
 		popts := pool.Options{Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout}
-		pool.Run(startCtx, ctx, popts, in, runTask(opts), out)
+		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr), out)
 		close(out)
 	}()
 
-	spool := opts.Output == Grouped
+	broken := false
 	for d := range out {
 		r := result(startCtx, d)
-		if d.Started && spool {
-			_, _ = d.Result.stdout.WriteTo(opts.Stdout)
-			_, _ = d.Result.stderr.WriteTo(opts.Stderr)
+		if d.Started {
+			pr.add(r, &d.Result)
+		} else {
+			pr.add(r, nil)
 		}
-		d.Result.close()
-		emit(r)
+		if !broken && isBrokenPipe(pr.stdout.Err()) {
+			broken = true
+			stopRun(ErrBrokenPipe)
+		}
 	}
-	return <-fed
+	pr.finish()
+	inputErr := <-fed
+	if broken || isBrokenPipe(pr.stdout.Err()) {
+		return ErrBrokenPipe
+	}
+	return inputErr
+}
+
+func isBrokenPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // feed sends every task of src to in and closes in. An input error stops further
@@ -118,11 +125,13 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(opts Options) pool.Func[jobs.Task, outcome] {
-	spool := opts.Output == Grouped
+func runTask(runner Runner, pr *printer) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot int, t jobs.Task) outcome {
-		o := outcome{stdout: jobs.NewCapture(spool), stderr: jobs.NewCapture(spool)}
-		o.attempt = opts.Runner.Run(ctx, &t, slot, 1, o.stdout, o.stderr)
+		var o outcome
+		var done func()
+		o.stdout, o.stderr, done = pr.captures(&t)
+		o.attempt = runner.Run(ctx, &t, slot, 1, o.stdout, o.stderr)
+		done()
 		o.status = jobs.StatusOf(ctx, o.attempt)
 		return o
 	}

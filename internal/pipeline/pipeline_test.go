@@ -32,7 +32,7 @@ func options(workers int, out, errOut io.Writer) Options {
 
 func TestFirstTaskRunsBeforeInputEnds(t *testing.T) {
 	pr, pw := io.Pipe()
-	src := jobs.NewLineSource("stdin", pr, jobs.Settings{})
+	src := jobs.NewLineSource("stdin", pr, jobs.LineOptions{})
 	results := make(chan jobs.Result, 10)
 	finished := make(chan error)
 	go func() {
@@ -92,7 +92,7 @@ func TestInterruptStopsReadingStdin(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	src := jobs.NewLineSource("stdin", pr, jobs.Settings{})
+	src := jobs.NewLineSource("stdin", pr, jobs.LineOptions{})
 	go func() {
 		_, _ = io.WriteString(pw, "sleep 30\n")
 		time.Sleep(200 * time.Millisecond)
