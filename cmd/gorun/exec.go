@@ -253,8 +253,10 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	start := time.Now()
 	inputErr := opts.Pipeline(ctx, src, popts, sum.Add)
 	sum.Wall = time.Since(start)
-	if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
-		return err
+	if inputErr == nil || sum.Started() > 0 { // a bad input that stopped everything says only that
+		if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
+			return err
+		}
 	}
 	switch {
 	case errors.Is(inputErr, pipeline.ErrBrokenPipe):

@@ -45,6 +45,7 @@ func TestExecOptions(t *testing.T) {
 		argv string
 		env  map[string]string
 		want ExecOptions
+		tmpl string
 	}{
 		{name: "defaults", argv: "tasks.yaml",
 			want: ExecOptions{File: "tasks.yaml", Format: "yaml", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
@@ -56,6 +57,10 @@ func TestExecOptions(t *testing.T) {
 				Settings: jobs.Settings{RetryDelay: dur(2 * time.Second)}}},
 		{name: "flag beats environment", argv: "-j 3", env: map[string]string{"GORUN_WORKERS": "7"},
 			want: ExecOptions{Format: "lines", Workers: n(3), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+		{name: "template, null, keep order", argv: "-0 -k -o tag -- convert {} {.}.jpg",
+			want: ExecOptions{Format: "lines", Null: true, KeepOrder: true, Burst: 1, Grace: 5 * time.Second, Output: pipeline.Tag}, tmpl: "convert {} {.}.jpg"},
+		{name: "jsonl by extension", argv: "tasks.jsonl",
+			want: ExecOptions{File: "tasks.jsonl", Format: "jsonl", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 		{name: "unlimited rate", argv: "--rate inf",
 			want: ExecOptions{Format: "lines", Rate: lim(rate.Inf), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 	}
@@ -67,7 +72,7 @@ func TestExecOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := diffOptions(got, &tt.want); d != "" {
+			if d := diffOptions(got, &tt.want, tt.tmpl); d != "" {
 				t.Errorf("options differ: %s", d)
 			}
 		})
@@ -112,6 +117,8 @@ func TestBadOptions(t *testing.T) {
 		{name: "bad output", argv: "-o fancy", want: `--output: invalid output mode "fancy"`},
 		{name: "unknown flag", argv: "--frobnicate", want: "unknown flag: --frobnicate"},
 		{name: "two files", argv: "a.yaml b.yaml", want: "exec takes one input FILE"},
+		{name: "template with a task file", argv: "t.yaml -- echo {}", want: "a command template takes lines of input, not a yaml task file"},
+		{name: "null with jsonl", argv: "-0 --format jsonl", want: "--null reads NUL-separated items"},
 		{name: "bad config value", config: "grace: soon\n", want: `gorun.yaml: grace: invalid duration "soon"`},
 		{name: "unknown config key", config: "wrkers: 2\n", want: `gorun.yaml: unknown key "wrkers"`},
 	}
@@ -147,7 +154,7 @@ func TestStdinTerminalIsAUsageError(t *testing.T) {
 	}
 }
 
-func diffOptions(got, want *ExecOptions) string {
+func diffOptions(got, want *ExecOptions, tmpl string) string {
 	var d []string
 	check := func(name string, g, w any) {
 		if g != w {
@@ -159,6 +166,13 @@ func diffOptions(got, want *ExecOptions) string {
 	check("Burst", got.Burst, want.Burst)
 	check("Grace", got.Grace, want.Grace)
 	check("Output", got.Output, want.Output)
+	check("Null", got.Null, want.Null)
+	check("KeepOrder", got.KeepOrder, want.KeepOrder)
+	gotTmpl := ""
+	if got.Template != nil {
+		gotTmpl = got.Template.String()
+	}
+	check("Template", gotTmpl, tmpl)
 	check("Workers", deref(got.Workers, -1), deref(want.Workers, -1))
 	check("Rate", deref(got.Rate, -1), deref(want.Rate, -1))
 	check("Timeout", deref(got.Settings.Timeout, -1), deref(want.Settings.Timeout, -1))
@@ -193,7 +207,8 @@ func TestRunExec(t *testing.T) {
 		{name: "all succeed", results: []jobs.Result{ok}, wantLine: "1 succeeded, 0 failed"},
 		{name: "one fails", results: []jobs.Result{ok, bad}, wantErr: errTasksFailed, wantLine: "b  failed  exit 3"},
 		{name: "interrupted", results: []jobs.Result{ok}, cancel: interrupted, wantErr: interrupted, wantLine: "1 succeeded"},
-		{name: "input error", inputErr: &jobs.InputError{File: "stdin", Line: 4, Msg: "bad"}, wantLine: "0 tasks"},
+		{name: "input error before any start", inputErr: &jobs.InputError{File: "stdin", Line: 4, Msg: "bad"}, wantLine: ""},
+		{name: "input error after starts", results: []jobs.Result{ok}, inputErr: &jobs.InputError{File: "stdin", Line: 4, Msg: "bad"}, wantLine: "1 task"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,6 +227,9 @@ func TestRunExec(t *testing.T) {
 			}
 			if !errors.Is(err, want) {
 				t.Errorf("got error %v, want %v", err, want)
+			}
+			if tt.wantLine == "" && errOut.Len() > 0 {
+				t.Errorf("stderr %q, want nothing: main prints the error alone", errOut.String())
 			}
 			if !strings.Contains(errOut.String(), tt.wantLine) {
 				t.Errorf("stderr %q does not contain %q", errOut.String(), tt.wantLine)

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +56,7 @@ type LineOptions struct {
 // LineSource reads one item per line (or NUL-terminated item) from a stream, as it
 // arrives: the first task is yielded before the stream ends, and memory holds one item
 // at a time. An item is a shell command, or the argument of a template. Empty items
-// are skipped; a line's "\r\n" ending counts as its end.
+// and blank command lines are skipped; a line's "\r\n" ending counts as its end.
 type LineSource struct {
 	lineReader
 	opts  LineOptions
@@ -93,8 +94,8 @@ func (l *LineSource) Next() (Task, error) {
 		if err != nil {
 			return Task{}, err
 		}
-		if len(line) == 0 {
-			continue
+		if len(line) == 0 || (l.opts.Template == nil && len(bytes.TrimSpace(line)) == 0) {
+			continue // a blank command line; a template's item may be blanks, and is kept
 		}
 		l.index++
 		sp := Spec{Run: string(line)}

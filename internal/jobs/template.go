@@ -291,3 +291,6 @@ func (t *Template) IsShell() bool { return t.shell != "" }
 
 // Script returns the shell command line that a one-word template runs.
 func (t *Template) Script() string { return t.script }
+
+// String returns the template as written.
+func (t *Template) String() string { return t.source }

@@ -70,42 +70,60 @@ func (l *lockedWriter) Err() error {
 	return l.err
 }
 
-// lineWriter passes whole lines of one stream on to dst, each with prefix. It is
-// written by one goroutine at a time.
+// lineWriter passes whole lines of one stream on to dst, each with prefix, in one
+// write per Write call however many lines it holds. It is written by one goroutine at
+// a time.
 type lineWriter struct {
 	dst    *lockedWriter
 	prefix []byte
-	buf    []byte
+	buf    []byte // the start of a line whose end has not come yet
+	out    []byte // scratch for prefixed lines
 }
 
 var newline = []byte{'\n'}
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	n := len(p)
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, '\n')
-		if i < 0 {
-			room := MaxLineBytes - len(w.buf)
-			if len(p) < room {
-				w.buf = append(w.buf, p...)
-				break
-			}
-			w.buf = append(w.buf, p[:room]...)
-			p = p[room:]
-			w.dst.write(w.prefix, w.buf, newline)
-			w.buf = w.buf[:0]
-			continue
+	if last := bytes.LastIndexByte(p, '\n'); last >= 0 {
+		w.writeLines(p[:last+1])
+		p = p[last+1:]
+	}
+	for len(p) > 0 { // the start of a line
+		room := MaxLineBytes - len(w.buf)
+		if len(p) < room {
+			w.buf = append(w.buf, p...)
+			break
 		}
-		if len(w.buf) > 0 {
-			w.buf = append(w.buf, p[:i+1]...)
-			w.dst.write(w.prefix, w.buf)
-			w.buf = w.buf[:0]
-		} else {
-			w.dst.write(w.prefix, p[:i+1])
-		}
-		p = p[i+1:]
+		w.buf = append(w.buf, p[:room]...)
+		p = p[room:]
+		w.dst.write(w.prefix, w.buf, newline)
+		w.buf = w.buf[:0]
 	}
 	return n, nil
+}
+
+// writeLines writes the held line start and lines, which end with a newline.
+func (w *lineWriter) writeLines(lines []byte) {
+	if len(w.prefix) == 0 {
+		w.dst.write(w.buf, lines)
+		w.buf = w.buf[:0]
+		return
+	}
+	out := append(w.out[:0], w.prefix...)
+	out = append(out, w.buf...)
+	w.buf = w.buf[:0]
+	for len(lines) > 0 {
+		i := bytes.IndexByte(lines, '\n')
+		out = append(out, lines[:i+1]...)
+		lines = lines[i+1:]
+		if len(lines) > 0 {
+			out = append(out, w.prefix...)
+		}
+	}
+	w.dst.write(out)
+	if cap(out) <= 256<<10 {
+		w.out = out
+	}
 }
 
 // Flush prints a last line that has no newline, ending it with one.
@@ -133,6 +151,7 @@ type printer struct {
 	heldMem int           // bytes of memory the held tasks hold
 	spill   *os.File      // keep-order: where held tasks go beyond heldMemBytes
 	spillAt int64         // the spill file's end
+	jsonBuf bytes.Buffer  // JSONL: the line being written
 }
 
 // heldMemBytes bounds the memory of the tasks keep-order holds back.
@@ -280,9 +299,11 @@ func (l *lockedWriter) copyFrom(src io.WriterTo) {
 
 func (p *printer) emitResult(r jobs.Result) {
 	if p.mode == JSONL {
-		line, err := json.Marshal(r)
-		if err == nil {
-			p.stdout.write(line, newline)
+		p.jsonBuf.Reset()
+		enc := json.NewEncoder(&p.jsonBuf)
+		enc.SetEscapeHTML(false)
+		if enc.Encode(r) == nil { // Encode ends the line
+			p.stdout.write(p.jsonBuf.Bytes())
 		}
 	}
 	p.emit(r)

@@ -1,0 +1,132 @@
+package jobs
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func drain(t *testing.T, src Source) ([]Task, error) {
+	t.Helper()
+	var tasks []Task
+	for {
+		task, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return tasks, nil
+		}
+		if err != nil {
+			return tasks, err
+		}
+		tasks = append(tasks, task)
+	}
+}
+
+func TestLineSource(t *testing.T) {
+	in := "echo a\r\n\n   \necho b\nlast without newline"
+	tasks, err := drain(t, NewLineSource("stdin", io.NopCloser(strings.NewReader(in)), LineOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, task := range tasks {
+		got = append(got, task.ID+"="+task.Run)
+	}
+	want := "task-1=echo a|task-2=echo b|task-3=last without newline"
+	if strings.Join(got, "|") != want {
+		t.Errorf("got %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+func TestLineSourceNullAndTemplate(t *testing.T) {
+	tmpl, err := NewTemplate([]string{"cat", "{}"}, DefaultShell)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := "a file\nwith newline\x00\x00second\x00"
+	tasks, err := drain(t, NewLineSource("stdin", io.NopCloser(strings.NewReader(in)), LineOptions{Null: true, Template: tmpl}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 {
+		t.Fatalf("got %d tasks, want 2 (the empty item skipped)", len(tasks))
+	}
+	if got := tasks[0].Args(1); len(got) != 2 || got[1] != "a file\nwith newline" {
+		t.Errorf("got %q, want the item whole, newline included", got)
+	}
+	if got := tasks[1].Args(2); got[1] != "second" || tasks[1].Index != 2 {
+		t.Errorf("got %q index %d, want second, 2", got, tasks[1].Index)
+	}
+}
+
+func TestJSONLSource(t *testing.T) {
+	in := `{"id": "a", "run": "echo a", "timeout": "2s"}` + "\n\n" + `{"cmd": ["ls", "-l"]}` + "\n"
+	tasks, err := drain(t, NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader(in)), Settings{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 || tasks[0].ID != "a" || tasks[0].Timeout.Seconds() != 2 || tasks[1].ID != "task-2" || tasks[1].Argv[1] != "-l" {
+		t.Errorf("got %+v", tasks)
+	}
+}
+
+func TestJSONLErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"run": "a"}` + "\n" + `{"run": "b", "bogus": 1}`, `t.jsonl:2:14: unknown key "bogus"`},
+		{`{"run": "a"}` + "\n\n" + `{"run": "b"`, `t.jsonl:3:`},
+		{`{"run": "a", "timeout": "soon"}`, `t.jsonl:1:25: task 1: timeout: invalid duration "soon"`},
+		{`{"id": "x", "run": "a"}` + "\n" + `{"id": "x", "run": "b"}`, `t.jsonl:2: id: duplicate id "x" (first used at line 1)`},
+		{`{"timeout": "1s"}`, `t.jsonl:1:`},
+	}
+	for _, tt := range tests {
+		_, err := drain(t, NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader(tt.in)), Settings{}))
+		var ie *InputError
+		if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) {
+			t.Errorf("input %q:\n got %v\nwant prefix %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestCaptureTail(t *testing.T) {
+	for _, spool := range []bool{false, true} {
+		c := NewCapture(spool)
+		var all strings.Builder
+		for i := 0; i < 3000; i++ {
+			s := strings.Repeat(string(rune('a'+i%26)), i%7+1)
+			all.WriteString(s)
+			_, _ = c.Write([]byte(s))
+		}
+		want := all.String()
+		if got := c.Tail(); got != want[len(want)-TailBytes:] {
+			t.Errorf("spool=%v: tail differs from the last %d bytes", spool, TailBytes)
+		}
+		if c.Len() != int64(len(want)) {
+			t.Errorf("spool=%v: got length %d, want %d", spool, c.Len(), len(want))
+		}
+		if spool {
+			var b strings.Builder
+			_, _ = c.WriteTo(&b)
+			if b.String() != want {
+				t.Error("spooled output differs from what was written")
+			}
+		}
+		c.Close()
+	}
+}
+
+func TestCaptureSpillsToDisk(t *testing.T) {
+	c := NewCapture(true)
+	defer c.Close()
+	chunk := strings.Repeat("z", 100<<10)
+	for i := 0; i < 10; i++ {
+		_, _ = c.Write([]byte(chunk))
+	}
+	if c.MemSize() > SpoolMemBytes {
+		t.Errorf("holds %d bytes in memory after 1 MB, want at most %d", c.MemSize(), SpoolMemBytes)
+	}
+	var b strings.Builder
+	_, _ = c.WriteTo(&b)
+	if b.Len() != 10*len(chunk) {
+		t.Errorf("got %d bytes back, want %d", b.Len(), 10*len(chunk))
+	}
+}
