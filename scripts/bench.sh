@@ -8,6 +8,9 @@
 #   JOBS="2 8"   concurrency levels (-j / -P)
 #   ROUNDS=3     runs of each runner per level; the table shows medians
 #   QUICK=1      smoke run: N=1000 ROUNDS=1
+#   RUNNERS="…"  which runners (default: all found): spawnlimit gorun xargs parallel
+#                spawnlimit-direct gorun-direct (the -direct pair exec /bin/true
+#                without a shell: gorun through a several-word template)
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
@@ -93,6 +96,16 @@ runners=()
 ((have_spawnlimit)) && runners+=(spawnlimit)
 runners+=(gorun xargs)
 ((have_parallel)) && runners+=(parallel)
+((have_spawnlimit)) && runners+=(spawnlimit-direct)
+runners+=(gorun-direct)
+if [[ -n "${RUNNERS:-}" ]]; then
+	wanted=()
+	for r in "${runners[@]}"; do
+		[[ " $RUNNERS " == *" $r "* ]] && wanted+=("$r")
+	done
+	runners=("${wanted[@]}")
+	((${#runners[@]})) || die "RUNNERS names none of the runners found"
+fi
 
 # --- running ---------------------------------------------------------------------------
 
@@ -101,7 +114,9 @@ runner_cmd() {
 	local r=$1 j=$2
 	case $r in
 	gorun) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none) ;;
+	gorun-direct) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none -- /bin/true {}) ;;
 	spawnlimit) cmd=("$TMP/spawnlimit" -p "$j" -capture -stdin -q) ;;
+	spawnlimit-direct) cmd=("$TMP/spawnlimit" -n "$N" -p "$j" -capture -q) ;;
 	xargs) cmd=(xargs -P "$j" -I{} sh -c {}) ;;
 	parallel) cmd=(parallel --will-cite -j "$j") ;;
 	*) die "unknown runner $r" ;;
@@ -182,27 +197,34 @@ for j in $JOBS; do
 		mwall[$r]=$(printf '%s' "${walls[$r]}" | sed '/^$/d' | median)
 		mrss[$r]=$(printf '%s' "${rsss[$r]}" | sed '/^$/d' | median)
 	done
-	base=-
-	if ((have_spawnlimit)) && ((fails[spawnlimit] == 0)); then
-		base=${mwall[spawnlimit]}
-	fi
+	# A shell runner compares with spawnlimit, a -direct one with spawnlimit-direct.
+	declare -A base=([shell]=- [direct]=-)
+	for kind in shell direct; do
+		s=spawnlimit
+		[[ $kind == direct ]] && s=spawnlimit-direct
+		if [[ -n "${fails[$s]+x}" ]] && ((fails[$s] == 0)); then
+			base[$kind]=${mwall[$s]}
+		fi
+	done
 
-	echo "N=$N tasks of \`true\`, -j $j, $ROUNDS round(s) (median)"
-	printf '%-12s %8s %9s %13s %14s\n' runner wall_s tasks/s peak_rss_MiB vs_spawnlimit
+	echo "N=$N tasks of \`true\` (sh -c true; -direct: /bin/true without a shell), -j $j, $ROUNDS round(s) (median)"
+	printf '%-18s %8s %9s %13s %14s\n' runner wall_s tasks/s peak_rss_MiB vs_spawnlimit
 	for r in "${runners[@]}"; do
 		if ((fails[$r] > 0)); then
-			printf '%-12s %8s %9s %13s %14s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - -
+			printf '%-18s %8s %9s %13s %14s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - -
 			continue
 		fi
-		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v b="$base" 'BEGIN {
+		b=${base[shell]}
+		[[ $r == *-direct ]] && b=${base[direct]}
+		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v b="$b" 'BEGIN {
 			tps = (w > 0) ? sprintf("%.1f", n / w) : "inf"
 			rss = (m == "n/a") ? "n/a" : sprintf("%.1f", m / 1024)
 			ratio = (b == "-" || b <= 0) ? "-" : sprintf("%.2f", w / b)
-			printf "%-12s %8.2f %9s %13s %14s\n", r, w, tps, rss, ratio
+			printf "%-18s %8.2f %9s %13s %14s\n", r, w, tps, rss, ratio
 		}'
 	done
 	echo
-	unset walls rsss fails mwall mrss
+	unset walls rsss fails mwall mrss base
 done
 
 # --- optional: gorun's memory as the input grows ----------------------------------------

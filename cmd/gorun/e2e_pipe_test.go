@@ -32,7 +32,9 @@ var hostile = []string{
 func TestE2ETemplatesNeverInject(t *testing.T) {
 	input := strings.Join(hostile, "\x00") + "\x00"
 	forms := map[string]func(dir string) []string{
-		"argv":          func(dir string) []string { return []string{"sh", "-c", `printf %s "$1" > "$2"`, "sh", "{}", dir + "/{#}.out"} },
+		"argv": func(dir string) []string {
+			return []string{"sh", "-c", `printf %s "$1" > "$2"`, "sh", "{}", dir + "/{#}.out"}
+		},
 		"shell":         func(dir string) []string { return []string{"printf %s {} > " + dir + "/{#}.out"} },
 		"single-quoted": func(dir string) []string { return []string{"printf %s '{}' > " + dir + "/{#}.out"} },
 		"double-quoted": func(dir string) []string { return []string{`printf %s "{}" > ` + dir + "/{#}.out"} },

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime"
@@ -26,8 +29,8 @@ type PipelineFunc func(ctx context.Context, src jobs.Source, opts pipeline.Optio
 type ExecOptions struct {
 	IO         *iostreams.IOStreams
 	Pipeline   PipelineFunc
-	StartGuard func() (*jobs.Guard, error) // nil: no guard
-	Hurry      <-chan struct{}             // closed at a second interrupt
+	StartGuard func(runID string) (*jobs.Guard, error) // nil: no guard
+	Hurry      <-chan struct{}                         // closed at a second interrupt
 
 	File      string         // task file; "" or "-": standard input
 	Format    string         // yaml, json, jsonl or lines (auto is resolved by fill)
@@ -230,14 +233,14 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	defer src.Close()
 
-	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: os.Environ()}
+	runID := newRunID()
+	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+runID)}
 	if opts.StartGuard != nil {
-		g, err := opts.StartGuard()
+		g, err := opts.StartGuard(runID)
 		if err != nil {
 			return err
 		}
 		defer g.Close()
-		runner.Guard = g
 	}
 	defer onHurry(opts.Hurry, runner.KillAll)()
 
@@ -322,12 +325,19 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
 }
 
-func startGuard() (*jobs.Guard, error) {
+func startGuard(runID string) (*jobs.Guard, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start guard: %w", err)
 	}
-	return jobs.StartGuard(exe)
+	return jobs.StartGuard(exe, runID)
+}
+
+// newRunID returns a random id for a run: 16 hex digits.
+func newRunID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // readTaskFile reads a task file from name, or from in when name is "" or "-".

@@ -20,8 +20,8 @@ func main() {
 
 // run sets up signals, runs the root command and maps its error to an exit code.
 func run() int {
-	if len(os.Args) == 2 && os.Args[1] == jobs.GuardArg {
-		return jobs.GuardMain(os.Stdin)
+	if len(os.Args) == 3 && os.Args[1] == jobs.GuardArg {
+		return jobs.GuardMain(os.Stdin, os.Args[2])
 	}
 	ios := iostreams.System()
 	defer ios.Restore()

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+
 	"github.com/spf13/cobra"
 
 	"github.com/gorun/gorun/internal/iostreams"
@@ -24,6 +28,30 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
 	root.PersistentFlags().String("config", "", "config file (default ./gorun.yaml, then $XDG_CONFIG_HOME/gorun/config.yaml)")
+	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile of gorun itself to this file (for pprof)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	var stopProfile func()
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		file, _ := cmd.Flags().GetString("cpuprofile")
+		if file == "" {
+			return nil
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			return usagef(cmd.CommandPath(), "cpuprofile: %v", err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
+	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
+		if stopProfile != nil {
+			stopProfile()
+		}
+	}
 	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdVersion(ios))
 	return root
 }

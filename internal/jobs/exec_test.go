@@ -15,8 +15,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == GuardArg {
-		os.Exit(GuardMain(os.Stdin))
+	if len(os.Args) == 3 && os.Args[1] == GuardArg {
+		os.Exit(GuardMain(os.Stdin, os.Args[2]))
 	}
 	os.Exit(m.Run())
 }
@@ -156,34 +156,63 @@ func TestKillAllSkipsGrace(t *testing.T) {
 	testutil.NoSurvivors(t, mark)
 }
 
-func TestGuardKillsGroupsOnClose(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := StartGuard(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mark := testutil.NewMark(t)
-	cmd := exec.Command("sh", "-c", "sleep 30 & sleep 30")
-	cmd.Env = append(os.Environ(), testutil.MarkVar+"="+mark)
+// startMarked starts `sh -c script` carrying the run id, in a process group of its own.
+func startMarked(t *testing.T, runID, mark, script string) chan struct{} {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), RunIDVar+"="+runID, testutil.MarkVar+"="+mark)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	g.add(cmd.Process.Pid)
-	g.add(999999) // a group that does not exist is harmless
-	g.remove(999999)
-	if err := g.Close(); err != nil {
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
+	return done
+}
+
+func TestGuardKillsTheRunWhenGorunDies(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID := testutil.NewMark(t)
+	g, err := StartGuard(exe, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := testutil.NewMark(t)
+	done := startMarked(t, runID, mark, "sleep 30 & setsid sleep 30 & sleep 30")
+	time.Sleep(200 * time.Millisecond)
+	g.w.Close() // what gorun's death does: end-of-file without goodbye
+	if err := g.cmd.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("guard did not kill the group")
+		t.Fatal("guard did not kill the run's processes")
 	}
 	testutil.NoSurvivors(t, mark)
+}
+
+func TestGuardLeavesProcessesAloneAfterGoodbye(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runID := testutil.NewMark(t)
+	g, err := StartGuard(exe, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := testutil.NewMark(t)
+	startMarked(t, runID, mark, "sleep 30")
+	time.Sleep(100 * time.Millisecond)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(testutil.Survivors(t, mark)); n == 0 {
+		t.Error("the guard killed a process after a normal end, want it left alone")
+	}
 }

@@ -25,7 +25,6 @@ import (
 type Runner struct {
 	Grace   time.Duration // from SIGTERM to SIGKILL; 0 sends SIGKILL at once
 	BaseEnv []string      // the environment every task starts from (gorun's own)
-	Guard   *Guard        // optional: kills the groups if gorun itself dies
 
 	mu      sync.Mutex
 	groups  map[int]struct{} // process groups of running tasks
@@ -141,14 +140,12 @@ func (r *Runner) track(pgid int) {
 	r.groups[pgid] = struct{}{}
 	hurried := r.hurried
 	r.mu.Unlock()
-	r.Guard.add(pgid)
 	if hurried {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }
 
 func (r *Runner) untrack(pgid int) {
-	r.Guard.remove(pgid)
 	r.mu.Lock()
 	delete(r.groups, pgid)
 	r.mu.Unlock()

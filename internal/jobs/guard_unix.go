@@ -4,42 +4,46 @@ package jobs
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"sync"
 	"syscall"
 )
 
 // GuardArg is the argument that makes the gorun binary run as a Guard (see GuardMain).
 const GuardArg = "__gorun_guard"
 
+// RunIDVar is the environment variable that carries a run's id to its tasks (and, by
+// inheritance, to everything they start). The Guard finds a dead run's processes by it.
+const RunIDVar = "GORUN_RUN_ID"
+
 // Guard is a small helper process that outlives gorun for one purpose: if gorun dies,
-// even by SIGKILL, it kills the process groups of the tasks that were still running.
-// gorun tells it of each group as the task starts and ends, through a pipe; when that
-// pipe reaches end-of-file, gorun is gone, and the guard kills what it was told of.
+// even by SIGKILL, it kills whatever the run's tasks left running. Every task carries
+// GORUN_RUN_ID=<run id> in its environment, and so does everything it starts; when the
+// guard's standard input reaches end-of-file without gorun having said goodbye, it
+// reads /proc for the processes that carry the id and kills them and their process
+// groups. gorun tells it nothing per task: a guard costs nothing on the hot path.
 //
-// A nil *Guard does nothing. Its methods are safe for concurrent use.
+// A nil *Guard does nothing.
 type Guard struct {
-	mu  sync.Mutex
 	w   *os.File // the write end; close-on-exec, so no task holds it open
 	cmd *exec.Cmd
-	buf []byte
 }
 
-// StartGuard starts the guard as `exe GuardArg`, normally gorun's own binary. The guard
-// ignores SIGINT, SIGTERM and SIGHUP and runs in a process group of its own, so that
-// neither a terminal's Ctrl-C nor a signal to gorun's group ends it before gorun.
-func StartGuard(exe string) (*Guard, error) {
+// StartGuard starts the guard as `exe GuardArg runID`, normally gorun's own binary.
+// The guard ignores SIGINT, SIGTERM and SIGHUP and runs in a process group of its own,
+// so that neither a terminal's Ctrl-C nor a signal to gorun's group ends it early.
+func StartGuard(exe, runID string) (*Guard, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start guard: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command(exe, GuardArg)
+	cmd := exec.Command(exe, GuardArg, runID)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -49,63 +53,71 @@ func StartGuard(exe string) (*Guard, error) {
 	return &Guard{w: w, cmd: cmd}, nil
 }
 
-func (g *Guard) add(pgid int)    { g.send('+', pgid) }
-func (g *Guard) remove(pgid int) { g.send('-', pgid) }
+// guardBye is what gorun writes when it ends normally: the guard then kills nothing.
+const guardBye = "bye\n"
 
-func (g *Guard) send(op byte, pgid int) {
-	if g == nil {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.w == nil {
-		return
-	}
-	g.buf = append(strconv.AppendInt(append(g.buf[:0], op), int64(pgid), 10), '\n')
-	_, _ = g.w.Write(g.buf)
-}
-
-// Close tells the guard that gorun ends normally and waits for it to exit. Groups it
-// was told of and not told the end of are killed, as they would be on a crash.
+// Close tells the guard that gorun ends normally, and waits for it to exit.
 func (g *Guard) Close() error {
-	if g == nil {
+	if g == nil || g.w == nil {
 		return nil
 	}
-	g.mu.Lock()
-	w := g.w
+	_, _ = io.WriteString(g.w, guardBye)
+	g.w.Close()
 	g.w = nil
-	g.mu.Unlock()
-	if w == nil {
-		return nil
-	}
-	w.Close()
 	return g.cmd.Wait()
 }
 
-// GuardMain is the guard process's main: it reads "+PGID" and "-PGID" lines from r
-// until end-of-file, then sends SIGKILL to every group added and not removed.
-// It returns the process exit code.
-func GuardMain(r io.Reader) int {
+// GuardMain is the guard process's main: it waits for end-of-file on r; unless gorun
+// said goodbye first, it kills every process that carries GORUN_RUN_ID=runID, and its
+// process group. It returns the process exit code.
+func GuardMain(r io.Reader, runID string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	live := make(map[int]struct{})
+	last := ""
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) < 2 {
-			continue
-		}
-		pgid, err := strconv.Atoi(string(line[1:]))
-		if err != nil || pgid <= 1 {
-			continue
-		}
-		if line[0] == '+' {
-			live[pgid] = struct{}{}
-		} else {
-			delete(live, pgid)
-		}
+		last = sc.Text() + "\n"
 	}
-	for pgid := range live {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if last == guardBye || runID == "" {
+		return 0
+	}
+	// Tasks may be forking as we kill: go over /proc until nothing carries the id.
+	for range 5 {
+		pids := Marked(RunIDVar, runID)
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != syscall.Getpgrp() {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	return 0
+}
+
+// Marked returns the pids of the processes (other than this one) whose environment
+// holds name=value, as /proc shows them; none where there is no /proc.
+func Marked(name, value string) []int {
+	dir, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer dir.Close()
+	names, _ := dir.Readdirnames(-1)
+	needle := []byte(name + "=" + value + "\x00")
+	self := os.Getpid()
+	var pids []int
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil || pid == self {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + n + "/environ")
+		// Each entry ends with NUL; an entry starts the file or follows a NUL.
+		if err == nil && (bytes.HasPrefix(env, needle) || bytes.Contains(env, append([]byte{0}, needle...))) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
