@@ -10,7 +10,10 @@
 #   QUICK=1      smoke run: N=1000 ROUNDS=1
 #   RUNNERS="…"  which runners (default: all found): spawnlimit gorun xargs parallel
 #                spawnlimit-direct gorun-direct (the -direct pair exec /bin/true
-#                without a shell: gorun through a several-word template)
+#                without a shell and without arguments: gorun reads JSON Lines tasks
+#                {"cmd": ["/bin/true"]}; a template would add the item as an argument,
+#                and GNU true with an argument loads its locale, which costs more
+#                than gorun itself)
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
@@ -91,6 +94,8 @@ gen_input() { # gen_input COUNT FILE
 }
 INPUT=$TMP/input
 gen_input "$N" "$INPUT"
+INPUT_JSONL=$TMP/input.jsonl
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) print "{\"cmd\": [\"/bin/true\"]}" }' >"$INPUT_JSONL"
 
 runners=()
 ((have_spawnlimit)) && runners+=(spawnlimit)
@@ -114,7 +119,7 @@ runner_cmd() {
 	local r=$1 j=$2
 	case $r in
 	gorun) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none) ;;
-	gorun-direct) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none -- /bin/true {}) ;;
+	gorun-direct) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none --format jsonl) ;;
 	spawnlimit) cmd=("$TMP/spawnlimit" -p "$j" -capture -stdin -q) ;;
 	spawnlimit-direct) cmd=("$TMP/spawnlimit" -n "$N" -p "$j" -capture -q) ;;
 	xargs) cmd=(xargs -P "$j" -I{} sh -c {}) ;;
@@ -178,7 +183,9 @@ for j in $JOBS; do
 		fi
 		for r in "${order[@]}"; do
 			printf '  -j %s round %d/%d: %-10s ' "$j" "$round" "$ROUNDS" "$r" >&2
-			if res=$(measure "$r" "$j" "$INPUT"); then
+			in=$INPUT
+			[[ $r == gorun-direct ]] && in=$INPUT_JSONL
+			if res=$(measure "$r" "$j" "$in"); then
 				read -r wall rss <<<"$res"
 				walls[$r]+="$wall"$'\n'
 				[[ "$rss" != n/a ]] && rsss[$r]+="$rss"$'\n'

@@ -25,7 +25,7 @@ type config struct {
 
 // loadConfig binds cmd's flags, the environment and the config file: --config (or
 // GORUN_CONFIG), else ./gorun.yaml, else $XDG_CONFIG_HOME/gorun/config.yaml. A config
-// file key that is not a flag of cmd is an error.
+// file key that is not a flag of exec is an error.
 func loadConfig(cmd *cobra.Command) (*config, error) {
 	v := viper.New()
 	v.SetEnvPrefix("GORUN")
@@ -45,8 +45,9 @@ func loadConfig(cmd *cobra.Command) (*config, error) {
 	if err := fileOnly.ReadInConfig(); err != nil {
 		return nil, usagef(cmd.CommandPath(), "read config %s: %v", file, firstLine(err.Error()))
 	}
+	known := NewCmdExec(nil, nil, nil).Flags() // the config file holds exec's settings
 	for _, k := range fileOnly.AllKeys() {
-		if cmd.Flags().Lookup(k) == nil || k == "config" {
+		if known.Lookup(k) == nil || k == "config" {
 			return nil, usagef(cmd.CommandPath(), "%s: unknown key %q", file, k)
 		}
 	}

@@ -26,3 +26,10 @@ var errTasksFailed = errors.New("some tasks did not succeed")
 // errBrokenPipe means that gorun's standard output was closed by its reader; the run
 // was stopped, and gorun exits 141, as a program killed by SIGPIPE does.
 var errBrokenPipe = errors.New("standard output closed (broken pipe)")
+
+// lockHeldError means that another run holds the --lock file: gorun exits 75
+// (EX_TEMPFAIL) without touching anything.
+type lockHeldError struct{ err error }
+
+func (e *lockHeldError) Error() string { return e.err.Error() }
+func (e *lockHeldError) Unwrap() error { return e.err }

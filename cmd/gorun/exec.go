@@ -10,13 +10,17 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
+	"github.com/gorun/gorun/internal/atomicfile"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/journal"
+	"github.com/gorun/gorun/internal/lock"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/report"
 )
@@ -43,6 +47,15 @@ type ExecOptions struct {
 	Grace     time.Duration
 	Output    pipeline.Output
 	KeepOrder bool
+	Halt      pipeline.Halt
+	Journal   string        // append results here
+	Resume    bool          // skip tasks that succeeded in the journal
+	Lock      string        // refuse to run while another run holds this lock
+	Report    string        // write a report here
+	ReportFmt report.Format // its format
+	Metrics   string        // write Prometheus metrics here
+	Quiet     bool
+	DryRun    bool
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -119,19 +132,35 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 			return runExec(cmd.Context(), opts)
 		},
 	}
+	addTaskFlags(cmd)
 	f := cmd.Flags()
 	f.IntP("workers", "j", 0, "tasks running at once (default: number of CPUs)")
 	f.StringP("rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
 	f.Int("burst", 1, "starts allowed at once before the rate applies")
-	f.DurationP("timeout", "t", 0, "per-task timeout; 0: none")
 	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL the task's process group")
-	f.Int("retries", 0, "retries after a failure or timeout")
-	f.Duration("retry-delay", time.Second, "first backoff between retries")
 	f.StringP("output", "o", string(pipeline.Grouped), "task output: grouped, line, tag, jsonl or none")
 	f.BoolP("keep-order", "k", false, "print outputs and results in input order")
 	f.BoolP("null", "0", false, "input items end with NUL, not newline (for find -print0)")
-	f.String("format", "auto", "input format: auto, yaml, json, jsonl or lines")
+	f.String("halt", "never", "stop early: never, soon or now[,fail=N|fail=P%|success=N|success=P%]")
+	f.Bool("fail-fast", false, "stop starting tasks at the first failure (--halt soon,fail=1)")
+	f.String("journal", "", "append each task's result to this file (JSON Lines)")
+	f.Bool("resume", false, "skip tasks that already succeeded in the --journal")
+	f.String("lock", "", "refuse to start (exit 75) while another run holds this lock file")
+	f.String("report", "", "also write a report: .json, .xml (JUnit) or .md by extension")
+	f.String("report-format", "", "format of --report: json, junit, markdown or text (default: by extension)")
+	f.String("metrics", "", "write Prometheus metrics here (for node_exporter's textfile collector)")
+	f.BoolP("quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
+	f.Bool("dry-run", false, "print the tasks that would run, and run nothing")
 	return cmd
+}
+
+// addTaskFlags adds the flags that shape tasks, which exec and validate share.
+func addTaskFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.DurationP("timeout", "t", 0, "per-task timeout; 0: none")
+	f.Int("retries", 0, "retries after a failure or timeout")
+	f.Duration("retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
+	f.String("format", "auto", "input format: auto, yaml, json, jsonl or lines")
 }
 
 // fill resolves the flag values from flags, environment and config file, and checks
@@ -175,6 +204,45 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 	}
 	if o.KeepOrder, err = c.boolean("keep-order"); err != nil {
 		return err
+	}
+	if o.Halt, err = pipeline.ParseHalt(c.str("halt", "never")); err != nil {
+		return c.errorf("halt", "%v", err)
+	}
+	failFast, err := c.boolean("fail-fast")
+	if err != nil {
+		return err
+	}
+	if failFast {
+		if c.isSet("halt") {
+			return usagef(cmd.CommandPath(), "--fail-fast is --halt soon,fail=1: give one or the other")
+		}
+		o.Halt = pipeline.Halt{When: "soon", Count: 1}
+	}
+	o.Journal, o.Lock, o.Report, o.Metrics = c.str("journal", ""), c.str("lock", ""), c.str("report", ""), c.str("metrics", "")
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{{"resume", &o.Resume}, {"quiet", &o.Quiet}, {"dry-run", &o.DryRun}} {
+		if *b.dst, err = c.boolean(b.key); err != nil {
+			return err
+		}
+	}
+	if o.Resume && o.Journal == "" {
+		return usagef(cmd.CommandPath(), "--resume needs a --journal to resume from")
+	}
+	if o.Report != "" {
+		o.ReportFmt = report.FormatOf(o.Report)
+		if rf := c.str("report-format", ""); rf != "" {
+			if o.ReportFmt, err = report.ParseFormat(rf); err != nil {
+				return c.errorf("report-format", "%v", err)
+			}
+		}
+		if o.ReportFmt == "" {
+			return usagef(cmd.CommandPath(), "--report %s: cannot tell the format from the extension; name it with --report-format", o.Report)
+		}
+	}
+	if o.Quiet {
+		o.Output = pipeline.None // chronic's way: output only when something failed, in the summary
 	}
 	if o.Null, err = c.boolean("null"); err != nil {
 		return err
@@ -227,16 +295,30 @@ func deref[T any](p *T, def T) T {
 // runExec runs the tasks and prints the summary. Its error says how the run ended:
 // nil, errTasksFailed, the interruption, or an input or start-up error.
 func runExec(ctx context.Context, opts *ExecOptions) error {
+	if opts.Lock != "" { // first: a run that finds the lock held touches nothing
+		l, err := lock.TryAcquire(opts.Lock)
+		if errors.Is(err, lock.ErrHeld) {
+			return &lockHeldError{err: err}
+		}
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+	}
 	src, workers, limit, err := openInput(opts)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if opts.DryRun {
+		return listTasks(opts.IO.Out, src)
+	}
 
-	runID := newRunID()
-	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+runID)}
+	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
+	run.Hostname, _ = os.Hostname()
+	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID)}
 	if opts.StartGuard != nil {
-		g, err := opts.StartGuard(runID)
+		g, err := opts.StartGuard(run.ID)
 		if err != nil {
 			return err
 		}
@@ -249,17 +331,30 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		limiter = rate.NewLimiter(limit, opts.Burst)
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: runner,
+		Workers: workers, Limiter: limiter, Runner: runner, Halt: opts.Halt,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
-	var sum report.Summary
-	start := time.Now()
-	inputErr := opts.Pipeline(ctx, src, popts, sum.Add)
-	sum.Wall = time.Since(start)
+	rec, err := openRecorders(opts, run, &popts)
+	if err != nil {
+		return err
+	}
+	defer rec.close()
+
+	sum := report.Summary{KeepTails: opts.Quiet}
+	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
+		sum.Add(r)
+		rec.add(r)
+	})
+	sum.Wall = time.Since(run.StartedAt)
 	if inputErr == nil || sum.Started() > 0 { // a bad input that stopped everything says only that
-		if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
-			return err
+		if !opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total {
+			if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
+				return err
+			}
 		}
+	}
+	if err := rec.finish(opts, run, &sum); err != nil {
+		return err
 	}
 	switch {
 	case errors.Is(inputErr, pipeline.ErrBrokenPipe):
@@ -272,6 +367,124 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		return errTasksFailed
 	}
 	return nil
+}
+
+// recorders keep what a run leaves behind: the journal, and the results a report
+// needs. They are fed on the pipeline's fan-in goroutine.
+type recorders struct {
+	journal  *journal.Writer
+	spool    *report.Spool
+	firstErr error
+}
+
+// openRecorders opens the journal (after reading what it says succeeded, for
+// --resume) and the report's spool, and sets the pipeline's task identities.
+func openRecorders(opts *ExecOptions, run report.Run, popts *pipeline.Options) (*recorders, error) {
+	rec := &recorders{}
+	if opts.Journal != "" {
+		var done map[string]bool
+		if opts.Resume {
+			var err error
+			if done, err = journal.Succeeded(opts.Journal); err != nil {
+				return nil, &jobs.InputError{File: opts.Journal, Msg: err.Error()}
+			}
+		}
+		keyer := &journal.Keyer{}
+		popts.Key = keyer.Key
+		popts.Done = func(key string) (string, bool) {
+			return "already succeeded in " + opts.Journal, done[key]
+		}
+		input := opts.File
+		if input == "" || input == "-" {
+			input = "stdin"
+		}
+		w, err := journal.Create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: input})
+		if err != nil {
+			return nil, err
+		}
+		rec.journal = w
+	}
+	if opts.Report != "" {
+		sp, err := report.NewSpool()
+		if err != nil {
+			rec.close()
+			return nil, err
+		}
+		rec.spool = sp
+	}
+	return rec, nil
+}
+
+func (rec *recorders) add(r jobs.Result) {
+	if rec.journal != nil && r.Attempts > 0 { // a finished task; not one that never ran
+		if err := rec.journal.Write(r); err != nil && rec.firstErr == nil {
+			rec.firstErr = err
+		}
+	}
+	if rec.spool != nil {
+		rec.spool.Add(r)
+	}
+}
+
+// finish writes the report and the metrics, each atomically.
+func (rec *recorders) finish(opts *ExecOptions, run report.Run, sum *report.Summary) error {
+	if rec.firstErr != nil {
+		return rec.firstErr
+	}
+	if rec.spool != nil {
+		err := atomicfile.Write(opts.Report, 0o644, func(w io.Writer) error {
+			return report.Write(w, opts.ReportFmt, run, sum, rec.spool.Results())
+		})
+		if err == nil {
+			err = rec.spool.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+	}
+	if opts.Metrics != "" {
+		last := report.LastSuccess(opts.Metrics)
+		err := atomicfile.Write(opts.Metrics, 0o644, func(w io.Writer) error {
+			return report.WriteMetrics(w, sum, time.Now(), last)
+		})
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+func (rec *recorders) close() {
+	if rec.journal != nil {
+		_ = rec.journal.Close()
+	}
+	if rec.spool != nil {
+		_ = rec.spool.Close()
+	}
+}
+
+// listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them.
+func listTasks(w io.Writer, src jobs.Source) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	for {
+		t, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		timeout, dir := "-", "."
+		if t.Timeout > 0 {
+			timeout = t.Timeout.String()
+		}
+		if t.Dir != "" {
+			dir = t.Dir
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.ID, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+	}
+	return tw.Flush()
 }
 
 // onHurry calls f if hurry is closed before stop is called. stop waits for the

@@ -49,6 +49,7 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		usage     *usageError
 		input     *jobs.InputError
 		interrupt *interruptedError
+		held      *lockHeldError
 	)
 	switch {
 	case err == nil:
@@ -59,6 +60,9 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		return exitFailed
 	case errors.Is(err, errBrokenPipe):
 		return exitSIGPIPE
+	case errors.As(err, &held):
+		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+		return exitLockHeld
 	case errors.As(err, &usage):
 		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
 		if usage.cmd != "" {

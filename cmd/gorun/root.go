@@ -52,6 +52,6 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdVersion(ios))
+	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios))
 	return root
 }

@@ -28,6 +28,7 @@ func (s Status) OK() bool { return s != Failed && s != TimedOut }
 type Result struct {
 	ID          string    `json:"id"`
 	Index       int       `json:"index"`
+	Key         string    `json:"-"` // the task's identity in a journal
 	Command     string    `json:"command"`
 	Status      Status    `json:"status"`
 	ExitCode    *int      `json:"exit_code"`        // nil: the process did not exit by itself
@@ -63,5 +64,5 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 
 // SkippedResult is the result of a task that never started.
 func SkippedResult(t *Task, reason string) Result {
-	return Result{ID: t.ID, Index: t.Index, Command: t.Command(), Status: Skipped, Error: reason}
+	return Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Status: Skipped, Error: reason}
 }

@@ -39,6 +39,9 @@ func (s *SliceSource) Next() (Task, error) {
 	return s.tasks[s.next-1], nil
 }
 
+// Len returns the number of tasks.
+func (s *SliceSource) Len() int { return len(s.tasks) }
+
 // Close implements Source; the remaining tasks are still yielded, to be skipped.
 func (s *SliceSource) Close() error { return nil }
 

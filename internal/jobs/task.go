@@ -17,6 +17,8 @@ const DefaultShell = "/bin/sh"
 type Task struct {
 	Index      int           // 1-based position in the input
 	ID         string        // unique within a run; "task-N" when the input names none
+	Named      bool          // the input gave the id
+	Key        string        // identity in a journal; set by the pipeline when journaling
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
 	Template   *Template     // when set, the command is Template applied to Item
@@ -118,6 +120,8 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)
+	} else {
+		t.Named = true
 	}
 	t.Env = mergeEnv(d.Env, sp.Env)
 	return t

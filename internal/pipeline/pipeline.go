@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -25,7 +27,20 @@ type Options struct {
 	KeepOrder bool      // print outputs and results in input order
 	Stdout    io.Writer // where task stdout (or JSON results) go
 	Stderr    io.Writer // where task stderr goes
+	Halt      Halt      // when to stop early; the zero value never does
+
+	// Key, when not nil, gives each task its identity for the journal (Result.Key).
+	// It is called from one goroutine, in input order.
+	Key func(t *jobs.Task) string
+	// Done, when not nil, reports whether a task (by its key) already succeeded; such a
+	// task does not run and ends skipped with the reason Done gives.
+	Done func(key string) (reason string, done bool)
+	// Jitter returns a number in [0, 1) that scales each retry's backoff; nil: random.
+	Jitter func() float64
 }
+
+// MaxRetryDelay caps the backoff between attempts.
+const MaxRetryDelay = time.Minute
 
 // Runner runs one attempt of a task; *jobs.Runner runs it as a process.
 type Runner interface {
@@ -60,26 +75,52 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 
 	in := make(chan pool.Job[jobs.Task])
 	out := make(chan pool.Done[jobs.Task, outcome], opts.Workers)
+	known := make(chan jobs.Result, opts.Workers) // tasks that do not run: already done
 	fed := make(chan error, 1)
-	go func() { fed <- feed(src, in, stopStarting) }()
+	go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
 	pr := newPrinter(&opts, emit)
 	go func() {
-		popts := pool.Options{Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout}
+		popts := pool.Options[jobs.Task, outcome]{
+			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
+			Retry: retryPolicy(opts.Jitter),
+		}
 		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr), out)
 		close(out)
 	}()
 
 	broken := false
-	for d := range out {
-		r := result(startCtx, d)
-		if d.Started {
-			pr.add(r, &d.Result)
-		} else {
+	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
+	for out != nil || known != nil {
+		var r jobs.Result
+		select {
+		case d, ok := <-out:
+			if !ok {
+				out = nil
+				continue
+			}
+			r = result(startCtx, d)
+			if d.Started {
+				pr.add(r, &d.Result)
+			} else {
+				pr.add(r, nil)
+			}
+		case k, ok := <-known:
+			if !ok {
+				known = nil
+				continue
+			}
+			r = k
 			pr.add(r, nil)
 		}
 		if !broken && isBrokenPipe(pr.stdout.Err()) {
 			broken = true
 			stopRun(ErrBrokenPipe)
+		}
+		if cause, now := halt.add(r); cause != nil {
+			stopStarting(cause)
+			if now {
+				stopRun(cause)
+			}
 		}
 	}
 	pr.finish()
@@ -90,14 +131,49 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	return inputErr
 }
 
+// sourceLen returns how many tasks src holds, when it knows; else 0.
+func sourceLen(src jobs.Source) int {
+	if l, ok := src.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return 0
+}
+
+// retryPolicy retries a task that failed or timed out while it has retries left, after
+// an exponential backoff with full jitter: a random delay up to RetryDelay·2^(n-1),
+// capped at MaxRetryDelay. A cancelled task is never retried.
+func retryPolicy(jitter func() float64) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+	if jitter == nil {
+		jitter = rand.Float64
+	}
+	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		if (o.status != jobs.Failed && o.status != jobs.TimedOut) || attempt > t.Retries {
+			return 0, false
+		}
+		o.close() // a retried attempt's output is not printed; its tails stay in o
+		return time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt))), true
+	}
+}
+
+// Backoff is the longest delay before attempt n+1: base·2^(n-1), at most MaxRetryDelay.
+func Backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < MaxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, MaxRetryDelay)
+}
+
 func isBrokenPipe(err error) bool {
 	return errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe)
 }
 
-// feed sends every task of src to in and closes in. An input error stops further
+// feed sends every task of src to in, or, when opts.Done says it already succeeded,
+// its skipped result to known; then it closes both. An input error stops further
 // starts and is returned.
-func feed(src jobs.Source, in chan<- pool.Job[jobs.Task], stopStarting context.CancelCauseFunc) error {
+func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known chan<- jobs.Result, stopStarting context.CancelCauseFunc) error {
 	defer close(in)
+	defer close(known)
 	for {
 		t, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -107,15 +183,31 @@ func feed(src jobs.Source, in chan<- pool.Job[jobs.Task], stopStarting context.C
 			stopStarting(fmt.Errorf("input error: %w", err))
 			return err
 		}
+		if opts.Key != nil {
+			t.Key = opts.Key(&t)
+			if opts.Done != nil {
+				if reason, done := opts.Done(t.Key); done {
+					r := jobs.SkippedResult(&t, reason)
+					known <- r
+					continue
+				}
+			}
+		}
 		in <- pool.Job[jobs.Task]{Index: t.Index, Value: t, Timeout: t.Timeout}
 	}
 }
 
-// outcome is what a worker hands the fan-in goroutine for one task.
+// outcome is what a worker hands the fan-in goroutine for one attempt of a task. The
+// tails are taken when the attempt ends, so they outlive the captures.
 type outcome struct {
 	attempt        jobs.Attempt
 	status         jobs.Status
 	stdout, stderr *jobs.Capture
+	outTail        string
+	outLen         int64
+	errTail        string
+	errLen         int64
+	errs           []string
 }
 
 func (o *outcome) close() {
@@ -126,13 +218,20 @@ func (o *outcome) close() {
 }
 
 func runTask(runner Runner, pr *printer) pool.Func[jobs.Task, outcome] {
-	return func(ctx context.Context, slot int, t jobs.Task) outcome {
+	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
 		var o outcome
 		var done func()
 		o.stdout, o.stderr, done = pr.captures(&t)
-		o.attempt = runner.Run(ctx, &t, slot, 1, o.stdout, o.stderr)
+		o.attempt = runner.Run(ctx, &t, slot, attempt, o.stdout, o.stderr)
 		done()
 		o.status = jobs.StatusOf(ctx, o.attempt)
+		o.outTail, o.outLen = o.stdout.Tail(), o.stdout.Len()
+		o.errTail, o.errLen = o.stderr.Tail(), o.stderr.Len()
+		for _, err := range []error{o.attempt.Err, o.stdout.Err(), o.stderr.Err()} {
+			if err != nil {
+				o.errs = append(o.errs, err.Error())
+			}
+		}
 		return o
 	}
 }
@@ -147,7 +246,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		}
 		return jobs.SkippedResult(t, cause.Error())
 	}
-	r := jobs.Result{ID: t.ID, Index: t.Index, Command: t.Command(), Slot: d.Slot, Attempts: 1}
+	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Slot: d.Slot, Attempts: d.Attempts}
 	if d.Panic != nil {
 		r.Status = jobs.Failed
 		r.Error = fmt.Sprintf("task %s: %v", t.ID, d.Panic)
@@ -165,14 +264,8 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	if a.Signal != 0 {
 		r.Signal = jobs.SignalName(a.Signal)
 	}
-	r.StdoutTail, r.StdoutBytes = o.stdout.Tail(), o.stdout.Len()
-	r.StderrTail, r.StderrBytes = o.stderr.Tail(), o.stderr.Len()
-	var errs []string
-	for _, err := range []error{a.Err, o.stdout.Err(), o.stderr.Err()} {
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	r.Error = strings.Join(errs, "; ")
+	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
+	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
+	r.Error = strings.Join(o.errs, "; ")
 	return r
 }

@@ -1,8 +1,9 @@
 // Package pool runs jobs with bounded concurrency, a start-rate limit, a timeout per
-// job and panic recovery. It knows nothing of what a job is.
+// job, retries with backoff and panic recovery. It knows nothing of what a job is.
 package pool
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"runtime/debug"
@@ -12,73 +13,104 @@ import (
 )
 
 // Options configure a run of the pool.
-type Options struct {
+type Options[T, R any] struct {
 	// Workers is the number of jobs that run at once; it must be at least 1.
 	Workers int
-	// Limiter, when not nil, paces job starts: each start waits for a token.
+	// Limiter, when not nil, paces starts: each attempt waits for a token.
 	Limiter *rate.Limiter
-	// TimeoutCause is the context cause of a job that runs past its timeout.
+	// TimeoutCause is the context cause of an attempt that runs past its timeout.
 	TimeoutCause error
+	// Retry, when not nil, is asked after each attempt (1-based) whether to run the job
+	// again, and after what delay. A job waiting for its retry holds no worker.
+	Retry func(v T, r R, attempt int) (delay time.Duration, again bool)
 }
 
 // Job is one unit of input: its 1-based input index, the value fn receives, and its
-// timeout (0: none).
+// timeout per attempt (0: none).
 type Job[T any] struct {
 	Index   int
 	Value   T
 	Timeout time.Duration
 }
 
-// Done is how a job ended. A job that was never started has Started false and a zero
-// Result. A job whose fn panicked has Panic set, with the stack.
+// Done is how a job ended: the result of its last attempt. A job that never started
+// has Started false, Attempts 0 and a zero Result. A job whose fn panicked has Panic
+// set, with the stack.
 type Done[T, R any] struct {
-	Job     Job[T]
-	Slot    int // 1-based worker slot that ran it; 0 when not started
-	Started bool
-	Result  R
-	Panic   error
+	Job      Job[T]
+	Slot     int // 1-based worker slot of the last attempt; 0 when not started
+	Started  bool
+	Attempts int
+	Result   R
+	Panic    error
 }
 
-// Func runs one job. ctx is done when the job's timeout passes (its cause is then
-// Options.TimeoutCause) or when the run is cancelled. slot is the 1-based worker slot.
-type Func[T, R any] func(ctx context.Context, slot int, v T) R
+// Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
+// cause is then Options.TimeoutCause) or when the run is cancelled. slot is the
+// 1-based worker slot, attempt the 1-based attempt number.
+type Func[T, R any] func(ctx context.Context, slot, attempt int, v T) R
 
-// Run starts fn for each job received from in, with at most opts.Workers running at
-// once and starts paced by opts.Limiter, and sends every job's Done to out, in the
-// order the jobs end.
+// Run starts fn for each job received from in, with at most opts.Workers attempts
+// running at once and starts paced by opts.Limiter, retries as opts.Retry says, and
+// sends each job's Done to out once, in the order jobs end.
 //
-// Two contexts govern it. When startCtx is done, no further job starts: jobs still in
-// hand or received later are sent to out with Started false. runCtx is the parent of
-// every running job's context; cancelling it stops running jobs too. Cancel startCtx
-// whenever runCtx is cancelled (derive it from runCtx).
+// Two contexts govern it. When startCtx is done, no further attempt starts: jobs still
+// waiting, or received later, are sent to out with Started false, and a job waiting
+// for a retry ends with its last attempt. runCtx is the parent of every attempt's
+// context; cancelling it stops running attempts too. Cancel startCtx whenever runCtx
+// is cancelled (derive it from runCtx).
 //
 // Run keeps receiving from in until the caller closes it, and returns once every job
-// received has been sent to out. It never closes out.
-func Run[T, R any](startCtx, runCtx context.Context, opts Options, in <-chan Job[T], fn Func[T, R], out chan<- Done[T, R]) {
+// received has been sent to out. It never closes out. It runs one dispatching
+// goroutine (the caller's) and opts.Workers workers, and waits for all of them.
+func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-chan Job[T], fn Func[T, R], out chan<- Done[T, R]) {
 	n := max(opts.Workers, 1)
-	finished := make(chan struct{}, n)
+	work := make(chan attempt[T, R])
+	results := make(chan Done[T, R])
+	finished := make(chan struct{})
 	for slot := 1; slot <= n; slot++ {
 		go func() {
 			defer func() { finished <- struct{}{} }()
-			worker(startCtx, runCtx, opts, slot, in, fn, out)
+			for a := range work {
+				results <- runAttempt(startCtx, runCtx, opts, slot, a, fn)
+			}
 		}()
 	}
+	d := dispatcher[T, R]{opts: opts, in: in, out: out, work: work, results: results, startDone: startCtx.Done()}
+	d.loop()
+	close(work)
 	for range n {
 		<-finished
 	}
 }
 
-func worker[T, R any](startCtx, runCtx context.Context, opts Options, slot int, in <-chan Job[T], fn Func[T, R], out chan<- Done[T, R]) {
-	for job := range in {
-		if !mayStart(startCtx, runCtx, opts.Limiter) {
-			out <- Done[T, R]{Job: job}
-			continue
-		}
-		out <- call(runCtx, opts, slot, job, fn)
-	}
+// attempt is a job on its way to a worker: its number, and the last attempt's Done
+// when it is a retry.
+type attempt[T, R any] struct {
+	job  Job[T]
+	n    int
+	last *Done[T, R]
+	due  time.Time
 }
 
-// mayStart waits for a rate token and reports whether the job may start now.
+// runAttempt runs one attempt in slot, unless starting has ended.
+func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], slot int, a attempt[T, R], fn Func[T, R]) Done[T, R] {
+	if !mayStart(startCtx, runCtx, opts.Limiter) {
+		return notStarted(a)
+	}
+	return call(runCtx, opts.TimeoutCause, slot, a, fn)
+}
+
+// notStarted is the Done of an attempt that did not start: the last attempt's, for a
+// retry, else a job that never ran.
+func notStarted[T, R any](a attempt[T, R]) Done[T, R] {
+	if a.last != nil {
+		return *a.last
+	}
+	return Done[T, R]{Job: a.job}
+}
+
+// mayStart waits for a rate token and reports whether an attempt may start now.
 // runCtx is checked too: a parent context is done a moment before its children.
 func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 	if startCtx.Err() != nil || runCtx.Err() != nil {
@@ -91,12 +123,12 @@ func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 	return startCtx.Err() == nil && runCtx.Err() == nil
 }
 
-func call[T, R any](runCtx context.Context, opts Options, slot int, job Job[T], fn Func[T, R]) (d Done[T, R]) {
-	d = Done[T, R]{Job: job, Slot: slot, Started: true}
+func call[T, R any](runCtx context.Context, cause error, slot int, a attempt[T, R], fn Func[T, R]) (d Done[T, R]) {
+	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n}
 	ctx := runCtx
-	if job.Timeout > 0 {
+	if a.job.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(runCtx, job.Timeout, opts.TimeoutCause)
+		ctx, cancel = context.WithTimeoutCause(runCtx, a.job.Timeout, cause)
 		defer cancel()
 	}
 	defer func() {
@@ -104,6 +136,127 @@ func call[T, R any](runCtx context.Context, opts Options, slot int, job Job[T], 
 			d.Panic = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	d.Result = fn(ctx, slot, job.Value)
+	d.Result = fn(ctx, slot, a.n, a.job.Value)
 	return d
+}
+
+// dispatcher owns the pool's state: the attempts ready to start, the retries waiting
+// for their time, and the Dones not yet taken by out. Only its loop touches them.
+type dispatcher[T, R any] struct {
+	opts      Options[T, R]
+	in        <-chan Job[T]
+	out       chan<- Done[T, R]
+	work      chan<- attempt[T, R]
+	results   <-chan Done[T, R]
+	startDone <-chan struct{} // nil once starting has ended
+
+	ready    []attempt[T, R] // to hand to workers, first first
+	waiting  retryHeap[T, R] // retries, earliest first
+	running  int             // attempts handed to workers and not yet back
+	done     []Done[T, R]    // to send to out, first first
+	stopping bool            // starting has ended
+}
+
+// maxDone bounds the Dones held for out while in is drained after starting ended.
+const maxDone = 64
+
+func (d *dispatcher[T, R]) loop() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	in := d.in
+	for in != nil || len(d.ready) > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
+		var (
+			work   chan<- attempt[T, R]
+			next   attempt[T, R]
+			out    chan<- Done[T, R]
+			first  Done[T, R]
+			recv   <-chan Job[T]
+			timerC <-chan time.Time
+		)
+		if len(d.ready) > 0 {
+			work, next = d.work, d.ready[0]
+		}
+		if len(d.done) > 0 {
+			out, first = d.out, d.done[0]
+		}
+		if len(d.ready) == 0 && len(d.done) < maxDone {
+			recv = in
+		}
+		if len(d.waiting) > 0 {
+			// Since Go 1.23 a Reset timer never delivers a stale tick.
+			timer.Reset(time.Until(d.waiting[0].due))
+			timerC = timer.C
+		} else {
+			timer.Stop()
+		}
+		select {
+		case j, ok := <-recv:
+			switch {
+			case !ok:
+				in = nil
+			case d.stopping:
+				d.done = append(d.done, Done[T, R]{Job: j})
+			default:
+				d.ready = append(d.ready, attempt[T, R]{job: j, n: 1})
+			}
+		case work <- next:
+			d.ready = d.ready[1:]
+			d.running++
+		case r := <-d.results:
+			d.running--
+			d.finish(r)
+		case out <- first:
+			d.done = d.done[1:]
+		case <-timerC:
+			for len(d.waiting) > 0 && !time.Now().Before(d.waiting[0].due) {
+				d.ready = append(d.ready, heap.Pop(&d.waiting).(attempt[T, R]))
+			}
+		case <-d.startDone:
+			d.stop()
+		}
+	}
+}
+
+// finish takes an attempt back from a worker: the job is retried or done.
+func (d *dispatcher[T, R]) finish(r Done[T, R]) {
+	if !r.Started || r.Panic != nil || d.stopping || d.opts.Retry == nil {
+		d.done = append(d.done, r)
+		return
+	}
+	delay, again := d.opts.Retry(r.Job.Value, r.Result, r.Attempts)
+	if !again {
+		d.done = append(d.done, r)
+		return
+	}
+	last := r
+	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, last: &last, due: time.Now().Add(delay)})
+}
+
+// stop ends starting: what waits to start ends now, as not started or with its last
+// attempt.
+func (d *dispatcher[T, R]) stop() {
+	d.stopping = true
+	d.startDone = nil
+	for _, a := range d.ready {
+		d.done = append(d.done, notStarted(a))
+	}
+	for _, a := range d.waiting {
+		d.done = append(d.done, notStarted(a))
+	}
+	d.ready, d.waiting = nil, nil
+}
+
+// retryHeap orders waiting retries by due time.
+type retryHeap[T, R any] []attempt[T, R]
+
+func (h retryHeap[T, R]) Len() int           { return len(h) }
+func (h retryHeap[T, R]) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h retryHeap[T, R]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *retryHeap[T, R]) Push(x any)        { *h = append(*h, x.(attempt[T, R])) }
+func (h *retryHeap[T, R]) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var errTimeout = errors.New("job timed out")
 
 // runAll feeds n jobs to Run and collects every Done.
-func runAll[R any](startCtx, runCtx context.Context, opts Options, n int, timeout time.Duration, fn Func[int, R]) []Done[int, R] {
+func runAll[R any](startCtx, runCtx context.Context, opts Options[int, R], n int, timeout time.Duration, fn Func[int, R]) []Done[int, R] {
 	in := make(chan Job[int])
 	out := make(chan Done[int, R])
 	go func() {
@@ -41,7 +41,7 @@ func runAll[R any](startCtx, runCtx context.Context, opts Options, n int, timeou
 func TestConcurrencyNeverExceedsWorkers(t *testing.T) {
 	for _, workers := range []int{1, 3, 8} {
 		var running, most atomic.Int32
-		fn := func(ctx context.Context, slot int, v int) int {
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
 			n := running.Add(1)
 			for {
 				m := most.Load()
@@ -54,7 +54,7 @@ func TestConcurrencyNeverExceedsWorkers(t *testing.T) {
 			return v * 2
 		}
 		ctx := context.Background()
-		done := runAll(ctx, ctx, Options{Workers: workers}, 200, 0, fn)
+		done := runAll(ctx, ctx, Options[int, int]{Workers: workers}, 200, 0, fn)
 		if len(done) != 200 {
 			t.Fatalf("workers=%d: got %d results, want 200", workers, len(done))
 		}
@@ -79,13 +79,13 @@ func TestStartsRespectTheRate(t *testing.T) {
 		var starts []time.Duration
 		begin := time.Now()
 		startCh := make(chan time.Duration, 20)
-		fn := func(ctx context.Context, slot int, v int) int {
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
 			startCh <- time.Since(begin)
 			return v
 		}
 		ctx := context.Background()
 		lim := rate.NewLimiter(10, 1)
-		runAll(ctx, ctx, Options{Workers: 4, Limiter: lim}, 20, 0, fn)
+		runAll(ctx, ctx, Options[int, int]{Workers: 4, Limiter: lim}, 20, 0, fn)
 		close(startCh)
 		for s := range startCh {
 			starts = append(starts, s)
@@ -108,13 +108,13 @@ func TestStartsRespectTheRate(t *testing.T) {
 func TestStopStartingSkipsTheRest(t *testing.T) {
 	startCtx, stop := context.WithCancel(context.Background())
 	var started atomic.Int32
-	fn := func(ctx context.Context, slot int, v int) int {
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
 		if started.Add(1) == 3 {
 			stop()
 		}
 		return v
 	}
-	done := runAll(startCtx, context.Background(), Options{Workers: 1}, 50, 0, fn)
+	done := runAll(startCtx, context.Background(), Options[int, int]{Workers: 1}, 50, 0, fn)
 	if len(done) != 50 {
 		t.Fatalf("got %d results, want 50: every job is reported", len(done))
 	}
@@ -134,14 +134,14 @@ func TestCancelStopsRunningJobs(t *testing.T) {
 	startCtx, stop := context.WithCancel(runCtx)
 	defer stop()
 	var started atomic.Int32
-	fn := func(ctx context.Context, slot int, v int) error {
+	fn := func(ctx context.Context, slot, attempt int, v int) error {
 		if started.Add(1) == 4 {
 			cancel()
 		}
 		<-ctx.Done()
 		return ctx.Err()
 	}
-	done := runAll(startCtx, runCtx, Options{Workers: 4}, 10, 0, fn)
+	done := runAll(startCtx, runCtx, Options[int, error]{Workers: 4}, 10, 0, fn)
 	var ran int
 	for _, d := range done {
 		if d.Started {
@@ -157,12 +157,12 @@ func TestCancelStopsRunningJobs(t *testing.T) {
 }
 
 func TestTimeoutCause(t *testing.T) {
-	fn := func(ctx context.Context, slot int, v int) error {
+	fn := func(ctx context.Context, slot, attempt int, v int) error {
 		<-ctx.Done()
 		return context.Cause(ctx)
 	}
 	ctx := context.Background()
-	done := runAll(ctx, ctx, Options{Workers: 2, TimeoutCause: errTimeout}, 2, 10*time.Millisecond, fn)
+	done := runAll(ctx, ctx, Options[int, error]{Workers: 2, TimeoutCause: errTimeout}, 2, 10*time.Millisecond, fn)
 	for _, d := range done {
 		if !errors.Is(d.Result, errTimeout) {
 			t.Errorf("got cause %v, want %v", d.Result, errTimeout)
@@ -171,14 +171,14 @@ func TestTimeoutCause(t *testing.T) {
 }
 
 func TestPanicBecomesAResult(t *testing.T) {
-	fn := func(ctx context.Context, slot int, v int) int {
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
 		if v == 2 {
 			panic("boom")
 		}
 		return v
 	}
 	ctx := context.Background()
-	done := runAll(ctx, ctx, Options{Workers: 2}, 3, 0, fn)
+	done := runAll(ctx, ctx, Options[int, int]{Workers: 2}, 3, 0, fn)
 	var panics int
 	for _, d := range done {
 		if d.Panic != nil {
@@ -190,5 +190,83 @@ func TestPanicBecomesAResult(t *testing.T) {
 	}
 	if panics != 1 || len(done) != 3 {
 		t.Errorf("got %d panics in %d results, want 1 in 3", panics, len(done))
+	}
+}
+
+func TestRetriesUntilSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		var starts []time.Duration
+		fn := func(ctx context.Context, slot, attempt int, v int) bool {
+			starts = append(starts, time.Since(begin))
+			return attempt == 3 // fails twice, then succeeds
+		}
+		retry := func(v int, ok bool, attempt int) (time.Duration, bool) {
+			return time.Duration(attempt) * 100 * time.Millisecond, !ok && attempt < 5
+		}
+		ctx := context.Background()
+		done := runAll(ctx, ctx, Options[int, bool]{Workers: 1, Retry: retry}, 1, 0, fn)
+		if len(done) != 1 || !done[0].Result || done[0].Attempts != 3 {
+			t.Fatalf("got %+v, want one success after 3 attempts", done)
+		}
+		want := []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}
+		for i := range want {
+			if starts[i] != want[i] {
+				t.Errorf("attempt %d started at %v, want %v", i+1, starts[i], want[i])
+			}
+		}
+	})
+}
+
+func TestWaitingRetryHoldsNoWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		begin := time.Now()
+		started := map[int][]time.Duration{}
+		fn := func(ctx context.Context, slot, attempt int, v int) bool {
+			started[v] = append(started[v], time.Since(begin))
+			time.Sleep(10 * time.Millisecond)
+			return v == 2 || attempt == 2
+		}
+		retry := func(v int, ok bool, attempt int) (time.Duration, bool) { return time.Second, !ok }
+		ctx := context.Background()
+		done := runAll(ctx, ctx, Options[int, bool]{Workers: 1, Retry: retry}, 2, 0, fn)
+		if len(done) != 2 {
+			t.Fatalf("got %d results, want 2", len(done))
+		}
+		// Job 1 fails and waits a second for its retry; job 2 runs in the meantime on
+		// the only worker.
+		if got := started[2][0]; got != 10*time.Millisecond {
+			t.Errorf("job 2 started at %v, want 10ms: while job 1 waited for its retry", got)
+		}
+		if got := started[1][1]; got != 1010*time.Millisecond {
+			t.Errorf("job 1's retry started at %v, want 1.01s", got)
+		}
+	})
+}
+
+func TestStopEndsWaitingRetriesWithTheirLastAttempt(t *testing.T) {
+	startCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
+		if v == 1 {
+			time.AfterFunc(50*time.Millisecond, stop)
+		}
+		return attempt
+	}
+	retry := func(v int, r int, attempt int) (time.Duration, bool) { return time.Hour, true }
+	done := runAll(startCtx, context.Background(), Options[int, int]{Workers: 1, Retry: retry}, 3, 0, fn)
+	var tried, skipped int
+	for _, d := range done {
+		switch {
+		case d.Started && d.Attempts == 1 && d.Result == 1:
+			tried++
+		case !d.Started:
+			skipped++
+		default:
+			t.Errorf("unexpected %+v", d)
+		}
+	}
+	if tried+skipped != 3 || tried < 1 {
+		t.Errorf("got %d ended with their first attempt and %d not started, want 3 in all", tried, skipped)
 	}
 }

@@ -24,7 +24,10 @@ type Summary struct {
 	Wall     time.Duration // the run's wall time, set by the caller
 	Listed   []jobs.Result // unsuccessful tasks, in input order, at most MaxListed
 	Unlisted int           // unsuccessful tasks beyond MaxListed
-	hist     histogram     // durations of tasks that started
+	// KeepTails keeps the output tails of listed tasks, for a summary that shows them
+	// (quiet mode); else only the last stderr line is shown.
+	KeepTails bool
+	hist      histogram // durations of tasks that started
 }
 
 // Summarize sums up results.
@@ -58,7 +61,9 @@ func (s *Summary) Add(r jobs.Result) {
 		s.Listed = s.Listed[:MaxListed-1]
 		s.Unlisted++
 	}
-	r.StdoutTail = "" // a listed task shows its last stderr line only
+	if !s.KeepTails {
+		r.StdoutTail = "" // a listed task shows its last stderr line only
+	}
 	i, _ := slices.BinarySearchFunc(s.Listed, r.Index, func(a jobs.Result, idx int) int { return a.Index - idx })
 	s.Listed = slices.Insert(s.Listed, i, r)
 }

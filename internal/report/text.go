@@ -38,6 +38,9 @@ func WriteText(w io.Writer, s *Summary) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, how(r), took, lastLine(r))
 		}
 		_ = tw.Flush()
+		if s.KeepTails {
+			writeTails(&b, s.Listed)
+		}
 		if s.Unlisted > 0 {
 			fmt.Fprintf(&b, "  … and %d more\n", s.Unlisted)
 		}
@@ -116,4 +119,32 @@ func trimLines(s string) string {
 		lines[i] = strings.TrimRight(l, " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// writeTails writes the output tails of tasks that did not succeed, as chronic shows
+// the output of a failed cron job.
+func writeTails(b *strings.Builder, listed []jobs.Result) {
+	for i := range listed {
+		r := &listed[i]
+		if r.Status == jobs.Skipped || (r.StdoutTail == "" && r.StderrTail == "") {
+			continue
+		}
+		for _, s := range []struct {
+			name, tail string
+			n          int64
+		}{{"stdout", r.StdoutTail, r.StdoutBytes}, {"stderr", r.StderrTail, r.StderrBytes}} {
+			if s.tail == "" {
+				continue
+			}
+			fmt.Fprintf(b, "--- %s %s", r.ID, s.name)
+			if dropped := s.n - int64(len(s.tail)); dropped > 0 {
+				fmt.Fprintf(b, " (last %d bytes; %d earlier not shown)", len(s.tail), dropped)
+			}
+			b.WriteString(" ---\n")
+			b.WriteString(s.tail)
+			if !strings.HasSuffix(s.tail, "\n") {
+				b.WriteByte('\n')
+			}
+		}
+	}
 }
