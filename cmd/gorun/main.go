@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/gorun/gorun/internal/iostreams"
@@ -23,6 +24,7 @@ func run() int {
 	if len(os.Args) == 3 && os.Args[1] == jobs.GuardArg {
 		return jobs.GuardMain(os.Stdin, os.Args[2])
 	}
+	closeInheritedOnExec()
 	ios := iostreams.System()
 	defer ios.Restore()
 	ctx, hurry, stop := notifySignals(context.Background())
@@ -123,5 +125,21 @@ func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan st
 		close(done)
 		<-finished
 		cancel(nil)
+	}
+}
+
+// closeInheritedOnExec marks every descriptor gorun inherited beyond 0, 1 and 2
+// close-on-exec, so that tasks see only their standard streams: a descriptor leaked by
+// whatever started gorun (a lock, a socket) must not be held by tasks after gorun is
+// gone. The descriptors gorun opens itself are close-on-exec already.
+func closeInheritedOnExec() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return // not Linux: nothing to read the descriptors from
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
 	}
 }

@@ -50,10 +50,16 @@ type Writer struct {
 }
 
 // Create opens path for appending (creating it, mode 0644) and writes the run's header.
+// A torn last line, left by a crash in the middle of a write, is cut off first, so
+// that it does not end up in the middle of the journal.
 func Create(path string, h Header) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := cutTornLine(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
 	w := &Writer{f: f, runID: h.RunID}
 	h.Type = "run"
@@ -62,6 +68,33 @@ func Create(path string, h Header) (*Writer, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// cutTornLine truncates f after its last newline.
+func cutTornLine(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	end := st.Size()
+	buf := make([]byte, 4096)
+	for off := end; off > 0; {
+		n := int64(len(buf))
+		if off < n {
+			n = off
+		}
+		off -= n
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			if keep := off + int64(i) + 1; keep < end {
+				return f.Truncate(keep)
+			}
+			return nil
+		}
+	}
+	return f.Truncate(0) // one torn line and nothing else
 }
 
 // Write appends the result of a finished task.

@@ -101,7 +101,8 @@ func plural(n int, s string) string {
 	return s + "s"
 }
 
-// haltState counts final results against a Halt; the fan-in goroutine owns it.
+// haltState counts tasks' final statuses against a Halt; the pool's dispatching
+// goroutine owns it (through pool.Options.Finished).
 type haltState struct {
 	Halt
 	total    int // tasks in the run, when known; else 0
@@ -111,14 +112,15 @@ type haltState struct {
 	fired    bool
 }
 
-// add counts r and returns the cause to stop with when the policy fires, and whether
-// running tasks are to be stopped too. It fires once.
-func (h *haltState) add(r jobs.Result) (cause error, now bool) {
-	if h.When == "" || h.When == "never" || h.fired || r.Status == jobs.Skipped {
+// add counts a task that ended (started, with status) and returns the cause to stop
+// with when the policy fires, and whether running tasks are to be stopped too. It
+// fires once.
+func (h *haltState) add(started bool, status jobs.Status) (cause error, now bool) {
+	if h.When == "" || h.When == "never" || h.fired || !started {
 		return nil, false
 	}
 	h.finished++
-	switch r.Status {
+	switch status {
 	case jobs.Failed, jobs.TimedOut:
 		h.failed++
 	case jobs.Succeeded:

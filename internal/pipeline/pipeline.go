@@ -79,26 +79,34 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	fed := make(chan error, 1)
 	go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
 	pr := newPrinter(&opts, emit)
+	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
 			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
 			Retry: retryPolicy(opts.Jitter),
+			// The halt policy decides as each task ends, before another one starts.
+			Finished: func(d pool.Done[jobs.Task, outcome]) {
+				if cause, now := halt.add(d.Started, d.Result.status); cause != nil {
+					stopStarting(cause)
+					if now {
+						stopRun(cause)
+					}
+				}
+			},
 		}
 		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr), out)
 		close(out)
 	}()
 
 	broken := false
-	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	for out != nil || known != nil {
-		var r jobs.Result
 		select {
 		case d, ok := <-out:
 			if !ok {
 				out = nil
 				continue
 			}
-			r = result(startCtx, d)
+			r := result(startCtx, d)
 			if d.Started {
 				pr.add(r, &d.Result)
 			} else {
@@ -109,18 +117,11 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				known = nil
 				continue
 			}
-			r = k
-			pr.add(r, nil)
+			pr.add(k, nil)
 		}
 		if !broken && isBrokenPipe(pr.stdout.Err()) {
 			broken = true
 			stopRun(ErrBrokenPipe)
-		}
-		if cause, now := halt.add(r); cause != nil {
-			stopStarting(cause)
-			if now {
-				stopRun(cause)
-			}
 		}
 	}
 	pr.finish()

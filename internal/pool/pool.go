@@ -23,6 +23,11 @@ type Options[T, R any] struct {
 	// Retry, when not nil, is asked after each attempt (1-based) whether to run the job
 	// again, and after what delay. A job waiting for its retry holds no worker.
 	Retry func(v T, r R, attempt int) (delay time.Duration, again bool)
+	// Finished, when not nil, is called with each job's final Done as soon as it is
+	// known, before another attempt is handed out: a policy that stops the run from
+	// here (by cancelling startCtx) lets no further attempt start. It runs on the
+	// dispatching goroutine and must not block.
+	Finished func(d Done[T, R])
 }
 
 // Job is one unit of input: its 1-based input index, the value fn receives, and its
@@ -196,7 +201,7 @@ func (d *dispatcher[T, R]) loop() {
 			case !ok:
 				in = nil
 			case d.stopping:
-				d.done = append(d.done, Done[T, R]{Job: j})
+				d.final(Done[T, R]{Job: j})
 			default:
 				d.ready = append(d.ready, attempt[T, R]{job: j, n: 1})
 			}
@@ -221,12 +226,12 @@ func (d *dispatcher[T, R]) loop() {
 // finish takes an attempt back from a worker: the job is retried or done.
 func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 	if !r.Started || r.Panic != nil || d.stopping || d.opts.Retry == nil {
-		d.done = append(d.done, r)
+		d.final(r)
 		return
 	}
 	delay, again := d.opts.Retry(r.Job.Value, r.Result, r.Attempts)
 	if !again {
-		d.done = append(d.done, r)
+		d.final(r)
 		return
 	}
 	last := r
@@ -239,12 +244,20 @@ func (d *dispatcher[T, R]) stop() {
 	d.stopping = true
 	d.startDone = nil
 	for _, a := range d.ready {
-		d.done = append(d.done, notStarted(a))
+		d.final(notStarted(a))
 	}
 	for _, a := range d.waiting {
-		d.done = append(d.done, notStarted(a))
+		d.final(notStarted(a))
 	}
 	d.ready, d.waiting = nil, nil
+}
+
+// final queues a job's final Done for out, after telling Options.Finished.
+func (d *dispatcher[T, R]) final(r Done[T, R]) {
+	if d.opts.Finished != nil {
+		d.opts.Finished(r)
+	}
+	d.done = append(d.done, r)
 }
 
 // retryHeap orders waiting retries by due time.

@@ -141,7 +141,7 @@ func WriteJUnit(w io.Writer, run Run, s *Summary, results Results) error {
 			fmt.Fprintf(ew, ">\n    <skipped message=\"%s\"/>\n  </testcase>\n", xmlAttr(msg))
 		default:
 			fmt.Fprintf(ew, ">\n    <failure message=\"%s\" type=\"%s\">%s</failure>\n  </testcase>\n",
-				xmlAttr(r.Command+": "+how(&r)), r.Status, xmlText(failureText(&r)))
+				xmlAttr(fmt.Sprintf("%s (%s)", r.Status, how(&r))), r.Status, xmlText(failureText(&r)))
 		}
 		return ew.err == nil
 	})
@@ -157,6 +157,9 @@ func (e *errWriter) Write(p []byte) (int, error) {
 func failureText(r *jobs.Result) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (%s) after %s, attempt %d\n", r.Status, how(r), FormatDuration(time.Duration(r.Duration)), r.Attempts)
+	if r.Command != "" {
+		b.WriteString("command: " + r.Command + "\n")
+	}
 	if r.Error != "" {
 		b.WriteString("error: " + r.Error + "\n")
 	}

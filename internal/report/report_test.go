@@ -2,9 +2,15 @@ package report
 
 import (
 	"bytes"
+	"encoding/json"
+	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +108,128 @@ func TestFormatDuration(t *testing.T) {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v): got %q, want %q", d, got, want)
 		}
+	}
+}
+
+func TestReportFormats(t *testing.T) {
+	results := fixture()
+	results[1].StderrTail = "compiling\nerror: missing <semicolon> & \x01bell \xff\n"
+	s := Summarize(results)
+	s.Wall = 3 * time.Second
+	run := Run{ID: "0123456789abcdef", StartedAt: start, Hostname: "build-7"}
+	for _, f := range []Format{JSON, JUnit, Markdown} {
+		var buf bytes.Buffer
+		if err := Write(&buf, f, run, s, SliceResults(results)); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "report."+string(f), buf.Bytes())
+		switch f {
+		case JSON:
+			var doc struct {
+				Run     Run           `json:"run"`
+				Totals  Totals        `json:"totals"`
+				Results []jobs.Result `json:"results"`
+			}
+			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+				t.Fatalf("JSON report does not parse: %v", err)
+			}
+			if doc.Run.ID != run.ID || doc.Totals.Tasks != 6 || doc.Totals.Counts[jobs.Failed] != 2 || len(doc.Results) != 6 {
+				t.Errorf("JSON report round trip: got %+v", doc)
+			}
+			// JSON holds valid UTF-8 only: compare with the results as JSON carries them.
+			var want []jobs.Result
+			enc, _ := json.Marshal(results)
+			_ = json.Unmarshal(enc, &want)
+			if !reflect.DeepEqual(doc.Results, want) {
+				t.Errorf("results do not round-trip:\n got %+v\nwant %+v", doc.Results, want)
+			}
+		case JUnit:
+			var suite struct {
+				XMLName  xml.Name `xml:"testsuite"`
+				Tests    int      `xml:"tests,attr"`
+				Failures int      `xml:"failures,attr"`
+				Skipped  int      `xml:"skipped,attr"`
+				Cases    []struct {
+					Name    string `xml:"name,attr"`
+					Failure *struct {
+						Type string `xml:"type,attr"`
+						Text string `xml:",chardata"`
+					} `xml:"failure"`
+					Skipped *struct{} `xml:"skipped"`
+				} `xml:"testcase"`
+			}
+			if err := xml.Unmarshal(buf.Bytes(), &suite); err != nil {
+				t.Fatalf("JUnit report does not parse: %v", err)
+			}
+			if suite.Tests != 6 || suite.Failures != 3 || suite.Skipped != 2 || len(suite.Cases) != 6 {
+				t.Errorf("got tests=%d failures=%d skipped=%d cases=%d, want 6, 3, 2, 6", suite.Tests, suite.Failures, suite.Skipped, len(suite.Cases))
+			}
+			if c := suite.Cases[1]; c.Failure == nil || c.Failure.Type != "failed" || !strings.Contains(c.Failure.Text, "missing <semicolon> &") {
+				t.Errorf("the failed task's case: %+v", c)
+			}
+			validateJUnit(t, buf.Bytes())
+		}
+	}
+}
+
+// validateJUnit checks a report against the JUnit schema CI servers use, when xmllint
+// is installed (CI installs it).
+func validateJUnit(t *testing.T, doc []byte) {
+	t.Helper()
+	xsd := "../../../shared/schemas/junit.xsd"
+	if _, err := os.Stat(xsd); err != nil {
+		t.Logf("no %s: schema check skipped", xsd)
+		return
+	}
+	if _, err := exec.LookPath("xmllint"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("xmllint is not installed: the JUnit schema check cannot run in CI")
+		}
+		t.Log("xmllint not installed: schema check skipped")
+		return
+	}
+	path := filepath.Join(t.TempDir(), "report.xml")
+	if err := os.WriteFile(path, doc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("xmllint", "--noout", "--schema", xsd, path).CombinedOutput()
+	if err != nil {
+		t.Errorf("JUnit report fails the schema: %v\n%s", err, out)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	s := Summarize(fixture())
+	s.Wall = 3 * time.Second
+	var buf bytes.Buffer
+	if err := WriteMetrics(&buf, s, start, 1234.5); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "metrics.prom", buf.Bytes())
+	path := filepath.Join(t.TempDir(), "gorun.prom")
+	os.WriteFile(path, buf.Bytes(), 0o644)
+	if got := LastSuccess(path); got != 1234.5 {
+		t.Errorf("LastSuccess: got %v, want the failed run to keep 1234.5", got)
+	}
+	ok := Summarize(fixture()[:1])
+	buf.Reset()
+	_ = WriteMetrics(&buf, ok, start, 1234.5)
+	if want := fmt.Sprintf("gorun_last_success_timestamp_seconds %.3f\n", float64(start.Unix())); !strings.Contains(buf.String(), want) {
+		t.Errorf("a good run should set the last success to its end:\n%s", buf.String())
+	}
+}
+
+func TestQuietSummaryShowsTails(t *testing.T) {
+	s := &Summary{KeepTails: true}
+	for _, r := range fixture() {
+		r.StdoutTail = "out of " + r.ID + "\n"
+		r.StdoutBytes = 5000
+		s.Add(r)
+	}
+	var buf bytes.Buffer
+	_ = WriteText(&buf, s)
+	if !strings.Contains(buf.String(), "--- build stdout (last 13 bytes; 4987 earlier not shown) ---\nout of build\n") ||
+		!strings.Contains(buf.String(), "--- build stderr ---\ncompiling\nerror: missing semicolon\n") {
+		t.Errorf("quiet summary lacks the failed task's tails:\n%s", buf.String())
 	}
 }
