@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,5 +297,60 @@ func TestE2EJSONLInput(t *testing.T) {
 	}
 	if got := r.stderr.String(); !strings.HasSuffix(got, "gorun: stdin:2:19: unknown key \"timeuot\"\n") {
 		t.Errorf("stderr %q, want the bad line and key named", got)
+	}
+}
+
+// lineGen generates n input lines without holding them.
+type lineGen struct{ n, i int }
+
+func (g *lineGen) Read(p []byte) (int, error) {
+	w := 0
+	for g.i < g.n {
+		s := fmt.Sprintf("item-%d\n", g.i)
+		if w+len(s) > len(p) {
+			break
+		}
+		w += copy(p[w:], s)
+		g.i++
+	}
+	if w == 0 {
+		return 0, io.EOF
+	}
+	return w, nil
+}
+
+// TestE2EMillionLines streams 100,000 and then 1,000,000 input lines through the real
+// binary and compares its peak RSS. The tasks name a program that does not exist, so
+// each one fails to start without a fork: a million real processes would take most of
+// an hour, and every other part of a task's way (reader, pool, fan-in, summary, results)
+// is the same.
+func TestE2EMillionLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streams a million lines")
+	}
+	rss := map[int]int64{}
+	for _, n := range []int{100_000, 1_000_000} {
+		cmd := exec.Command(gorunBin, "exec", "-j", "8", "-o", "none", "--", "gorun-test-no-such-program", "{}")
+		cmd.Stdin = &lineGen{n: n}
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		start := time.Now()
+		err := cmd.Run()
+		if code := cmd.ProcessState.ExitCode(); code != 1 {
+			t.Fatalf("%d lines: exit %d (%v), want 1; stderr:\n%s", n, code, err, stderr.String())
+		}
+		if want := fmt.Sprintf("gorun: %d tasks", n); !strings.Contains(stderr.String(), want) {
+			t.Fatalf("%d lines: summary %q, want %q", n, stderr.String(), want)
+		}
+		rss[n] = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+		t.Logf("%d lines: peak RSS %.1f MiB in %v", n, float64(rss[n])/(1<<20), time.Since(start).Round(time.Millisecond))
+	}
+	if rss[1_000_000] > 50<<20 {
+		t.Errorf("peak RSS %d MiB for a million lines, want under 50 MiB", rss[1_000_000]>>20)
+	}
+	// The target is 1.1x; 1 MiB more is allowed for the garbage collector's timing.
+	if limit := rss[100_000]*11/10 + 1<<20; rss[1_000_000] > limit {
+		t.Errorf("peak RSS %d KiB for 1M lines, %d KiB for 100k: memory grows with the input", rss[1_000_000]>>10, rss[100_000]>>10)
 	}
 }
