@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -181,10 +180,15 @@ func TestE2EOneGiBOutput(t *testing.T) {
 			var stdout countWriter
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			peak := testutil.WatchRSS(cmd.Process.Pid)
+			err := cmd.Wait()
+			rss := peak()
+			if err != nil {
 				t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 			}
-			rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 			t.Logf("%s: peak RSS %.1f MiB, %d bytes on stdout", mode, float64(rss)/(1<<20), stdout.n)
 			if rss > 64<<20 {
 				t.Errorf("peak RSS %d MiB, want under 64 MiB", rss>>20)
@@ -336,14 +340,18 @@ func TestE2EMillionLines(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		start := time.Now()
-		err := cmd.Run()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		peak := testutil.WatchRSS(cmd.Process.Pid)
+		err := cmd.Wait()
+		rss[n] = peak()
 		if code := cmd.ProcessState.ExitCode(); code != 1 {
 			t.Fatalf("%d lines: exit %d (%v), want 1; stderr:\n%s", n, code, err, stderr.String())
 		}
 		if want := fmt.Sprintf("gorun: %d tasks", n); !strings.Contains(stderr.String(), want) {
 			t.Fatalf("%d lines: summary %q, want %q", n, stderr.String(), want)
 		}
-		rss[n] = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
 		t.Logf("%d lines: peak RSS %.1f MiB in %v", n, float64(rss[n])/(1<<20), time.Since(start).Round(time.Millisecond))
 	}
 	if rss[1_000_000] > 50<<20 {

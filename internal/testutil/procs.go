@@ -82,3 +82,43 @@ func describe(pids []int) []string {
 	}
 	return out
 }
+
+// WatchRSS samples the peak resident set size (VmHWM) of process pid every 20 ms
+// until stop is called, and stop returns the last peak seen, in bytes. Unlike the
+// rusage of wait4, VmHWM counts only the process's own memory since it exec'd: a
+// child forked with vfork inherits its parent's peak in ru_maxrss.
+func WatchRSS(pid int) (stop func() int64) {
+	var peak int64
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	read := func() {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				peak = max(peak, kb<<10)
+			}
+		}
+	}
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			read()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-finished
+		return peak
+	}
+}
