@@ -3,12 +3,12 @@ GO          ?= go
 BIN         := bin/gorun
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test lint bench clean
+.PHONY: all build run test lint bench docs clean
 
 all: lint test
 
 build:
-	$(GO) build -o $(BIN) ./cmd/gorun
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/gorun
 
 ## run: the demo task file: successes, a failure, a timeout, the rate limit at work
 run: build
@@ -28,5 +28,9 @@ lint:
 bench:
 	bash scripts/bench.sh
 
+## docs: man pages for every command, generated into docs/man/ (not committed)
+docs: build
+	$(BIN) man docs/man
+
 clean:
-	rm -rf bin
+	rm -rf bin docs/man

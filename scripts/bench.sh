@@ -13,7 +13,8 @@
 #                without a shell and without arguments: gorun reads JSON Lines tasks
 #                {"cmd": ["/bin/true"]}; a template would add the item as an argument,
 #                and GNU true with an argument loads its locale, which costs more
-#                than gorun itself)
+#                than gorun itself); gorun-progress (gorun with --progress always:
+#                the bar's cost; only with RUNNERS, as it is not in the default set)
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
@@ -102,7 +103,10 @@ runners=()
 runners+=(gorun xargs)
 ((have_parallel)) && runners+=(parallel)
 ((have_spawnlimit)) && runners+=(spawnlimit-direct)
-runners+=(gorun-direct)
+runners+=(gorun-direct gorun-progress)
+if [[ -z "${RUNNERS:-}" ]]; then
+	RUNNERS="${runners[*]/gorun-progress/}"
+fi
 if [[ -n "${RUNNERS:-}" ]]; then
 	wanted=()
 	for r in "${runners[@]}"; do
@@ -119,6 +123,7 @@ runner_cmd() {
 	local r=$1 j=$2
 	case $r in
 	gorun) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none) ;;
+	gorun-progress) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" --progress always -o none) ;;
 	gorun-direct) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none --format jsonl) ;;
 	spawnlimit) cmd=("$TMP/spawnlimit" -p "$j" -capture -stdin -q) ;;
 	spawnlimit-direct) cmd=("$TMP/spawnlimit" -n "$N" -p "$j" -capture -q) ;;

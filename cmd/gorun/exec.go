@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/gorun/gorun/internal/journal"
 	"github.com/gorun/gorun/internal/lock"
 	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/progress"
 	"github.com/gorun/gorun/internal/report"
 )
 
@@ -56,6 +58,9 @@ type ExecOptions struct {
 	Metrics   string        // write Prometheus metrics here
 	Quiet     bool
 	DryRun    bool
+	Progress  string // auto, always or never
+	Verbose   bool
+	LogFormat string // text or json
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -151,6 +156,9 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 	f.String("metrics", "", "write Prometheus metrics here (for node_exporter's textfile collector)")
 	f.BoolP("quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
 	f.Bool("dry-run", false, "print the tasks that would run, and run nothing")
+	f.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
+	f.BoolP("verbose", "v", false, "log each run and task event on stderr")
+	f.String("log-format", "text", "format of -v logs: text or json")
 	return cmd
 }
 
@@ -222,10 +230,20 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 	for _, b := range []struct {
 		key string
 		dst *bool
-	}{{"resume", &o.Resume}, {"quiet", &o.Quiet}, {"dry-run", &o.DryRun}} {
+	}{{"resume", &o.Resume}, {"quiet", &o.Quiet}, {"dry-run", &o.DryRun}, {"verbose", &o.Verbose}} {
 		if *b.dst, err = c.boolean(b.key); err != nil {
 			return err
 		}
+	}
+	switch o.Progress = c.str("progress", "auto"); o.Progress {
+	case "auto", "always", "never":
+	default:
+		return c.errorf("progress", "invalid value %q: want auto, always or never", o.Progress)
+	}
+	switch o.LogFormat = c.str("log-format", "text"); o.LogFormat {
+	case "text", "json":
+	default:
+		return c.errorf("log-format", "invalid value %q: want text or json", o.LogFormat)
 	}
 	if o.Resume && o.Journal == "" {
 		return usagef(cmd.CommandPath(), "--resume needs a --journal to resume from")
@@ -340,15 +358,44 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	defer rec.close()
 
+	// With a progress bar, everything bound for the terminal goes through it, so that
+	// the bar is erased before task output or a log line is written.
+	var bar *progress.Bar
+	errOut := opts.IO.ErrOut
+	if opts.showProgress() {
+		bar = progress.Start(opts.IO.ErrOut, taskCount(src))
+		popts.Stdout, popts.Stderr = bar.Wrap(opts.IO.Out), bar.Wrap(opts.IO.ErrOut)
+		errOut = popts.Stderr
+	}
+	log := opts.logger(errOut)
+	popts.Log = log
+	if log != nil {
+		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", jobs.FormatRate(limit))
+	}
+
 	sum := report.Summary{KeepTails: opts.Quiet}
 	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.add(r)
+		if bar != nil {
+			bar.Add(r)
+		}
 	})
 	sum.Wall = time.Since(run.StartedAt)
+	if bar != nil {
+		bar.Stop() // the summary starts on a clean line
+	}
+	if log != nil {
+		if ctx.Err() != nil {
+			log.Info("run interrupted", "run_id", run.ID, "cause", context.Cause(ctx).Error())
+		}
+		log.Info("run finished", "run_id", run.ID, "tasks", sum.Total, "succeeded", sum.Counts[jobs.Succeeded],
+			"failed", sum.Counts[jobs.Failed], "timed_out", sum.Counts[jobs.TimedOut], "cancelled", sum.Counts[jobs.Cancelled],
+			"skipped", sum.Counts[jobs.Skipped], "wall", sum.Wall)
+	}
 	if inputErr == nil || sum.Started() > 0 { // a bad input that stopped everything says only that
 		if !opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total {
-			if err := report.WriteText(opts.IO.ErrOut, &sum); err != nil {
+			if err := report.WriteTextColor(opts.IO.ErrOut, &sum, opts.IO.ColorEnabled()); err != nil {
 				return err
 			}
 		}
@@ -367,6 +414,44 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		return errTasksFailed
 	}
 	return nil
+}
+
+// showProgress decides whether to draw a progress bar: always, never, or (auto) when
+// stderr is a terminal and the run is not quiet.
+func (o *ExecOptions) showProgress() bool {
+	switch o.Progress {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return o.IO.IsStderrTTY() && !o.Quiet
+}
+
+// logger returns the -v logger writing to w, or nil without -v.
+func (o *ExecOptions) logger(w io.Writer) *slog.Logger {
+	if !o.Verbose {
+		return nil
+	}
+	if o.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// taskCount returns the number of tasks src holds, or -1 for a stream.
+func taskCount(src jobs.Source) int {
+	if l, ok := src.(interface{ Len() int }); ok {
+		return l.Len()
+	}
+	return -1
+}
+
+func inputName(file string) string {
+	if file == "" || file == "-" {
+		return "stdin"
+	}
+	return file
 }
 
 // recorders keep what a run leaves behind: the journal, and the results a report
@@ -394,11 +479,7 @@ func openRecorders(opts *ExecOptions, run report.Run, popts *pipeline.Options) (
 		popts.Done = func(key string) (string, bool) {
 			return "already succeeded in " + opts.Journal, done[key]
 		}
-		input := opts.File
-		if input == "" || input == "-" {
-			input = "stdin"
-		}
-		w, err := journal.Create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: input})
+		w, err := journal.Create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: inputName(opts.File)})
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,5 +278,91 @@ func TestExampleConfigIsValid(t *testing.T) {
 	}
 	if *got.Workers != 4 || *got.Rate != 10 || *got.Settings.Timeout != 10*time.Minute {
 		t.Errorf("got workers %d rate %v timeout %v, want the example's 4, 10/s and 10m", *got.Workers, *got.Rate, *got.Settings.Timeout)
+	}
+}
+
+// TestSettingPrecedence sets the timeout at every level and checks which one wins:
+// the task's own field > flag > GORUN_* variable > config file > the task file's
+// defaults > the built-in default (none).
+func TestSettingPrecedence(t *testing.T) {
+	type levels struct{ task, flag, env, config, defaults bool }
+	tests := []struct {
+		set  levels
+		want string
+	}{
+		{levels{true, true, true, true, true}, "1s"},
+		{levels{false, true, true, true, true}, "2s"},
+		{levels{false, false, true, true, true}, "3s"},
+		{levels{false, false, false, true, true}, "4s"},
+		{levels{false, false, false, false, true}, "5s"},
+		{levels{false, false, false, false, false}, "0s"},
+		{levels{true, false, false, false, false}, "1s"},
+		{levels{false, true, false, true, false}, "2s"},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%+v", tt.set)
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+			file := "version: 1\n"
+			if tt.set.defaults {
+				file += "defaults:\n  timeout: 5s\n"
+			}
+			file += "tasks:\n  - run: 'true'\n"
+			if tt.set.task {
+				file += "    timeout: 1s\n"
+			}
+			os.WriteFile("tasks.yaml", []byte(file), 0o644)
+			if tt.set.config {
+				os.WriteFile("gorun.yaml", []byte("timeout: 4s\n"), 0o644)
+			}
+			env := map[string]string{}
+			if tt.set.env {
+				env["GORUN_TIMEOUT"] = "3s"
+			}
+			argv := "tasks.yaml"
+			if tt.set.flag {
+				argv += " --timeout 2s"
+			}
+			opts, err := parseExec(t, argv, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, _, _, err := openInput(opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, err := src.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := task.Timeout.String(); got != tt.want {
+				t.Errorf("got timeout %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHelp keeps every command's help in golden files, so that a change to it is a
+// deliberate one (refresh with go test -update).
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{}, {"exec"}, {"validate"}, {"report"}, {"version"}, {"completion"}} {
+		name := "help-gorun"
+		if len(args) > 0 {
+			name += "-" + args[0]
+		}
+		t.Run(name, func(t *testing.T) {
+			ios, _, out, _ := iostreams.Test()
+			root := NewCmdRoot(ios, nil)
+			root.SetArgs(append(args, "--help"))
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			goldenFile(t, name, out.Bytes())
+			if len(args) > 0 && args[0] != "completion" && !strings.Contains(out.String(), "Examples:") {
+				t.Errorf("%s has no examples", name)
+			}
+		})
 	}
 }

@@ -19,6 +19,17 @@ func NewCmdRoot(ios *iostreams.IOStreams, hurry <-chan struct{}) *cobra.Command 
 		Long: `gorun runs batches of tasks in parallel: from a task file or standard input, through a
 rate-limited pool of workers with per-task timeouts, to a summary of successes and
 failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
+		Example: `  # the demo: successes, a failure, a timeout, the rate limit at work
+  gorun exec testdata/demo.yaml
+
+  # a pipeline stage, like xargs -P, but safe with any file name
+  find . -name '*.log' -print0 | gorun exec -0 -j 4 -- gzip -9
+
+  # a rate-limited API batch: 5 at a time, 10 calls a second, a report for later
+  gorun exec -j 5 -r 10/s -t 30s --report calls.json -- 'curl -fsS "https://api.example.com/items/{}"' < ids.txt
+
+  # check a task file in CI before it runs at night
+  gorun validate nightly.yaml`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -52,6 +63,6 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios))
+	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios), newCmdMan(root))
 	return root
 }

@@ -14,7 +14,10 @@ func newCmdVersion(ios *iostreams.IOStreams) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print gorun's version",
-		Args:  noArgs,
+		Long:  "Print gorun's module version, the VCS revision it was built from, and the Go version.",
+		Example: `  # in a bug report
+  gorun version`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := fmt.Fprintln(ios.Out, versionString())
 			return err

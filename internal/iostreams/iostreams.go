@@ -18,6 +18,7 @@ type IOStreams struct {
 	ErrOut io.Writer
 
 	inTTY, outTTY, errTTY bool
+	noColor               bool
 	restore               func()
 }
 
@@ -30,6 +31,7 @@ func System() *IOStreams {
 		inTTY:   term.IsTerminal(int(os.Stdin.Fd())),
 		outTTY:  term.IsTerminal(int(os.Stdout.Fd())),
 		errTTY:  term.IsTerminal(int(os.Stderr.Fd())),
+		noColor: os.Getenv("NO_COLOR") != "",
 		restore: func() {},
 	}
 	if st, err := os.Stdin.Stat(); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
@@ -62,6 +64,10 @@ func (s *IOStreams) IsStdoutTTY() bool { return s.outTTY }
 
 // IsStderrTTY reports whether standard error is a terminal.
 func (s *IOStreams) IsStderrTTY() bool { return s.errTTY }
+
+// ColorEnabled reports whether standard error may be coloured: a terminal, and no
+// NO_COLOR in the environment (https://no-color.org).
+func (s *IOStreams) ColorEnabled() bool { return s.errTTY && !s.noColor }
 
 // SetStdinTTY overrides terminal detection of standard input, for tests.
 func (s *IOStreams) SetStdinTTY(v bool) { s.inTTY = v }

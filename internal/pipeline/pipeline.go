@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"syscall"
@@ -37,6 +38,8 @@ type Options struct {
 	Done func(key string) (reason string, done bool)
 	// Jitter returns a number in [0, 1) that scales each retry's backoff; nil: random.
 	Jitter func() float64
+	// Log, when not nil, receives an event as each task starts, is retried and ends.
+	Log *slog.Logger
 }
 
 // MaxRetryDelay caps the backoff between attempts.
@@ -78,12 +81,29 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	known := make(chan jobs.Result, opts.Workers) // tasks that do not run: already done
 	fed := make(chan error, 1)
 	go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
+	if opts.Log != nil {
+		inner := emit
+		emit = func(r jobs.Result) {
+			args := []any{"id", r.ID, "index", r.Index, "status", r.Status, "attempts", r.Attempts, "duration", time.Duration(r.Duration)}
+			if r.ExitCode != nil {
+				args = append(args, "exit_code", *r.ExitCode)
+			}
+			if r.Signal != "" {
+				args = append(args, "signal", r.Signal)
+			}
+			if r.Error != "" {
+				args = append(args, "error", r.Error)
+			}
+			opts.Log.Info("task finished", args...)
+			inner(r)
+		}
+	}
 	pr := newPrinter(&opts, emit)
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
 			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
-			Retry: retryPolicy(opts.Jitter),
+			Retry: retryPolicy(opts.Jitter, opts.Log),
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
 				if cause, now := halt.add(d.Started, d.Result.status); cause != nil {
@@ -94,7 +114,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				}
 			},
 		}
-		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr), out)
+		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log), out)
 		close(out)
 	}()
 
@@ -143,7 +163,7 @@ func sourceLen(src jobs.Source) int {
 // retryPolicy retries a task that failed or timed out while it has retries left, after
 // an exponential backoff with full jitter: a random delay up to RetryDelay·2^(n-1),
 // capped at MaxRetryDelay. A cancelled task is never retried.
-func retryPolicy(jitter func() float64) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+func retryPolicy(jitter func() float64, log *slog.Logger) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
 	if jitter == nil {
 		jitter = rand.Float64
 	}
@@ -152,7 +172,12 @@ func retryPolicy(jitter func() float64) func(t jobs.Task, o outcome, attempt int
 			return 0, false
 		}
 		o.close() // a retried attempt's output is not printed; its tails stay in o
-		return time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt))), true
+		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt)))
+		if log != nil {
+			log.Info("task retried", "id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
+				"exit_code", o.attempt.ExitCode, "delay", delay)
+		}
+		return delay, true
 	}
 }
 
@@ -218,8 +243,11 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(runner Runner, pr *printer) pool.Func[jobs.Task, outcome] {
+func runTask(runner Runner, pr *printer, log *slog.Logger) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
+		if log != nil {
+			log.Info("task started", "id", t.ID, "index", t.Index, "slot", slot, "attempt", attempt, "command", t.Command())
+		}
 		var o outcome
 		var done func()
 		o.stdout, o.stderr, done = pr.captures(&t)

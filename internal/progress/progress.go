@@ -83,8 +83,8 @@ func (b *Bar) run() {
 func (b *Bar) draw() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.bar.Describe(fmt.Sprintf("%d ok, %d failed", b.ok.Load(), b.failed.Load()))
 	_ = b.bar.Set64(b.done.Load())
+	b.bar.Describe(fmt.Sprintf("%d ok, %d failed", b.ok.Load(), b.failed.Load()))
 	b.drawn = true
 }
 

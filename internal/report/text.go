@@ -13,12 +13,37 @@ import (
 // WriteText writes the summary a person reads at the end of a run: the counts per
 // status, wall time and throughput, the duration spread, and a line for each task that
 // did not succeed with its exit status and last stderr line.
-func WriteText(w io.Writer, s *Summary) error {
+func WriteText(w io.Writer, s *Summary) error { return WriteTextColor(w, s, false) }
+
+// statusColor is the ANSI colour of each status on a terminal. Every code has the
+// same length, so that columns stay aligned.
+var statusColor = map[jobs.Status]string{
+	jobs.Succeeded: "\x1b[32m", jobs.Failed: "\x1b[31m", jobs.TimedOut: "\x1b[35m",
+	jobs.Cancelled: "\x1b[33m", jobs.Skipped: "\x1b[90m",
+}
+
+const colorReset = "\x1b[0m"
+
+// paint colours text for status when color is on.
+func paint(color bool, st jobs.Status, text string) string {
+	if !color {
+		return text
+	}
+	return statusColor[st] + text + colorReset
+}
+
+// WriteTextColor is WriteText with the statuses coloured when color is set (for a
+// terminal; not with NO_COLOR).
+func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "gorun: %d %s in %s (%s tasks/s):", s.Total, plural(s.Total, "task"), FormatDuration(s.Wall), rate(s.Total, s.Wall))
 	sep := " "
 	for _, st := range jobs.Statuses {
-		fmt.Fprintf(&b, "%s%d %s", sep, s.Counts[st], strings.ReplaceAll(string(st), "_", " "))
+		text := fmt.Sprintf("%d %s", s.Counts[st], strings.ReplaceAll(string(st), "_", " "))
+		if s.Counts[st] > 0 {
+			text = paint(color, st, text)
+		}
+		fmt.Fprintf(&b, "%s%s", sep, text)
 		sep = ", "
 	}
 	b.WriteByte('\n')
@@ -35,7 +60,7 @@ func WriteText(w io.Writer, s *Summary) error {
 			if !r.StartedAt.IsZero() {
 				took = FormatDuration(time.Duration(r.Duration))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, how(r), took, lastLine(r))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, lastLine(r))
 		}
 		_ = tw.Flush()
 		if s.KeepTails {

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// newCmdMan returns the hidden `gorun man DIR`, which writes a man page for each
+// command (what `make docs` runs).
+func newCmdMan(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:    "man DIR",
+		Short:  "Write man pages for every command into DIR",
+		Hidden: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef(cmd.CommandPath(), "man takes one directory")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := os.MkdirAll(args[0], 0o755); err != nil {
+				return fmt.Errorf("man pages: %w", err)
+			}
+			root.DisableAutoGenTag = true
+			header := &doc.GenManHeader{Title: "GORUN", Section: "1", Source: "gorun", Manual: "gorun manual"}
+			if err := doc.GenManTree(root, header, args[0]); err != nil {
+				return fmt.Errorf("man pages: %w", err)
+			}
+			return nil
+		},
+	}
+}
