@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gorun/gorun/internal/atomicfile"
+	"github.com/gorun/gorun/internal/dist"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
@@ -58,7 +59,9 @@ type ExecOptions struct {
 	Metrics   string        // write Prometheus metrics here
 	Quiet     bool
 	DryRun    bool
-	Progress  string // auto, always or never
+	Broker    string        // run on the workers of this NATS broker
+	AckWait   time.Duration // the broker's redelivery timeout
+	Progress  string        // auto, always or never
 	Verbose   bool
 	LogFormat string // text or json
 }
@@ -156,6 +159,8 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 	f.String("metrics", "", "write Prometheus metrics here (for node_exporter's textfile collector)")
 	f.BoolP("quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
 	f.Bool("dry-run", false, "print the tasks that would run, and run nothing")
+	f.String("broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222)")
+	f.Duration("ack-wait", dist.DefaultAckWait, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
 	f.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	f.BoolP("verbose", "v", false, "log each run and task event on stderr")
 	f.String("log-format", "text", "format of -v logs: text or json")
@@ -234,6 +239,15 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 		if *b.dst, err = c.boolean(b.key); err != nil {
 			return err
 		}
+	}
+	o.Broker = c.str("broker", "")
+	ackWait, err := c.duration("ack-wait")
+	if err != nil {
+		return err
+	}
+	o.AckWait = deref(ackWait, dist.DefaultAckWait)
+	if o.AckWait < 100*time.Millisecond {
+		return c.errorf("ack-wait", "must be at least 100ms")
 	}
 	switch o.Progress = c.str("progress", "auto"); o.Progress {
 	case "auto", "always", "never":
@@ -348,6 +362,20 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	if limit != rate.Inf {
 		limiter = rate.NewLimiter(limit, opts.Burst)
 	}
+	runTasks := opts.Pipeline
+	if opts.Broker != "" {
+		conn, err := dist.Connect(ctx, opts.Broker, opts.AckWait)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		// workers caps tasks in flight across all workers, when given; else no cap.
+		sub := &dist.Submitter{Conn: conn, RunID: run.ID, InFlight: workers, Grace: opts.Grace}
+		runTasks = sub.Run
+	}
+	if workers == 0 {
+		workers = runtime.NumCPU()
+	}
 	popts := pipeline.Options{
 		Workers: workers, Limiter: limiter, Runner: runner, Halt: opts.Halt,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
@@ -374,7 +402,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 
 	sum := report.Summary{KeepTails: opts.Quiet}
-	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
+	inputErr := runTasks(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.add(r)
 		if bar != nil {
@@ -585,8 +613,10 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 
 // openInput opens the task source and settles the run-wide settings: the command line
 // beats the task file, and the task file beats the built-in defaults.
+//
+// workers is 0 when neither the command line nor the file sets it.
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
-	workers, limit = runtime.NumCPU(), rate.Inf
+	workers, limit = 0, rate.Inf
 	name := opts.File
 	stdin := name == "" || name == "-"
 	if stdin {

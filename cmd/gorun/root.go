@@ -63,6 +63,6 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 			stopProfile()
 		}
 	}
-	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios), newCmdMan(root))
+	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios), newCmdWorker(ios, hurry), newCmdBroker(ios), newCmdMan(root))
 	return root
 }

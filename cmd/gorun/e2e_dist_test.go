@@ -1,0 +1,166 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorun/gorun/internal/testutil"
+)
+
+// startBroker starts `gorun broker` on a free loopback port and returns its URL.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(gorunBin, "broker", "--store", t.TempDir(), "--listen", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "nats://") {
+		t.Fatalf("broker printed %q, %v", line, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// startWorker starts `gorun worker` with a short ack wait; every process it starts
+// carries mark.
+func startWorker(t *testing.T, url, mark string, slots int) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(gorunBin, "worker", "--broker", url, "-j", fmt.Sprint(slots), "--ack-wait", "2s", "--grace", "1s")
+	cmd.Env = append(os.Environ(), testutil.MarkVar+"="+mark)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+func TestE2EDistributedWorkerKilled(t *testing.T) {
+	url := startBroker(t)
+	mark := testutil.NewMark(t)
+	dir := t.TempDir()
+	w1 := startWorker(t, url, mark, 4)
+	startWorker(t, url, mark, 4)
+	var b strings.Builder
+	b.WriteString("version: 1\ntasks:\n")
+	for i := 1; i <= 200; i++ {
+		fmt.Fprintf(&b, "  - id: t%d\n    run: sleep 0.05; echo t%d >> %s/ran; [ %d -ne 7 ]\n", i, i, dir, i)
+	}
+	tasks := writeFile(t, "t.yaml", b.String())
+	r := startGorun(t, nil, "exec", tasks, "--broker", url, "--ack-wait", "2s", "-o", "jsonl")
+	// Kill one worker with SIGKILL once the run is well under way.
+	waitFor(t, 30*time.Second, "50 tasks to run", func() bool {
+		data, _ := os.ReadFile(filepath.Join(dir, "ran"))
+		return strings.Count(string(data), "\n") >= 50
+	})
+	_ = w1.Process.Signal(syscall.SIGKILL)
+	if code := r.wait(t, 90*time.Second); code != 1 {
+		t.Errorf("got exit %d, want 1 (task t7 fails); stderr:\n%s", code, r.stderr)
+	}
+	res := jsonlResults(t, r.stdout.String())
+	lines := strings.Count(r.stdout.String(), "\n")
+	if len(res) != 200 || lines != 200 {
+		t.Fatalf("got %d results in %d lines, want each of the 200 tasks reported exactly once", len(res), lines)
+	}
+	for id, x := range res {
+		want := "succeeded"
+		if id == "t7" {
+			want = "failed"
+		}
+		if string(x.Status) != want {
+			t.Errorf("%s: %s, want %s", id, x.Status, want)
+		}
+	}
+	if !strings.Contains(r.stderr.String(), "199 succeeded, 1 failed") {
+		t.Errorf("summary: %s", r.stderr)
+	}
+}
+
+func TestE2EDistributedInterrupt(t *testing.T) {
+	url := startBroker(t)
+	mark := testutil.NewMark(t)
+	dir := t.TempDir()
+	startWorker(t, url, mark, 2)
+	startWorker(t, url, mark, 2)
+	r := startGorun(t, strings.NewReader(strings.Repeat(fmt.Sprintf("touch %s/started-$GORUN_TASK_ID-$$; sleep 60\n", dir), 20)),
+		"exec", "-", "--broker", url, "--ack-wait", "2s", "--grace", "1s")
+	waitFor(t, 30*time.Second, "four tasks to start", func() bool { return countStarted(dir) >= 4 })
+	_ = r.cmd.Process.Signal(syscall.SIGINT)
+	if code := r.wait(t, 30*time.Second); code != 130 {
+		t.Errorf("got exit %d, want 130; stderr:\n%s", code, r.stderr)
+	}
+	if got := r.stderr.String(); !strings.Contains(got, "4 cancelled, 16 skipped") {
+		t.Errorf("summary %q, want 4 cancelled and 16 skipped", got)
+	}
+	testutil.NoSurvivors(t, mark+"-none") // (marks of the workers' tasks are checked below)
+	// No task process survives on any worker: the workers carry the mark.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := countTaskProcs(t, mark); n == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := countTaskProcs(t, mark); n != 0 {
+		t.Errorf("%d task processes survive on the workers", n)
+	}
+	if n := countStarted(dir); n != 4 {
+		t.Errorf("%d tasks started in all, want no start after the interrupt", n)
+	}
+}
+
+// countTaskProcs counts living processes with the mark other than the workers
+// themselves (whose command line starts with the gorun binary).
+func countTaskProcs(t *testing.T, mark string) int {
+	n := 0
+	for _, pid := range testutil.Survivors(t, mark) {
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if !strings.HasPrefix(string(cmdline), gorunBin) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestE2EDistributedThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing")
+	}
+	url := startBroker(t)
+	// cmd tasks: one process each, so that the two cores are not the limit.
+	input := strings.Repeat(`{"cmd": ["sleep", "0.05"]}`+"\n", 200)
+	timeRun := func() time.Duration {
+		start := time.Now()
+		r := startGorun(t, strings.NewReader(input), "exec", "--format", "jsonl", "-", "--broker", url, "--ack-wait", "2s", "-o", "none")
+		if code := r.wait(t, 120*time.Second); code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+		}
+		return time.Since(start)
+	}
+	mark := testutil.NewMark(t)
+	one := startWorker(t, url, mark, 1)
+	single := timeRun()
+	_ = one.Process.Signal(syscall.SIGTERM)
+	_ = one.Wait()
+	for range 4 {
+		startWorker(t, url, mark, 4)
+	}
+	many := timeRun()
+	t.Logf("200 tasks of sleep 0.05: 1 worker -j 1 %v, 4 workers -j 4 %v: %.1fx", single, many, float64(single)/float64(many))
+	if float64(single)/float64(many) < 6 {
+		t.Errorf("4 workers of 4 slots were only %.1fx faster than one of 1, want far more", float64(single)/float64(many))
+	}
+}

@@ -1,0 +1,67 @@
+package dist
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/pipeline"
+)
+
+func TestCheckVersion(t *testing.T) {
+	for v, ok := range map[string]bool{"2.15.2": true, "2.10.0": true, "v2.12.1": true, "3.0.0": true, "2.9.10": false, "1.4.0": false, "junk": false} {
+		if err := checkVersion(v); (err == nil) != ok {
+			t.Errorf("checkVersion(%q): got %v, want ok=%v", v, err, ok)
+		}
+	}
+}
+
+// TestSubmitterAndWorkerInProcess runs a small run through an embedded broker, a
+// worker and a submitter in this process.
+func TestSubmitterAndWorkerInProcess(t *testing.T) {
+	srv, err := Serve(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	ctx := context.Background()
+	conn, err := Connect(ctx, srv.ClientURL(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wctx, stop := context.WithCancel(ctx)
+	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 3, Grace: time.Second}
+	worked := make(chan error)
+	go func() { worked <- w.Run(wctx) }()
+
+	var tasks []jobs.Task
+	for i, cmd := range []string{"echo one", "echo two >&2; exit 4", "printf '%s' \"$GORUN_TASK_ID\""} {
+		sp := jobs.Spec{Run: cmd}
+		tasks = append(tasks, jobs.Resolve(i+1, &sp, jobs.Settings{}, &jobs.Defaults{}))
+	}
+	var out strings.Builder
+	sub := &Submitter{Conn: conn, RunID: "inproc", Grace: time.Second}
+	got := map[int]jobs.Result{}
+	opts := pipeline.Options{Output: pipeline.Grouped, Stdout: &out, Stderr: io.Discard}
+	if err := sub.Run(ctx, jobs.NewSliceSource(tasks), opts, func(r jobs.Result) { got[r.Index] = r }); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	<-worked
+	if len(got) != 3 || got[1].Status != jobs.Succeeded || got[2].Status != jobs.Failed || *got[2].ExitCode != 4 || got[3].StdoutTail != "task-3" {
+		b, _ := json.Marshal(got)
+		t.Errorf("results: %s", b)
+	}
+	if !strings.Contains(out.String(), "one\n") {
+		t.Errorf("output %q, want the tasks' output", out.String())
+	}
+	if e, err := conn.Runs.Get(ctx, "inproc"); err != nil || string(e.Value()) != StateDone {
+		t.Errorf("run state: %v, want done", err)
+	}
+}
