@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,7 +106,6 @@ func TestE2EDistributedInterrupt(t *testing.T) {
 	if got := r.stderr.String(); !strings.Contains(got, "4 cancelled, 16 skipped") {
 		t.Errorf("summary %q, want 4 cancelled and 16 skipped", got)
 	}
-	testutil.NoSurvivors(t, mark+"-none") // (marks of the workers' tasks are checked below)
 	// No task process survives on any worker: the workers carry the mark.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
@@ -162,5 +162,48 @@ func TestE2EDistributedThroughput(t *testing.T) {
 	t.Logf("200 tasks of sleep 0.05: 1 worker -j 1 %v, 4 workers -j 4 %v: %.1fx", single, many, float64(single)/float64(many))
 	if float64(single)/float64(many) < 6 {
 		t.Errorf("4 workers of 4 slots were only %.1fx faster than one of 1, want far more", float64(single)/float64(many))
+	}
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestE2EDistributedBrokerRestart(t *testing.T) {
+	store := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	startAt := func() *exec.Cmd {
+		cmd := exec.Command(gorunBin, "broker", "--store", store, "--listen", listen)
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+			t.Fatalf("broker did not start: %v", err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	b := startAt()
+	url := "nats://" + listen
+	// Submit 50 tasks with no worker yet: they wait in the broker's store.
+	r := startGorun(t, strings.NewReader(strings.Repeat("echo done\n", 50)), "exec", "-", "--broker", url, "--ack-wait", "2s", "-o", "none")
+	time.Sleep(time.Second)
+	_ = b.Process.Signal(syscall.SIGKILL)
+	_ = b.Wait()
+	startAt() // the same store
+	startWorker(t, url, testutil.NewMark(t), 4)
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+	if got := r.stderr.String(); !strings.Contains(got, "gorun: 50 tasks") || !strings.Contains(got, "50 succeeded") {
+		t.Errorf("summary %q, want all 50 tasks run after the broker's restart", got)
 	}
 }
