@@ -207,3 +207,39 @@ func TestE2EDistributedBrokerRestart(t *testing.T) {
 		t.Errorf("summary %q, want all 50 tasks run after the broker's restart", got)
 	}
 }
+
+func TestE2EDistributedWorkerDrains(t *testing.T) {
+	url := startBroker(t)
+	mark := testutil.NewMark(t)
+	dir := t.TempDir()
+	a := exec.Command(gorunBin, "worker", "--broker", url, "-j", "2", "--ack-wait", "2s", "--grace", "500ms")
+	a.Env = append(os.Environ(), testutil.MarkVar+"="+mark)
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = a.Process.Kill(); _ = a.Wait() }()
+	line := fmt.Sprintf("touch %s/started-$GORUN_TASK_ID-$GORUN_ATTEMPT; sleep 3; echo ok\n", dir)
+	r := startGorun(t, strings.NewReader(line+line), "exec", "-", "--broker", url, "--ack-wait", "2s", "-o", "jsonl")
+	waitFor(t, 20*time.Second, "both tasks to start on worker A", func() bool { return countStarted(dir) == 2 })
+	_ = a.Process.Signal(syscall.SIGINT)
+	drained := make(chan error, 1)
+	go func() { drained <- a.Wait() }()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Errorf("worker A after SIGINT: %v, want a clean exit", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("worker A did not drain within 10s (grace 500ms)")
+	}
+	// The tasks A handed back run on B.
+	startWorker(t, url, mark, 2)
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+	for id, res := range jsonlResults(t, r.stdout.String()) {
+		if res.Status != "succeeded" || res.Attempts < 2 {
+			t.Errorf("%s: %s after %d attempts, want succeeded on a second delivery", id, res.Status, res.Attempts)
+		}
+	}
+}

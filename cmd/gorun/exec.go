@@ -348,7 +348,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
-	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID)}
+	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID, jobs.GuardVar+"="+run.ID)}
 	if opts.StartGuard != nil {
 		g, err := opts.StartGuard(run.ID)
 		if err != nil {

@@ -49,7 +49,15 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 				return err
 			}
 			defer conn.Close()
-			runner := &jobs.Runner{Grace: grace, BaseEnv: os.Environ()}
+			// A guard kills this worker's tasks if the worker dies; the broker then
+			// delivers them again, to another worker.
+			guardID := newRunID()
+			runner := &jobs.Runner{Grace: grace, BaseEnv: append(os.Environ(), jobs.GuardVar+"="+guardID)}
+			g, err := startGuard(guardID)
+			if err != nil {
+				return err
+			}
+			defer g.Close()
 			defer onHurry(hurry, runner.KillAll)()
 			w := &dist.Worker{Conn: conn, Runner: runner, Slots: slots, Grace: grace}
 			if verbose {

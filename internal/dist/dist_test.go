@@ -41,7 +41,7 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 	go func() { worked <- w.Run(wctx) }()
 
 	var tasks []jobs.Task
-	for i, cmd := range []string{"echo one", "echo two >&2; exit 4", "printf '%s' \"$GORUN_TASK_ID\""} {
+	for i, cmd := range []string{"echo one", "echo two >&2; exit 4", "printf '%s' \"$GORUN_TASK_ID:$GORUN_RUN_ID\""} {
 		sp := jobs.Spec{Run: cmd}
 		tasks = append(tasks, jobs.Resolve(i+1, &sp, jobs.Settings{}, &jobs.Defaults{}))
 	}
@@ -54,7 +54,7 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 	}
 	stop()
 	<-worked
-	if len(got) != 3 || got[1].Status != jobs.Succeeded || got[2].Status != jobs.Failed || *got[2].ExitCode != 4 || got[3].StdoutTail != "task-3" {
+	if len(got) != 3 || got[1].Status != jobs.Succeeded || got[2].Status != jobs.Failed || *got[2].ExitCode != 4 || got[3].StdoutTail != "task-3:inproc" {
 		b, _ := json.Marshal(got)
 		t.Errorf("results: %s", b)
 	}

@@ -29,9 +29,11 @@ func toMsg(run string, t *jobs.Task) taskMsg {
 		Timeout: t.Timeout, Retries: t.Retries, RetryDelay: t.RetryDelay}
 }
 
-// task rebuilds the task a worker runs: its argv as given.
+// task rebuilds the task a worker runs: its argv as given, and GORUN_RUN_ID the
+// submitter's run.
 func (m *taskMsg) task() jobs.Task {
-	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: m.Env,
+	env := append(m.Env[:len(m.Env):len(m.Env)], jobs.RunIDVar+"="+m.Run)
+	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env,
 		Timeout: m.Timeout, Retries: m.Retries, RetryDelay: m.RetryDelay}
 }
 

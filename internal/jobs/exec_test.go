@@ -160,7 +160,7 @@ func TestKillAllSkipsGrace(t *testing.T) {
 func startMarked(t *testing.T, runID, mark, script string) chan struct{} {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", script)
-	cmd.Env = append(os.Environ(), RunIDVar+"="+runID, testutil.MarkVar+"="+mark)
+	cmd.Env = append(os.Environ(), GuardVar+"="+runID, testutil.MarkVar+"="+mark)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

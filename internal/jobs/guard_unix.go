@@ -17,13 +17,17 @@ import (
 // GuardArg is the argument that makes the gorun binary run as a Guard (see GuardMain).
 const GuardArg = "__gorun_guard"
 
-// RunIDVar is the environment variable that carries a run's id to its tasks (and, by
-// inheritance, to everything they start). The Guard finds a dead run's processes by it.
+// RunIDVar is the environment variable that carries a run's id to its tasks.
 const RunIDVar = "GORUN_RUN_ID"
 
+// GuardVar is the environment variable that carries a guard's id to the tasks of the
+// gorun process it guards (and, by inheritance, to everything they start). The Guard
+// finds a dead gorun's processes by it.
+const GuardVar = "GORUN_GUARD"
+
 // Guard is a small helper process that outlives gorun for one purpose: if gorun dies,
-// even by SIGKILL, it kills whatever the run's tasks left running. Every task carries
-// GORUN_RUN_ID=<run id> in its environment, and so does everything it starts; when the
+// even by SIGKILL, it kills whatever the tasks left running. Every task carries
+// GORUN_GUARD=<id> in its environment, and so does everything it starts; when the
 // guard's standard input reaches end-of-file without gorun having said goodbye, it
 // reads /proc for the processes that carry the id and kills them and their process
 // groups. gorun tells it nothing per task: a guard costs nothing on the hot path.
@@ -34,16 +38,17 @@ type Guard struct {
 	cmd *exec.Cmd
 }
 
-// StartGuard starts the guard as `exe GuardArg runID`, normally gorun's own binary.
+// StartGuard starts the guard as `exe GuardArg id`, normally gorun's own binary; the
+// tasks to guard carry GuardVar=id.
 // The guard ignores SIGINT, SIGTERM and SIGHUP and runs in a process group of its own,
 // so that neither a terminal's Ctrl-C nor a signal to gorun's group ends it early.
-func StartGuard(exe, runID string) (*Guard, error) {
+func StartGuard(exe, id string) (*Guard, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start guard: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command(exe, GuardArg, runID)
+	cmd := exec.Command(exe, GuardArg, id)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -68,21 +73,21 @@ func (g *Guard) Close() error {
 }
 
 // GuardMain is the guard process's main: it waits for end-of-file on r; unless gorun
-// said goodbye first, it kills every process that carries GORUN_RUN_ID=runID, and its
-// process group. It returns the process exit code.
-func GuardMain(r io.Reader, runID string) int {
+// said goodbye first, it kills every process that carries GuardVar=id, and its process
+// group. It returns the process exit code.
+func GuardMain(r io.Reader, id string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	last := ""
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		last = sc.Text() + "\n"
 	}
-	if last == guardBye || runID == "" {
+	if last == guardBye || id == "" {
 		return 0
 	}
 	// Tasks may be forking as we kill: go over /proc until nothing carries the id.
 	for range 5 {
-		pids := Marked(RunIDVar, runID)
+		pids := Marked(GuardVar, id)
 		if len(pids) == 0 {
 			break
 		}
