@@ -446,6 +446,35 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when
 // stderr is a terminal and the run is not quiet.
+func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
+	order, chain := jobs.Order(tasks, needs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNEEDS\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	for _, i := range order {
+		t := &tasks[i]
+		var ids []string
+		for _, n := range needs[i] {
+			ids = append(ids, tasks[n].ID)
+		}
+		need, timeout, dir := "-", "-", "."
+		if len(ids) > 0 {
+			need = strings.Join(ids, ",")
+		}
+		if t.Timeout > 0 {
+			timeout = t.Timeout.String()
+		}
+		if t.Dir != "" {
+			dir = t.Dir
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, need, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
+	return err
+}
+
 func (o *ExecOptions) showProgress() bool {
 	switch o.Progress {
 	case "always":
@@ -572,8 +601,15 @@ func (rec *recorders) close() {
 	}
 }
 
-// listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them.
+// listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:
+// with needs, in an order that respects them, with what each needs, and the longest
+// chain of needs at the end.
 func listTasks(w io.Writer, src jobs.Source) error {
+	if ss, ok := src.(*jobs.SliceSource); ok {
+		if tasks, needs := ss.Tasks(); needs != nil {
+			return listGraph(w, tasks, needs)
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
 	for {
@@ -630,7 +666,11 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		}
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
-		src = jobs.NewSliceSource(f.Tasks(opts.Settings))
+		if f.Needs != nil {
+			src = jobs.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
+		} else {
+			src = jobs.NewSliceSource(f.Tasks(opts.Settings))
+		}
 	default:
 		r := opts.IO.In
 		if !stdin {

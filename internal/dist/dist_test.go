@@ -65,3 +65,45 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 		t.Errorf("run state: %v, want done", err)
 	}
 }
+
+func TestGraphRunInProcess(t *testing.T) {
+	srv, err := Serve(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	ctx := context.Background()
+	conn, err := Connect(ctx, srv.ClientURL(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wctx, stop := context.WithCancel(ctx)
+	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 4, Grace: time.Second}
+	worked := make(chan error)
+	go func() { worked <- w.Run(wctx) }()
+	defer func() { stop(); <-worked }()
+
+	dir := t.TempDir()
+	f, err := jobs.Parse("g.yaml", []byte(`version: 1
+tasks:
+  - {id: fetch, run: "sleep 0.2; date +%s%N > `+dir+`/fetch"}
+  - {id: use, run: "test -f `+dir+`/fetch", needs: [fetch]}
+  - {id: broken, run: "exit 1"}
+  - {id: after-broken, run: "true", needs: [broken]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &Submitter{Conn: conn, RunID: "graph", Grace: time.Second}
+	got := map[string]jobs.Result{}
+	src := jobs.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs)
+	opts := pipeline.Options{Output: pipeline.None, Stdout: io.Discard, Stderr: io.Discard}
+	if err := sub.Run(ctx, src, opts, func(r jobs.Result) { got[r.ID] = r }); err != nil {
+		t.Fatal(err)
+	}
+	if got["use"].Status != jobs.Succeeded || got["after-broken"].Status != jobs.Skipped || got["after-broken"].Error != `needs "broken", which failed` {
+		b, _ := json.Marshal(got)
+		t.Errorf("got %s", b)
+	}
+}

@@ -47,6 +47,9 @@ func (s *Submitter) Run(ctx context.Context, src jobs.Source, opts pipeline.Opti
 		return err
 	}
 	defer stopResults()
+	if gs, ok := src.(interface{ Graph() *jobs.Graph }); ok && gs.Graph() != nil {
+		return s.runGraph(ctx, gs.Graph(), opts, results, emit)
+	}
 
 	pub := &publisher{s: s, limiter: opts.Limiter, tasks: map[int]jobs.Task{}, key: opts.Key, skip: opts.Done, known: make(chan jobs.Result, 16)}
 	if s.InFlight > 0 {
@@ -241,17 +244,11 @@ func (p *publisher) publishAll(ctx context.Context, src jobs.Source) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		data, err := json.Marshal(toMsg(p.s.RunID, &t))
-		if err != nil {
-			return err
-		}
-		m := nats.NewMsg(taskSubject(p.s.RunID))
-		m.Data = data
-		if _, err := p.s.Conn.JS.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%s/%d", p.s.RunID, t.Index))); err != nil {
+		if err := p.s.publish(ctx, &t); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("publish task %s: %w", t.ID, err)
+			return err
 		}
 		p.mu.Lock()
 		p.pub[t.Index] = true
@@ -305,4 +302,115 @@ func (p *publisher) remaining(done map[int]bool) []jobs.Task {
 		}
 	}
 	return out
+}
+
+// runGraph runs a graph of needs: a task is published only when everything it needs
+// has succeeded; a task whose need did not succeed is skipped with the reason, and so
+// is everything that depends on it.
+func (s *Submitter) runGraph(ctx context.Context, g *jobs.Graph, opts pipeline.Options, results <-chan resultMsg, emit func(jobs.Result)) error {
+	n := g.Len()
+	remaining := n
+	ready := g.Roots()
+	var skips []jobs.Skip
+	end := func(r jobs.Result) {
+		remaining--
+		emit(r)
+	}
+	if opts.Key != nil {
+		for pos := range n {
+			t := g.Task(pos)
+			t.Key = opts.Key(t)
+			if opts.Done == nil {
+				continue
+			}
+			if reason, done := opts.Done(t.Key); done {
+				r, sk := g.Finish(pos, jobs.Succeeded)
+				end(jobs.SkippedResult(t, reason))
+				ready, skips = append(ready, r...), append(skips, sk...)
+			}
+		}
+	}
+	var deadline <-chan time.Time
+	cancelled := false
+	for remaining > 0 {
+		for _, sk := range skips {
+			end(jobs.SkippedResult(g.Task(sk.Pos), sk.Reason))
+		}
+		skips = nil
+		for len(ready) > 0 && !cancelled {
+			pos := ready[0]
+			ready = ready[1:]
+			if g.Taken(pos) || g.Final(pos) {
+				continue
+			}
+			if opts.Limiter != nil && opts.Limiter.Wait(ctx) != nil {
+				break
+			}
+			t := g.Task(pos)
+			if err := s.publish(ctx, t); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return err
+			}
+			g.Take(pos)
+		}
+		if remaining == 0 {
+			break
+		}
+		select {
+		case res := <-results:
+			pos := res.Index - 1
+			if pos < 0 || pos >= n || g.Final(pos) {
+				continue // a task that ran twice: its first result counts
+			}
+			r, sk := g.Finish(pos, res.Status)
+			res.Key = g.Task(pos).Key
+			print(opts, &res)
+			end(res.Result)
+			ready, skips = append(ready, r...), append(skips, sk...)
+		case <-ctx.Done():
+			if !cancelled {
+				cancelled = true
+				s.cancel()
+				deadline = time.After(s.Grace + 2*time.Second)
+				for pos := range n {
+					if !g.Taken(pos) && !g.Final(pos) {
+						_, sk := g.Finish(pos, jobs.Skipped)
+						end(jobs.SkippedResult(g.Task(pos), context.Cause(ctx).Error()))
+						skips = append(skips, sk...)
+					}
+				}
+			}
+		case <-deadline:
+			for pos := range n {
+				if g.Taken(pos) && !g.Final(pos) {
+					_, sk := g.Finish(pos, jobs.Skipped)
+					end(jobs.SkippedResult(g.Task(pos), "no result from any worker after the run was cancelled"))
+					skips = append(skips, sk...)
+				}
+			}
+		}
+	}
+	state := StateDone
+	if cancelled {
+		state = StateCancelling
+	}
+	_, _ = s.Conn.Runs.Put(context.Background(), s.RunID, []byte(state))
+	return nil
+}
+
+// publish puts a task on the work queue; its message id makes a second publish of the
+// same task in this run a no-op.
+func (s *Submitter) publish(ctx context.Context, t *jobs.Task) error {
+	data, err := json.Marshal(toMsg(s.RunID, t))
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(taskSubject(s.RunID))
+	m.Data = data
+	if _, err := s.Conn.JS.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%s/%d", s.RunID, t.Index))); err != nil {
+		return fmt.Errorf("publish task %s: %w", t.ID, err)
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ type File struct {
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
 	Defaults Defaults
 	Specs    []Spec
+	Needs    [][]int // by position: the positions each task needs; nil when no task has needs
 }
 
 // Tasks resolves every spec of f against the command-line settings s.
@@ -80,6 +81,7 @@ type rawTask struct {
 	ID          *string  `yaml:"id"`
 	Run         *string  `yaml:"run"`
 	Cmd         []string `yaml:"cmd"`
+	Needs       []string `yaml:"needs"`
 	RawSettings `yaml:",inline"`
 }
 
@@ -172,7 +174,102 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		}
 		f.Specs[i] = sp
 	}
-	return f, p.checkIDs(f.Specs)
+	if err := p.checkIDs(f.Specs); err != nil {
+		return nil, err
+	}
+	return f, p.needs(f)
+}
+
+// needs resolves the tasks' needs to positions and refuses unknown ids, a task that
+// needs itself, and cycles.
+func (p *fileParser) needs(f *File) error {
+	hasNeeds := false
+	for i := range f.Specs {
+		hasNeeds = hasNeeds || len(f.Specs[i].Needs) > 0
+	}
+	if !hasNeeds {
+		return nil
+	}
+	pos := make(map[string]int, len(f.Specs))
+	for i := range f.Specs {
+		pos[specID(f.Specs, i)] = i
+	}
+	f.Needs = make([][]int, len(f.Specs))
+	for i := range f.Specs {
+		seen := map[int]bool{}
+		for j, id := range f.Specs[i].Needs {
+			path := fmt.Sprintf("$.tasks[%d].needs[%d]", i, j)
+			where := fmt.Sprintf("task %q: needs", specID(f.Specs, i))
+			n, ok := pos[id]
+			switch {
+			case !ok:
+				return p.errAt(path, where, "unknown task %q", id)
+			case n == i:
+				return p.errAt(path, where, "a task cannot need itself")
+			case seen[n]:
+				continue
+			}
+			seen[n] = true
+			f.Needs[i] = append(f.Needs[i], n)
+		}
+	}
+	if cycle := findCycle(f.Needs); cycle != nil {
+		ids := make([]string, len(cycle))
+		for k, i := range cycle {
+			ids[k] = specID(f.Specs, i)
+		}
+		return p.errAt(fmt.Sprintf("$.tasks[%d].needs", cycle[0]), fmt.Sprintf("task %q: needs", ids[0]),
+			"cycle: %s", strings.Join(ids, " → "))
+	}
+	return nil
+}
+
+func specID(specs []Spec, i int) string {
+	if specs[i].ID != "" {
+		return specs[i].ID
+	}
+	return DefaultID(i + 1)
+}
+
+// findCycle returns a cycle of needs (its first position repeated at the end), or nil.
+func findCycle(needs [][]int) []int {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make([]int, len(needs))
+	var path []int
+	var visit func(i int) []int
+	visit = func(i int) []int {
+		state[i] = onPath
+		path = append(path, i)
+		for _, n := range needs[i] {
+			switch state[n] {
+			case onPath:
+				for k, x := range path {
+					if x == n {
+						return append(append([]int{}, path[k:]...), n)
+					}
+				}
+			case unseen:
+				if c := visit(n); c != nil {
+					return c
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[i] = done
+		return nil
+	}
+	for i := range needs {
+		if state[i] == unseen {
+			if c := visit(i); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
@@ -204,6 +301,10 @@ func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
 		sp.Run = *rt.Run
 	} else {
 		sp.Argv = rt.Cmd
+	}
+	sp.Needs = rt.Needs
+	if p.single && len(rt.Needs) > 0 {
+		return sp, p.errAt(path+".needs", where+"needs", "needs is for task files (.yaml, .yml, .json), not a stream")
 	}
 	d, err := p.defaults(path, where, &rt.RawSettings)
 	sp.Defaults = d

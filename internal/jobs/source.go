@@ -25,6 +25,24 @@ type Source interface {
 type SliceSource struct {
 	tasks []Task
 	next  int
+	needs [][]int // nil: no task needs another
+}
+
+// NewGraphSource returns a Source over tasks whose needs (by position) must be
+// honoured: the runner schedules it with Graph, not in input order.
+func NewGraphSource(tasks []Task, needs [][]int) *SliceSource {
+	return &SliceSource{tasks: tasks, needs: needs}
+}
+
+// Tasks returns the tasks, in input order, and their needs (nil: none), by position.
+func (s *SliceSource) Tasks() ([]Task, [][]int) { return s.tasks, s.needs }
+
+// Graph returns the tasks' graph of needs, or nil when no task needs another.
+func (s *SliceSource) Graph() *Graph {
+	if s.needs == nil {
+		return nil
+	}
+	return NewGraph(s.tasks, s.needs)
 }
 
 // NewSliceSource returns a Source over tasks.

@@ -97,9 +97,10 @@ type Defaults struct {
 
 // Spec is a task as written in the input, before defaults are applied.
 type Spec struct {
-	ID   string
-	Run  string
-	Argv []string
+	ID    string
+	Run   string
+	Argv  []string
+	Needs []string // ids of the tasks that must succeed first
 	Defaults
 }
 

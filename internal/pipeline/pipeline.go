@@ -80,7 +80,15 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	out := make(chan pool.Done[jobs.Task, outcome], opts.Workers)
 	known := make(chan jobs.Result, opts.Workers) // tasks that do not run: already done
 	fed := make(chan error, 1)
-	go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
+	var completed chan<- completion // with a graph of needs: every task's end, for the feeder
+	if gs, ok := src.(interface{ Graph() *jobs.Graph }); ok && gs.Graph() != nil {
+		g := gs.Graph()
+		ch := make(chan completion, g.Len()) // room for every task: the fan-in never waits
+		completed = ch
+		go func() { fed <- feedGraph(startCtx, g, &opts, in, known, ch) }()
+	} else {
+		go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
+	}
 	if opts.Log != nil {
 		inner := emit
 		emit = func(r jobs.Result) {
@@ -127,6 +135,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				continue
 			}
 			r := result(startCtx, d)
+			if completed != nil {
+				completed <- completion{r.Index - 1, r.Status}
+			}
 			if d.Started {
 				pr.add(r, &d.Result)
 			} else {
@@ -136,6 +147,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			if !ok {
 				known = nil
 				continue
+			}
+			if completed != nil {
+				completed <- completion{k.Index - 1, k.Status}
 			}
 			pr.add(k, nil)
 		}
@@ -221,6 +235,89 @@ func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known c
 		}
 		in <- pool.Job[jobs.Task]{Index: t.Index, Value: t, Timeout: t.Timeout}
 	}
+}
+
+// completion is the end of the task at a position of a graph.
+type completion struct {
+	pos    int
+	status jobs.Status
+}
+
+// feedGraph feeds the tasks of a graph of needs to in as they become ready: at first
+// the tasks that need nothing, then each task the moment its last need succeeds. A task
+// whose need did not succeed is sent to known as skipped, with the reason, and so is
+// everything that depends on it. Tasks that already succeeded (opts.Done) count as
+// succeeded for those that need them. When startCtx ends, every task not yet fed is fed
+// at once, to be reported as not started. It returns when every task has ended.
+func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<- pool.Job[jobs.Task], known chan<- jobs.Result, completed <-chan completion) error {
+	defer close(in)
+	defer close(known)
+	n := g.Len()
+	ready := g.Roots()
+	var skips []jobs.Result
+	if opts.Key != nil {
+		for pos := range n {
+			t := g.Task(pos)
+			t.Key = opts.Key(t)
+			if opts.Done == nil {
+				continue
+			}
+			if reason, done := opts.Done(t.Key); done {
+				skips = append(skips, jobs.SkippedResult(t, reason))
+				r, sk := g.Finish(pos, jobs.Succeeded)
+				ready = append(ready, r...)
+				skips = appendSkips(skips, g, sk)
+			}
+		}
+	}
+	startDone := startCtx.Done()
+	for remaining := n; remaining > 0; {
+		for len(ready) > 0 && (g.Taken(ready[0]) || g.Final(ready[0])) {
+			ready = ready[1:] // already fed or ended (a task that already succeeded)
+		}
+		var (
+			inCh    chan<- pool.Job[jobs.Task]
+			next    pool.Job[jobs.Task]
+			knownCh chan<- jobs.Result
+			skip    jobs.Result
+		)
+		if len(ready) > 0 {
+			t := g.Task(ready[0])
+			inCh, next = in, pool.Job[jobs.Task]{Index: t.Index, Value: *t, Timeout: t.Timeout}
+		}
+		if len(skips) > 0 {
+			knownCh, skip = known, skips[0]
+		}
+		select {
+		case inCh <- next:
+			g.Take(ready[0])
+			ready = ready[1:]
+		case knownCh <- skip:
+			skips = skips[1:]
+		case c := <-completed:
+			remaining--
+			r, sk := g.Finish(c.pos, c.status)
+			ready = append(ready, r...)
+			skips = appendSkips(skips, g, sk)
+		case <-startDone:
+			// Starting has ended: feed everything left, for the pool to report as not
+			// started, whatever it waited for.
+			startDone = nil
+			for pos := range n {
+				if !g.Taken(pos) && !g.Final(pos) {
+					ready = append(ready, pos)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Result {
+	for _, s := range sk {
+		skips = append(skips, jobs.SkippedResult(g.Task(s.Pos), s.Reason))
+	}
+	return skips
 }
 
 // outcome is what a worker hands the fan-in goroutine for one attempt of a task. The
