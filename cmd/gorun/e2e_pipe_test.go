@@ -60,42 +60,9 @@ func TestE2ETemplatesNeverInject(t *testing.T) {
 	}
 }
 
-// startGorunIn is startGorun with the working directory set.
-func startGorunIn(t *testing.T, dir string, stdin *strings.Reader, args ...string) *gorunRun {
-	t.Helper()
-	r := &gorunRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}, mark: testutil.NewMark(t), done: make(chan struct{})}
-	r.cmd = exec.Command(gorunBin, args...)
-	r.cmd.Dir = dir
-	r.cmd.Env = append(os.Environ(), testutil.MarkVar+"="+r.mark, "XDG_CONFIG_HOME="+t.TempDir())
-	r.cmd.Stdin = stdin
-	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = r.cmd.Wait()
-		r.exit = r.cmd.ProcessState.ExitCode()
-		close(r.done)
-	}()
-	t.Cleanup(func() { _ = r.cmd.Process.Kill(); <-r.done })
-	return r
-}
-
 func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".golden"), got, *update)
 }
 
 // stableJSONL zeroes the fields of JSON results that differ from run to run.

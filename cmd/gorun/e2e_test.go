@@ -70,8 +70,15 @@ type gorunRun struct {
 // the run's mark in its environment.
 func startGorun(t *testing.T, stdin io.Reader, args ...string) *gorunRun {
 	t.Helper()
+	return startGorunIn(t, "", stdin, args...)
+}
+
+// startGorunIn is startGorun in the working directory dir ("": the test's).
+func startGorunIn(t *testing.T, dir string, stdin io.Reader, args ...string) *gorunRun {
+	t.Helper()
 	r := &gorunRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}, mark: testutil.NewMark(t), done: make(chan struct{})}
 	r.cmd = exec.Command(gorunBin, args...)
+	r.cmd.Dir = dir
 	r.cmd.Env = append(os.Environ(), testutil.MarkVar+"="+r.mark, "XDG_CONFIG_HOME="+t.TempDir())
 	r.cmd.Stdin = stdin
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr

@@ -21,20 +21,27 @@ func TestCheckVersion(t *testing.T) {
 	}
 }
 
-// TestSubmitterAndWorkerInProcess runs a small run through an embedded broker, a
-// worker and a submitter in this process.
-func TestSubmitterAndWorkerInProcess(t *testing.T) {
+// serveInProcess starts an embedded broker for the test and connects to it.
+func serveInProcess(t *testing.T) *Conn {
+	t.Helper()
 	srv, err := Serve(t.TempDir(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-	ctx := context.Background()
-	conn, err := Connect(ctx, srv.ClientURL(), time.Second)
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	conn, err := Connect(context.Background(), srv.ClientURL(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// TestSubmitterAndWorkerInProcess runs a small run through an embedded broker, a
+// worker and a submitter in this process.
+func TestSubmitterAndWorkerInProcess(t *testing.T) {
+	ctx := context.Background()
+	conn := serveInProcess(t)
 	wctx, stop := context.WithCancel(ctx)
 	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 3, Grace: time.Second}
 	worked := make(chan error)
@@ -67,17 +74,8 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 }
 
 func TestGraphRunInProcess(t *testing.T) {
-	srv, err := Serve(t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 	ctx := context.Background()
-	conn, err := Connect(ctx, srv.ClientURL(), time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := serveInProcess(t)
 	wctx, stop := context.WithCancel(ctx)
 	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 4, Grace: time.Second}
 	worked := make(chan error)

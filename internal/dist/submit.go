@@ -310,25 +310,14 @@ func (p *publisher) remaining(done map[int]bool) []jobs.Task {
 func (s *Submitter) runGraph(ctx context.Context, g *jobs.Graph, opts pipeline.Options, results <-chan resultMsg, emit func(jobs.Result)) error {
 	n := g.Len()
 	remaining := n
-	ready := g.Roots()
 	var skips []jobs.Skip
 	end := func(r jobs.Result) {
 		remaining--
 		emit(r)
 	}
-	if opts.Key != nil {
-		for pos := range n {
-			t := g.Task(pos)
-			t.Key = opts.Key(t)
-			if opts.Done == nil {
-				continue
-			}
-			if reason, done := opts.Done(t.Key); done {
-				r, sk := g.Finish(pos, jobs.Succeeded)
-				end(jobs.SkippedResult(t, reason))
-				ready, skips = append(ready, r...), append(skips, sk...)
-			}
-		}
+	ready, resumed := pipeline.ResumeGraph(g, &opts)
+	for _, r := range resumed {
+		end(r)
 	}
 	var deadline <-chan time.Time
 	cancelled := false

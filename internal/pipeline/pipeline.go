@@ -253,23 +253,7 @@ func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<-
 	defer close(in)
 	defer close(known)
 	n := g.Len()
-	ready := g.Roots()
-	var skips []jobs.Result
-	if opts.Key != nil {
-		for pos := range n {
-			t := g.Task(pos)
-			t.Key = opts.Key(t)
-			if opts.Done == nil {
-				continue
-			}
-			if reason, done := opts.Done(t.Key); done {
-				skips = append(skips, jobs.SkippedResult(t, reason))
-				r, sk := g.Finish(pos, jobs.Succeeded)
-				ready = append(ready, r...)
-				skips = appendSkips(skips, g, sk)
-			}
-		}
-	}
+	ready, skips := ResumeGraph(g, opts)
 	startDone := startCtx.Done()
 	for remaining := n; remaining > 0; {
 		for len(ready) > 0 && (g.Taken(ready[0]) || g.Final(ready[0])) {
@@ -311,6 +295,30 @@ func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<-
 		}
 	}
 	return nil
+}
+
+// ResumeGraph gives the tasks of g their journal keys (opts.Key) and ends, as
+// succeeded, those that opts.Done says already succeeded, so that the tasks needing
+// them may start. It returns the tasks ready to start and the skipped results of the
+// tasks that already succeeded.
+func ResumeGraph(g *jobs.Graph, opts *Options) (ready []int, resumed []jobs.Result) {
+	ready = g.Roots()
+	if opts.Key == nil {
+		return ready, nil
+	}
+	for pos := range g.Len() {
+		t := g.Task(pos)
+		t.Key = opts.Key(t)
+		if opts.Done == nil {
+			continue
+		}
+		if reason, done := opts.Done(t.Key); done {
+			resumed = append(resumed, jobs.SkippedResult(t, reason))
+			r, _ := g.Finish(pos, jobs.Succeeded) // a success skips nothing
+			ready = append(ready, r...)
+		}
+	}
+	return ready, resumed
 }
 
 func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Result {

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,25 +14,14 @@ import (
 	"time"
 
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s: got\n%s\nwant\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name+".golden"), got, *update)
 }
 
 func code(n int) *int { return &n }
@@ -172,30 +160,14 @@ func TestReportFormats(t *testing.T) {
 	}
 }
 
-// validateJUnit checks a report against the JUnit schema CI servers use, when xmllint
-// is installed (CI installs it).
+// validateJUnit checks a report against the JUnit schema CI servers read.
 func validateJUnit(t *testing.T, doc []byte) {
 	t.Helper()
-	xsd := "../../../shared/schemas/junit.xsd"
-	if _, err := os.Stat(xsd); err != nil {
-		t.Logf("no %s: schema check skipped", xsd)
-		return
-	}
-	if _, err := exec.LookPath("xmllint"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("xmllint is not installed: the JUnit schema check cannot run in CI")
-		}
-		t.Log("xmllint not installed: schema check skipped")
-		return
-	}
 	path := filepath.Join(t.TempDir(), "report.xml")
 	if err := os.WriteFile(path, doc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("xmllint", "--noout", "--schema", xsd, path).CombinedOutput()
-	if err != nil {
-		t.Errorf("JUnit report fails the schema: %v\n%s", err, out)
-	}
+	testutil.ValidateJUnit(t, path)
 }
 
 func TestMetrics(t *testing.T) {
