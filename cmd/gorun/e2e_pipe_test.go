@@ -240,12 +240,12 @@ func TestE2EBrokenPipe(t *testing.T) {
 
 func TestE2ELongInputLine(t *testing.T) {
 	line := "printf %s " + strings.Repeat("a", 10<<20) + "\n"
-	r := startGorun(t, strings.NewReader(line+"echo after\n"), "exec", "-j", "1")
+	r := startGorun(t, strings.NewReader("\n"+line+"echo after\n"), "exec", "-j", "1")
 	if code := r.wait(t, 60*time.Second); code != 1 {
 		t.Errorf("got exit %d, want 1", code)
 	}
-	if got := r.stderr.String(); !strings.Contains(got, "task-1  failed") || !strings.Contains(got, "argument list too long") {
-		t.Errorf("summary %q, want task-1 failed with a clear reason", got)
+	if got := r.stderr.String(); !strings.Contains(got, "task-1  failed") || !strings.Contains(got, "(input line 2)") || !strings.Contains(got, "argument list too long") {
+		t.Errorf("summary %q, want task-1 failed with a clear reason naming input line 2", got)
 	}
 	if !strings.Contains(r.stdout.String(), "after") {
 		t.Error("the task after the long line did not run")

@@ -70,7 +70,11 @@ func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, st
 
 	a := Attempt{Start: time.Now(), ExitCode: -1}
 	if err := cmd.Start(); err != nil {
-		a.Err = fmt.Errorf("start task %s: %w", t.ID, err)
+		if t.Line > 0 {
+			a.Err = fmt.Errorf("start task %s (input line %d): %w", t.ID, t.Line, err)
+		} else {
+			a.Err = fmt.Errorf("start task %s: %w", t.ID, err)
+		}
 		return a
 	}
 	pgid := cmd.Process.Pid

@@ -124,6 +124,7 @@ func (l *LineSource) Next() (Task, error) {
 			sp = Spec{Run: "-"}
 		}
 		t := Resolve(l.index, &sp, l.opts.Settings, &Defaults{})
+		t.Line = l.line
 		if l.opts.Template != nil {
 			t.Run, t.Template, t.Item = "", l.opts.Template, string(line)
 		}

@@ -16,6 +16,7 @@ const DefaultShell = "/bin/sh"
 // A Task is a plain value; nothing in it changes once it is built.
 type Task struct {
 	Index      int           // 1-based position in the input
+	Line       int           // the input line it came from, for a stream of lines; else 0
 	ID         string        // unique within a run; "task-N" when the input names none
 	Named      bool          // the input gave the id
 	Key        string        // identity in a journal; set by the pipeline when journaling
