@@ -37,15 +37,21 @@ func serveInProcess(t *testing.T) *Conn {
 	return conn
 }
 
+// startWorker runs a worker of slots on conn until stop is called; stop waits for it.
+func startWorker(conn *Conn, slots int) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: slots, Grace: time.Second}
+	worked := make(chan error)
+	go func() { worked <- w.Run(ctx) }()
+	return func() { cancel(); <-worked }
+}
+
 // TestSubmitterAndWorkerInProcess runs a small run through an embedded broker, a
 // worker and a submitter in this process.
 func TestSubmitterAndWorkerInProcess(t *testing.T) {
 	ctx := context.Background()
 	conn := serveInProcess(t)
-	wctx, stop := context.WithCancel(ctx)
-	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 3, Grace: time.Second}
-	worked := make(chan error)
-	go func() { worked <- w.Run(wctx) }()
+	stop := startWorker(conn, 3)
 
 	var tasks []jobs.Task
 	for i, cmd := range []string{"echo one", "echo two >&2; exit 4", "printf '%s' \"$GORUN_TASK_ID:$GORUN_RUN_ID\""} {
@@ -60,7 +66,6 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
-	<-worked
 	if len(got) != 3 || got[1].Status != jobs.Succeeded || got[2].Status != jobs.Failed || *got[2].ExitCode != 4 || got[3].StdoutTail != "task-3:inproc" {
 		b, _ := json.Marshal(got)
 		t.Errorf("results: %s", b)
@@ -76,11 +81,7 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 func TestGraphRunInProcess(t *testing.T) {
 	ctx := context.Background()
 	conn := serveInProcess(t)
-	wctx, stop := context.WithCancel(ctx)
-	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: 4, Grace: time.Second}
-	worked := make(chan error)
-	go func() { worked <- w.Run(wctx) }()
-	defer func() { stop(); <-worked }()
+	defer startWorker(conn, 4)()
 
 	dir := t.TempDir()
 	f, err := jobs.Parse("g.yaml", []byte(`version: 1

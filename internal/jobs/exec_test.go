@@ -171,16 +171,23 @@ func startMarked(t *testing.T, runID, mark, script string) chan struct{} {
 	return done
 }
 
-func TestGuardKillsTheRunWhenGorunDies(t *testing.T) {
+// startTestGuard starts a guard (this test binary, see TestMain) under a new id.
+func startTestGuard(t *testing.T) (*Guard, string) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	runID := testutil.NewMark(t)
-	g, err := StartGuard(exe, runID)
+	id := testutil.NewMark(t)
+	g, err := StartGuard(exe, id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, id
+}
+
+func TestGuardKillsTheRunWhenGorunDies(t *testing.T) {
+	g, runID := startTestGuard(t)
 	mark := testutil.NewMark(t)
 	done := startMarked(t, runID, mark, "sleep 30 & setsid sleep 30 & sleep 30")
 	time.Sleep(200 * time.Millisecond)
@@ -197,15 +204,7 @@ func TestGuardKillsTheRunWhenGorunDies(t *testing.T) {
 }
 
 func TestGuardLeavesProcessesAloneAfterGoodbye(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	runID := testutil.NewMark(t)
-	g, err := StartGuard(exe, runID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, runID := startTestGuard(t)
 	mark := testutil.NewMark(t)
 	startMarked(t, runID, mark, "sleep 30")
 	time.Sleep(100 * time.Millisecond)
