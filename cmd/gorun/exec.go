@@ -36,34 +36,35 @@ type PipelineFunc func(ctx context.Context, src jobs.Source, opts pipeline.Optio
 type ExecOptions struct {
 	IO         *iostreams.IOStreams
 	Pipeline   PipelineFunc
-	StartGuard func(runID string) (*jobs.Guard, error) // nil: no guard
-	Hurry      <-chan struct{}                         // closed at a second interrupt
+	StartGuard func(runID, cgroupDir string) (*jobs.Guard, error) // nil: no guard
+	Hurry      <-chan struct{}                                    // closed at a second interrupt
 
-	File      string         // task file; "" or "-": standard input
-	Format    string         // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template  *jobs.Template // the command template after --, or nil
-	Null      bool           // input items end with NUL
-	Workers   *int           // nil: the task file's, else the number of CPUs
-	Rate      *rate.Limit    // nil: the task file's, else unlimited
-	Burst     int            // starts allowed at once
-	Settings  jobs.Settings  // per-task settings given outside the task file
-	Grace     time.Duration
-	Output    pipeline.Output
-	KeepOrder bool
-	Halt      pipeline.Halt
-	Journal   string        // append results here
-	Resume    bool          // skip tasks that succeeded in the journal
-	Lock      string        // refuse to run while another run holds this lock
-	Report    string        // write a report here
-	ReportFmt report.Format // its format
-	Metrics   string        // write Prometheus metrics here
-	Quiet     bool
-	DryRun    bool
-	Broker    string        // run on the workers of this NATS broker
-	AckWait   time.Duration // the broker's redelivery timeout
-	Progress  string        // auto, always or never
-	Verbose   bool
-	LogFormat string // text or json
+	File        string         // task file; "" or "-": standard input
+	Format      string         // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template    *jobs.Template // the command template after --, or nil
+	Null        bool           // input items end with NUL
+	Workers     *int           // nil: the task file's, else the number of CPUs
+	Rate        *rate.Limit    // nil: the task file's, else unlimited
+	Burst       int            // starts allowed at once
+	Settings    jobs.Settings  // per-task settings given outside the task file
+	Grace       time.Duration
+	Containment jobs.Containment // the strongest containment to try
+	Output      pipeline.Output
+	KeepOrder   bool
+	Halt        pipeline.Halt
+	Journal     string        // append results here
+	Resume      bool          // skip tasks that succeeded in the journal
+	Lock        string        // refuse to run while another run holds this lock
+	Report      string        // write a report here
+	ReportFmt   report.Format // its format
+	Metrics     string        // write Prometheus metrics here
+	Quiet       bool
+	DryRun      bool
+	Broker      string        // run on the workers of this NATS broker
+	AckWait     time.Duration // the broker's redelivery timeout
+	Progress    string        // auto, always or never
+	Verbose     bool
+	LogFormat   string // text or json
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -108,7 +109,7 @@ environment beats the config file, and all three beat the task file's defaults; 
 task's own setting beats them all.
 
 Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or input
-(nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM.`,
+(nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			files := args
@@ -146,6 +147,7 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 	f.StringP("rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
 	f.Int("burst", 1, "starts allowed at once before the rate applies")
 	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL the task's process group")
+	f.String("containment", "auto", "how a task's processes are held together: auto (cgroup where possible), subreaper or process-group")
 	f.StringP("output", "o", string(pipeline.Grouped), "task output: grouped, line, tag, jsonl or none")
 	f.BoolP("keep-order", "k", false, "print outputs and results in input order")
 	f.BoolP("null", "0", false, "input items end with NUL, not newline (for find -print0)")
@@ -212,6 +214,9 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 		return err
 	}
 	o.Grace = deref(grace, 5*time.Second)
+	if o.Containment, err = jobs.ParseContainment(c.str("containment", "auto")); err != nil {
+		return c.errorf("containment", "%v", err)
+	}
 	if o.Output, err = pipeline.ParseOutput(c.str("output", string(pipeline.Grouped))); err != nil {
 		return c.errorf("output", "%v", err)
 	}
@@ -348,14 +353,20 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
-	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID, jobs.GuardVar+"="+run.ID)}
+	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID, jobs.GuardVar+"="+run.ID), Strongest: opts.Containment}
+	containment, containWhy := runner.Contain(run.ID)
+	run.Containment = string(containment)
+	var g *jobs.Guard
 	if opts.StartGuard != nil {
-		g, err := opts.StartGuard(run.ID)
-		if err != nil {
+		if g, err = opts.StartGuard(run.ID, runner.CgroupDir()); err != nil {
+			_ = runner.Close()
 			return err
 		}
-		defer g.Close()
 	}
+	defer func() {
+		_ = runner.Close() // stops reaping before the guard, gorun's child, exits
+		_ = g.Close()
+	}()
 	defer onHurry(opts.Hurry, runner.KillAll)()
 
 	var limiter *rate.Limiter
@@ -398,7 +409,10 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	log := opts.logger(errOut)
 	popts.Log = log
 	if log != nil {
-		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", jobs.FormatRate(limit))
+		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", jobs.FormatRate(limit), "containment", containment)
+		if containWhy != nil {
+			log.Info("containment limited", "containment", containment, "reason", containWhy.Error())
+		}
 	}
 
 	sum := report.Summary{KeepTails: opts.Quiet}
@@ -689,12 +703,12 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
 }
 
-func startGuard(runID string) (*jobs.Guard, error) {
+func startGuard(runID, cgroupDir string) (*jobs.Guard, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start guard: %w", err)
 	}
-	return jobs.StartGuard(exe, runID)
+	return jobs.StartGuard(exe, runID, cgroupDir)
 }
 
 // newRunID returns a random id for a run: 16 hex digits.

@@ -21,8 +21,12 @@ func main() {
 
 // run sets up signals, runs the root command and maps its error to an exit code.
 func run() int {
-	if len(os.Args) == 3 && os.Args[1] == jobs.GuardArg {
-		return jobs.GuardMain(os.Stdin, os.Args[2])
+	if len(os.Args) >= 3 && len(os.Args) <= 4 && os.Args[1] == jobs.GuardArg {
+		cgroupDir := ""
+		if len(os.Args) == 4 {
+			cgroupDir = os.Args[3]
+		}
+		return jobs.GuardMain(os.Stdin, os.Args[2], cgroupDir)
 	}
 	closeInheritedOnExec()
 	ios := iostreams.System()
@@ -85,13 +89,13 @@ type interruptedError struct{ sig syscall.Signal }
 func (e *interruptedError) Error() string { return "interrupted by " + jobs.SignalName(e.sig) }
 
 // notifySignals returns a context that ends, with an *interruptedError cause, at the
-// first SIGINT or SIGTERM, and a channel closed at the second: then running tasks are
-// killed at once. After that, signals get their default action again. stop releases
+// first SIGINT, SIGTERM or SIGHUP (the terminal closed), and a channel closed at the
+// second: then running tasks are killed at once. After that, signals get their default action again. stop releases
 // the signal handling and waits for its goroutine.
 func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan struct{}, stop func()) {
 	ctx, cancel := context.WithCancelCause(parent)
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	// With SIGPIPE handled, a write to a closed stdout returns EPIPE instead of killing
 	// gorun, so it can stop its tasks and say so. A handler, unlike SIG_IGN, is not
 	// inherited by the tasks.

@@ -53,15 +53,24 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 			// delivers them again, to another worker.
 			guardID := newRunID()
 			runner := &jobs.Runner{Grace: grace, BaseEnv: append(os.Environ(), jobs.GuardVar+"="+guardID)}
-			g, err := startGuard(guardID)
+			containment, why := runner.Contain(guardID)
+			g, err := startGuard(guardID, runner.CgroupDir())
 			if err != nil {
+				_ = runner.Close()
 				return err
 			}
-			defer g.Close()
+			defer func() {
+				_ = runner.Close() // stops reaping before the guard, this worker's child, exits
+				_ = g.Close()
+			}()
 			defer onHurry(hurry, runner.KillAll)()
 			w := &dist.Worker{Conn: conn, Runner: runner, Slots: slots, Grace: grace}
 			if verbose {
 				w.Log = (&ExecOptions{Verbose: true, LogFormat: "text"}).logger(ios.ErrOut)
+				w.Log.Info("worker containment", "containment", containment)
+				if why != nil {
+					w.Log.Info("containment limited", "containment", containment, "reason", why.Error())
+				}
 			}
 			err = w.Run(cmd.Context())
 			if cmd.Context().Err() != nil {

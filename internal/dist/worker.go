@@ -173,7 +173,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, msg jetstre
 	}
 	r := base
 	r.Status, r.Attempts, r.Slot = st, delivered-1+attempts, slot
-	r.StartedAt, r.Duration = a.Start, jobs.Seconds(a.Duration)
+	r.StartedAt, r.Duration, r.Leftovers = a.Start, jobs.Seconds(a.Duration), a.Leftovers
 	if a.ExitCode >= 0 {
 		code := a.ExitCode
 		r.ExitCode = &code

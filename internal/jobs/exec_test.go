@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == GuardArg {
-		os.Exit(GuardMain(os.Stdin, os.Args[2]))
+		os.Exit(GuardMain(os.Stdin, os.Args[2], ""))
 	}
 	os.Exit(m.Run())
 }
@@ -179,7 +179,7 @@ func startTestGuard(t *testing.T) (*Guard, string) {
 		t.Fatal(err)
 	}
 	id := testutil.NewMark(t)
-	g, err := StartGuard(exe, id)
+	g, err := StartGuard(exe, id, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -14,62 +15,97 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gorun/gorun/internal/proc"
 )
 
-// Runner starts task processes and stops them well: each task in its own process
-// group, SIGTERM to the group on cancellation, SIGKILL to the group after the grace
-// period, and never a hang on a descendant that holds the output pipes.
+// Runner starts task processes and stops them well. A task is its whole process tree:
+// each attempt runs in a process group of its own and, where Contain could set one
+// up, in a cgroup of its own. When the attempt's main process exits, by any route,
+// whatever it left behind is stopped (SIGTERM and SIGCONT, the grace, SIGKILL) and
+// counted, and Run returns only once it is gone, so a retry never meets its previous
+// attempt's processes. A descendant that holds the output pipes never holds Run up.
 //
-// Set the fields before the first Run and leave them; Run and KillAll are safe for
-// concurrent use.
+// Set the fields, and call Contain, before the first Run and leave them; Run and
+// KillAll are safe for concurrent use. Run must not be called for a slot that is
+// running another attempt. Close releases what Contain set up after the last Run.
 type Runner struct {
 	Grace   time.Duration // from SIGTERM to SIGKILL; 0 sends SIGKILL at once
 	BaseEnv []string      // the environment every task starts from (gorun's own)
+	// Strongest caps the containment Contain tries: "" or ContainCgroup tries every
+	// one, ContainSubreaper skips cgroups, ContainGroup uses process groups alone.
+	Strongest Containment
+
+	containment // how task trees are held together; see Contain
 
 	mu      sync.Mutex
-	groups  map[int]struct{} // process groups of running tasks
-	hurried bool             // KillAll was called: no more grace for anyone
+	running map[int]*proc.Cgroup // main process (= process group) of each running attempt → its cgroup, or nil
+	hurried bool                 // KillAll was called: no more grace for anyone
 	devNull *os.File
 }
 
 // Attempt is how one process run of a task ended.
 type Attempt struct {
-	Start    time.Time
-	Duration time.Duration
-	ExitCode int            // -1 when the process did not exit by itself
-	Signal   syscall.Signal // the signal that ended it, or 0
-	Err      error          // it could not start; or Wait failed
-	Stopped  bool           // gorun signalled it because ctx ended
+	Start     time.Time
+	Duration  time.Duration // until the main process exited
+	ExitCode  int           // -1 when the process did not exit by itself
+	Signal    syscall.Signal
+	Err       error // it could not start; or Wait failed
+	Stopped   bool  // gorun signalled it because ctx ended
+	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
 }
 
-// Run runs one attempt of t in worker slot (1-based) and blocks until the process has
-// exited and its group is gone or killed. When ctx is done first, the group gets
-// SIGTERM, and SIGKILL after Grace. stdout and stderr receive the task's output.
+// Run runs one attempt of t in worker slot (1-based) and blocks until the attempt's
+// main process has exited and every process it started is gone. When ctx is done
+// first, the whole tree gets SIGTERM, and SIGKILL after Grace. stdout and stderr
+// receive the task's output.
 func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, stderr *Capture) Attempt {
+	a := Attempt{Start: time.Now(), ExitCode: -1}
 	args := t.Args(slot)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = t.Dir
 	cmd.Env = r.env(t, slot, attempt)
 	cmd.Stdin = r.stdin()
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = sysProcAttr()
+	// gorun's own pipes, not os/exec's: Wait then returns when the main process exits,
+	// and the copying ends when the tree is stopped, whoever holds the pipes.
+	out, err := startCopy(stdout)
+	if err != nil {
+		a.Err = fmt.Errorf("start task %s: %w", t.ID, err)
+		return a
+	}
+	errOut, err := startCopy(stderr)
+	if err != nil {
+		out.abandon()
+		a.Err = fmt.Errorf("start task %s: %w", t.ID, err)
+		return a
+	}
+	cmd.Stdout, cmd.Stderr = out.w, errOut.w
+	box, boxErr := r.cgroup()
+	cmd.SysProcAttr = sysProcAttr(box)
 	grace := r.Grace
 	var cancelledAt atomic.Int64 // unix nanoseconds
 	cmd.Cancel = func() error {
 		cancelledAt.Store(time.Now().UnixNano())
+		sig := syscall.SIGTERM
 		if r.isHurried() || grace <= 0 {
-			return signalGroup(cmd.Process.Pid, syscall.SIGKILL)
+			sig = syscall.SIGKILL
 		}
-		err := signalGroup(cmd.Process.Pid, syscall.SIGTERM)
-		_ = signalGroup(cmd.Process.Pid, syscall.SIGCONT) // a stopped task must see the TERM
-		return err
+		return r.signalTree(box, cmd.Process.Pid, sig)
 	}
-	// WaitDelay bounds the wait both after cancellation (then the leader is killed) and
-	// after the leader exited while a descendant still holds the output pipes.
+	// WaitDelay bounds the wait for the main process after cancellation; then os/exec
+	// kills it, and stopTree the rest.
 	cmd.WaitDelay = max(grace, 100*time.Millisecond)
 
-	a := Attempt{Start: time.Now(), ExitCode: -1}
-	if err := cmd.Start(); err != nil {
+	err = r.start(cmd, box)
+	out.closeWriter()
+	errOut.closeWriter()
+	if err != nil {
+		out.abandon()
+		errOut.abandon()
+		r.putCgroup(box)
+		if boxErr != nil {
+			err = fmt.Errorf("%w (%v)", err, boxErr)
+		}
 		if t.Line > 0 {
 			a.Err = fmt.Errorf("start task %s (input line %d): %w", t.ID, t.Line, err)
 		} else {
@@ -78,18 +114,21 @@ func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, st
 		return a
 	}
 	pgid := cmd.Process.Pid
-	r.track(pgid)
 	waitErr := cmd.Wait()
-	a.Stopped = cancelledAt.Load() != 0
-	if ctx.Err() != nil {
-		at := time.Now()
-		if ns := cancelledAt.Load(); ns != 0 {
-			at = time.Unix(0, ns)
-		}
-		r.stopGroup(pgid, at.Add(grace))
-	}
-	r.untrack(pgid)
 	a.Duration = time.Since(a.Start)
+	a.Stopped = cancelledAt.Load() != 0
+	deadline := time.Now().Add(grace)
+	if ns := cancelledAt.Load(); ns != 0 {
+		deadline = time.Unix(0, ns).Add(grace)
+	}
+	a.Leftovers = r.stopTree(box, pgid, slot, deadline)
+	r.untrack(pgid)
+	// The tree is gone, so the pipes are closed, unless a process escaped every
+	// containment (see Contain): give it a moment, then stop reading.
+	linger := time.Now().Add(100 * time.Millisecond)
+	out.wait(linger)
+	errOut.wait(linger)
+	r.putCgroup(box)
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		switch {
 		case ws.Exited():
@@ -104,29 +143,127 @@ func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, st
 	return a
 }
 
-// stopGroup gives the rest of a cancelled task's group until deadline to exit, then
-// kills it. Members that ignored SIGTERM die here, even after the leader is gone.
-func (r *Runner) stopGroup(pgid int, deadline time.Time) {
-	for {
-		if !groupAlive(pgid) {
-			return
+// start starts cmd and records it as running, so that KillAll and the reaper know it.
+// The reaper is held off meanwhile: it must never reap a task's main process.
+func (r *Runner) start(cmd *exec.Cmd, box *proc.Cgroup) error {
+	r.reaping.RLock()
+	defer r.reaping.RUnlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = make(map[int]*proc.Cgroup)
+	}
+	r.running[pid] = box
+	hurried := r.hurried
+	r.mu.Unlock()
+	if hurried {
+		_ = r.signalTree(box, pid, syscall.SIGKILL)
+	}
+	return nil
+}
+
+func (r *Runner) untrack(pid int) {
+	r.mu.Lock()
+	delete(r.running, pid)
+	r.mu.Unlock()
+}
+
+func (r *Runner) isRunning(pid int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.running[pid]
+	return ok
+}
+
+// signalTree sends sig to the attempt whose main process is pid: to every process of
+// its cgroup, or else to its process group. SIGKILL to a cgroup goes through
+// cgroup.kill. A SIGTERM comes with a SIGCONT, so that a stopped task sees it.
+func (r *Runner) signalTree(box *proc.Cgroup, pid int, sig syscall.Signal) error {
+	err := signalGroup(pid, sig)
+	if box != nil {
+		if sig == syscall.SIGKILL {
+			_ = box.Kill()
+		} else {
+			box.Signal(sig)
 		}
-		if r.isHurried() || !time.Now().Before(deadline) {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			return
+	}
+	if sig == syscall.SIGTERM {
+		_ = syscall.Kill(-pid, syscall.SIGCONT)
+		if box != nil {
+			box.Signal(syscall.SIGCONT)
 		}
-		time.Sleep(min(10*time.Millisecond, time.Until(deadline)))
+	}
+	return err
+}
+
+// stopTree stops what is left of an attempt whose main process (pid, also its process
+// group) has exited: SIGTERM and SIGCONT now, SIGKILL at deadline or at once when
+// hurried; it returns when all of it is gone (or, for processes that no containment
+// reaches, when they were sent SIGKILL). It returns how many processes were left.
+func (r *Runner) stopTree(box *proc.Cgroup, pid, slot int, deadline time.Time) int {
+	left := r.leftovers(box, pid, slot)
+	if len(left) == 0 {
+		return 0
+	}
+	killed := r.isHurried() || !time.Now().Before(deadline)
+	if killed {
+		r.signalLeft(box, pid, left, syscall.SIGKILL)
+		deadline = time.Now().Add(killWait)
+	} else {
+		r.signalLeft(box, pid, left, syscall.SIGTERM)
+	}
+	for wait := time.Millisecond; ; wait = min(2*wait, 20*time.Millisecond) {
+		rest := r.leftovers(box, pid, slot)
+		switch {
+		case len(rest) == 0:
+		case !killed && (r.isHurried() || !time.Now().Before(deadline)):
+			r.signalLeft(box, pid, rest, syscall.SIGKILL)
+			killed, deadline = true, time.Now().Add(killWait)
+			continue
+		case killed && !time.Now().Before(deadline):
+			// Unkillable for now (uninterruptible sleep): SIGKILL is pending and will
+			// end them; the slot is not held forever.
+		default:
+			time.Sleep(min(wait, max(time.Until(deadline), time.Millisecond)))
+			continue
+		}
+		break
+	}
+	r.reapOrphans()
+	return len(left)
+}
+
+// killWait bounds the wait for processes to die after SIGKILL.
+const killWait = 5 * time.Second
+
+// signalLeft sends sig to an attempt's leftovers: its cgroup, its process group and
+// each process found outside both (an orphan adopted by gorun as subreaper).
+func (r *Runner) signalLeft(box *proc.Cgroup, pid int, left []int, sig syscall.Signal) {
+	_ = r.signalTree(box, pid, sig)
+	for _, p := range left {
+		_ = syscall.Kill(p, sig)
+		_ = syscall.Kill(-p, sig) // an escapee that leads a group of its own
+		if sig == syscall.SIGTERM {
+			_ = syscall.Kill(p, syscall.SIGCONT)
+		}
 	}
 }
 
-// KillAll sends SIGKILL to the group of every running task at once, and makes every
-// later cancellation kill without grace. It is the answer to a second interrupt.
+// KillAll sends SIGKILL to every running task's tree at once, and makes every later
+// cancellation kill without grace. It is the answer to a second interrupt.
 func (r *Runner) KillAll() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.hurried = true
-	for pgid := range r.groups {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	running := make(map[int]*proc.Cgroup, len(r.running))
+	for pid, box := range r.running {
+		running[pid] = box
+	}
+	r.mu.Unlock()
+	for pid, box := range running {
+		_ = r.signalTree(box, pid, syscall.SIGKILL)
 	}
 }
 
@@ -134,25 +271,6 @@ func (r *Runner) isHurried() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hurried
-}
-
-func (r *Runner) track(pgid int) {
-	r.mu.Lock()
-	if r.groups == nil {
-		r.groups = make(map[int]struct{})
-	}
-	r.groups[pgid] = struct{}{}
-	hurried := r.hurried
-	r.mu.Unlock()
-	if hurried {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-}
-
-func (r *Runner) untrack(pgid int) {
-	r.mu.Lock()
-	delete(r.groups, pgid)
-	r.mu.Unlock()
 }
 
 // stdin returns /dev/null, opened once and shared: as an *os.File it is handed to each
@@ -178,8 +296,60 @@ func (r *Runner) env(t *Task, slot, attempt int) []string {
 		"GORUN_TASK_ID="+t.ID,
 		"GORUN_TASK_INDEX="+itoa(t.Index),
 		"GORUN_ATTEMPT="+itoa(attempt),
-		"GORUN_SLOT="+itoa(slot),
+		slotVar+itoa(slot),
 	)
+}
+
+// slotVar names a task's worker slot in its environment; with the guard's id it also
+// tells gorun which attempt an orphan belongs to.
+const slotVar = "GORUN_SLOT="
+
+// copier copies one output stream of a task from a pipe into its Capture, in a
+// goroutine of its own that ends when the pipe reaches end-of-file or is abandoned.
+type copier struct {
+	w    *os.File // the task's end; closed in gorun once the task has it
+	r    *os.File
+	done chan struct{}
+}
+
+// copyBufs holds the buffers copiers read with, so that a run allocates one per
+// concurrently running stream, not one per task.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func startCopy(dst *Capture) (*copier, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("make output pipe: %w", err)
+	}
+	c := &copier{w: w, r: r, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
+		_, _ = io.CopyBuffer(dst, struct{ io.Reader }{r}, *buf)
+	}()
+	return c, nil
+}
+
+func (c *copier) closeWriter() { _ = c.w.Close() }
+
+// wait waits for the copy to reach end-of-file until deadline, then abandons it.
+func (c *copier) wait(deadline time.Time) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+	c.abandon()
+}
+
+// abandon closes gorun's read end, which ends the copy, and waits for it.
+func (c *copier) abandon() {
+	_ = c.w.Close()
+	_ = c.r.Close()
+	<-c.done
 }
 
 // signalGroup sends sig to the process group pgid; a group that is already gone is

@@ -4,14 +4,15 @@ package jobs
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"syscall"
+	"time"
+
+	"github.com/gorun/gorun/internal/proc"
 )
 
 // GuardArg is the argument that makes the gorun binary run as a Guard (see GuardMain).
@@ -26,11 +27,13 @@ const RunIDVar = "GORUN_RUN_ID"
 const GuardVar = "GORUN_GUARD"
 
 // Guard is a small helper process that outlives gorun for one purpose: if gorun dies,
-// even by SIGKILL, it kills whatever the tasks left running. Every task carries
-// GORUN_GUARD=<id> in its environment, and so does everything it starts; when the
-// guard's standard input reaches end-of-file without gorun having said goodbye, it
-// reads /proc for the processes that carry the id and kills them and their process
-// groups. gorun tells it nothing per task: a guard costs nothing on the hot path.
+// even by SIGKILL, it kills whatever the tasks left running. When the guard's standard
+// input reaches end-of-file without gorun having said goodbye, it kills the run's
+// cgroup subtree, if the run has one (see Runner.Contain), which nothing a task starts
+// escapes; and it reads /proc for the processes that carry GORUN_GUARD=<id> in their
+// environment (every task does, and so does everything it starts unless it clears its
+// environment) and kills them and their process groups. gorun tells it nothing per
+// task: a guard costs nothing on the hot path.
 //
 // A nil *Guard does nothing.
 type Guard struct {
@@ -38,17 +41,22 @@ type Guard struct {
 	cmd *exec.Cmd
 }
 
-// StartGuard starts the guard as `exe GuardArg id`, normally gorun's own binary; the
-// tasks to guard carry GuardVar=id.
+// StartGuard starts the guard as `exe GuardArg id [cgroupDir]`, normally gorun's own
+// binary; the tasks to guard carry GuardVar=id, and run in cgroupDir's subtree when it
+// is not empty.
 // The guard ignores SIGINT, SIGTERM and SIGHUP and runs in a process group of its own,
 // so that neither a terminal's Ctrl-C nor a signal to gorun's group ends it early.
-func StartGuard(exe, id string) (*Guard, error) {
+func StartGuard(exe, id, cgroupDir string) (*Guard, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start guard: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command(exe, GuardArg, id)
+	args := []string{GuardArg, id}
+	if cgroupDir != "" {
+		args = append(args, cgroupDir)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -73,9 +81,10 @@ func (g *Guard) Close() error {
 }
 
 // GuardMain is the guard process's main: it waits for end-of-file on r; unless gorun
-// said goodbye first, it kills every process that carries GuardVar=id, and its process
-// group. It returns the process exit code.
-func GuardMain(r io.Reader, id string) int {
+// said goodbye first, it kills the cgroup subtree cgroupDir (if not empty), and every
+// process that carries GuardVar=id, and its process group. It returns the process exit
+// code.
+func GuardMain(r io.Reader, id, cgroupDir string) int {
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	last := ""
 	sc := bufio.NewScanner(r)
@@ -85,9 +94,12 @@ func GuardMain(r io.Reader, id string) int {
 	if last == guardBye || id == "" {
 		return 0
 	}
+	if cgroupDir != "" {
+		_ = proc.KillTree(cgroupDir, 5*time.Second)
+	}
 	// Tasks may be forking as we kill: go over /proc until nothing carries the id.
 	for range 5 {
-		pids := Marked(GuardVar, id)
+		pids := proc.WithEnv(GuardVar + "=" + id)
 		if len(pids) == 0 {
 			break
 		}
@@ -99,30 +111,4 @@ func GuardMain(r io.Reader, id string) int {
 		}
 	}
 	return 0
-}
-
-// Marked returns the pids of the processes (other than this one) whose environment
-// holds name=value, as /proc shows them; none where there is no /proc.
-func Marked(name, value string) []int {
-	dir, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	needle := []byte(name + "=" + value + "\x00")
-	self := os.Getpid()
-	var pids []int
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil || pid == self {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + n + "/environ")
-		// Each entry ends with NUL; an entry starts the file or follows a NUL.
-		if err == nil && (bytes.HasPrefix(env, needle) || bytes.Contains(env, append([]byte{0}, needle...))) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }

@@ -42,6 +42,9 @@ type Result struct {
 	StderrTail  string    `json:"stderr_tail"`
 	StderrBytes int64     `json:"stderr_bytes"`
 	Error       string    `json:"error,omitempty"` // why it could not start, or was skipped
+	// Leftovers counts the processes of the last attempt still alive when its main
+	// process exited; gorun stopped them all.
+	Leftovers int `json:"leftover_processes,omitempty"`
 }
 
 // Seconds is a duration that JSON writes as a number of seconds.

@@ -3,17 +3,14 @@
 package jobs
 
 import (
-	"errors"
 	"syscall"
+
+	"github.com/gorun/gorun/internal/proc"
 )
 
 // sysProcAttr puts the task in a process group of its own, so that signals reach all
-// of it and a terminal's Ctrl-C reaches only gorun.
-func sysProcAttr() *syscall.SysProcAttr {
+// of it and a terminal's Ctrl-C reaches only gorun. There are no cgroups here: box is
+// always nil.
+func sysProcAttr(box *proc.Cgroup) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
-}
-
-// groupAlive reports whether process group pgid still has a member.
-func groupAlive(pgid int) bool {
-	return !errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
 }

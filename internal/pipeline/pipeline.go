@@ -398,6 +398,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	if a.Signal != 0 {
 		r.Signal = jobs.SignalName(a.Signal)
 	}
+	r.Leftovers = a.Leftovers
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")

@@ -17,6 +17,9 @@ type Run struct {
 	ID        string    `json:"id,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
 	Hostname  string    `json:"hostname,omitempty"`
+	// Containment says how task processes were held together: "cgroup", "subreaper"
+	// or "process-group" (see the README's "How tasks run").
+	Containment string `json:"containment,omitempty"`
 }
 
 // Results yields results one at a time, so that a report of a million tasks is written

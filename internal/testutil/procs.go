@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,9 +61,20 @@ func Survivors(t testing.TB, mark string) []int {
 // (the kernel needs a moment to deliver a SIGKILL), and kills any it finds.
 func NoSurvivors(t testing.TB, mark string) {
 	t.Helper()
+	noneLeft(t, func() []int { return Survivors(t, mark) })
+}
+
+// NoArgSurvivors is NoSurvivors for the processes ArgSurvivors finds.
+func NoArgSurvivors(t testing.TB, arg string) {
+	t.Helper()
+	noneLeft(t, func() []int { return ArgSurvivors(t, arg) })
+}
+
+func noneLeft(t testing.TB, find func() []int) {
+	t.Helper()
 	var left []int
 	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if left = Survivors(t, mark); len(left) == 0 {
+		if left = find(); len(left) == 0 {
 			return
 		}
 	}
@@ -121,4 +133,34 @@ func WatchRSS(pid int) (stop func() int64) {
 		<-finished
 		return peak
 	}
+}
+
+// ArgSurvivors returns the pids of living processes that have arg as one of their
+// arguments: for processes that cleared their environment (env -i), which Survivors
+// cannot see. Give each such process an argument unique to the test.
+func ArgSurvivors(t testing.TB, arg string) []int {
+	t.Helper()
+	dir, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Skip("no /proc: cannot look for surviving processes")
+	}
+	var pids []int
+	for _, e := range dir {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !slices.Contains(strings.Split(string(cmd), "\x00"), arg) {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			i := bytes.LastIndexByte(stat, ')')
+			if f := strings.Fields(string(stat[i+1:])); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+				continue
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
 }
