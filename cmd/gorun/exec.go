@@ -146,7 +146,7 @@ Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or 
 	f.IntP("workers", "j", 0, "tasks running at once (default: number of CPUs)")
 	f.StringP("rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
 	f.Int("burst", 1, "starts allowed at once before the rate applies")
-	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL the task's process group")
+	f.Duration("grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL what is left of the task")
 	f.String("containment", "auto", "how a task's processes are held together: auto (cgroup where possible), subreaper or process-group")
 	f.StringP("output", "o", string(pipeline.Grouped), "task output: grouped, line, tag, jsonl or none")
 	f.BoolP("keep-order", "k", false, "print outputs and results in input order")

@@ -1,0 +1,115 @@
+//go:build linux
+
+package proc
+
+import (
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestEnvContains(t *testing.T) {
+	env := []byte("A=1\x00GORUN_GUARD=abc\x00GORUN_SLOT=12\x00")
+	for _, tt := range []struct {
+		entry string
+		want  bool
+	}{
+		{"A=1", true}, {"GORUN_GUARD=abc", true}, {"GORUN_SLOT=12", true},
+		{"GORUN_SLOT=1", false}, {"GUARD=abc", false}, {"GORUN_GUARD=ab", false}, {"", false},
+	} {
+		if got := envContains(env, tt.entry); got != tt.want {
+			t.Errorf("envContains(%q): got %v, want %v", tt.entry, got, tt.want)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/sys/fs/my\040cgroup`); got != "/sys/fs/my cgroup" {
+		t.Errorf("got %q, want a space", got)
+	}
+}
+
+// start starts `sh -c script` in a process group of its own and returns it.
+func start(t *testing.T, script string, attr *syscall.SysProcAttr) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "GORUN_PROC_TEST="+strconv.Itoa(os.Getpid()))
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+	return cmd
+}
+
+func TestStatChildrenGroupEnv(t *testing.T) {
+	cmd := start(t, "sleep 30 & sleep 30 & wait", &syscall.SysProcAttr{Setpgid: true})
+	pid := cmd.Process.Pid
+	waitUntil(t, "the shell's two children", func() bool { return len(Children(pid)) == 2 })
+	if s, ok := ReadStat(pid); !ok || s.PPID != os.Getpid() || s.PGRP != pid || s.Dead() {
+		t.Errorf("ReadStat: got %+v %v, want a living child of this test leading its group", s, ok)
+	}
+	if !slices.Contains(Children(os.Getpid()), pid) {
+		t.Errorf("Children(self) = %v, want %d among them", Children(os.Getpid()), pid)
+	}
+	if got := GroupMembers(pid); len(got) != 3 {
+		t.Errorf("GroupMembers: got %v, want the shell and its two sleeps", got)
+	}
+	entry := "GORUN_PROC_TEST=" + strconv.Itoa(os.Getpid())
+	if got := WithEnv(entry); len(got) != 3 {
+		t.Errorf("WithEnv: got %v, want 3 processes", got)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if Alive(pid) {
+		t.Errorf("Alive(%d) after it was reaped: got true, want false", pid)
+	}
+}
+
+// A process started into a cgroup cannot leave it: a setsid child is killed with it.
+func TestCgroupHoldsTheTree(t *testing.T) {
+	cg, err := OpenCgroups("gorun-proctest-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	defer func() {
+		if err := cg.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(cg.Dir()); !os.IsNotExist(err) {
+			t.Errorf("cgroup %s still there after Close (%v)", cg.Dir(), err)
+		}
+	}()
+	g, err := cg.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := start(t, "setsid sleep 30 & sleep 30 & wait", &syscall.SysProcAttr{Setpgid: true, UseCgroupFD: true, CgroupFD: g.FD()})
+	waitUntil(t, "three processes in the cgroup", func() bool { return len(g.PIDs()) == 3 })
+	if g.Empty() {
+		t.Error("Empty: got true, want false while processes run")
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	waitUntil(t, "the cgroup to empty", g.Empty)
+	cg.Put(g)
+	if again, err := cg.Get(); err != nil || again != g {
+		t.Errorf("Get after Put: got %p (%v), want the idle cgroup %p back", again, err, g)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
