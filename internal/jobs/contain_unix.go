@@ -166,8 +166,8 @@ func (r *Runner) leftovers(box *proc.Cgroup, pid, slot int) []int {
 	}
 	if r.mode == ContainSubreaper {
 		slotEntry := slotVar + itoa(slot)
-		for _, c := range proc.Children(os.Getpid()) {
-			if !slices.Contains(left, c) && !r.isRunning(c) && proc.Alive(c) && proc.EnvHas(c, r.guardEntry, slotEntry) {
+		for _, c := range proc.Adopted() {
+			if !r.isRunning(c) && !slices.Contains(left, c) && proc.Alive(c) && proc.EnvHas(c, r.guardEntry, slotEntry) {
 				left = append(left, c)
 			}
 		}
@@ -202,7 +202,7 @@ func (r *Runner) reapOrphans() {
 	}
 	r.reaping.Lock()
 	defer r.reaping.Unlock()
-	for _, pid := range proc.Children(os.Getpid()) {
+	for _, pid := range proc.Adopted() {
 		if r.isRunning(pid) {
 			continue
 		}

@@ -106,6 +106,25 @@ func Children(pid int) []int {
 	return out
 }
 
+// Adopted returns the children of this process's main thread: where the kernel puts
+// the orphans a subreaper adopts (the first living thread of the group, which in a Go
+// program is always the main one), beside the children that thread started. One file
+// read, where Children(os.Getpid()) reads one per thread.
+func Adopted() []int {
+	pid := strconv.Itoa(os.Getpid())
+	b, err := os.ReadFile("/proc/" + pid + "/task/" + pid + "/children")
+	if err != nil {
+		return Children(os.Getpid())
+	}
+	out := make([]int, 0, 8)
+	for _, w := range bytes.Fields(b) {
+		if c, err := strconv.Atoi(string(w)); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // EnvHas reports whether the environment of pid holds every one of entries (each
 // "NAME=value"), as /proc/PID/environ shows it.
 func EnvHas(pid int, entries ...string) bool {
