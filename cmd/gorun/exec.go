@@ -603,7 +603,8 @@ func (rec *recorders) close() {
 
 // listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:
 // with needs, in an order that respects them, with what each needs, and the longest
-// chain of needs at the end.
+// chain of needs at the end. An invalid task (a bad line of a stream) is its
+// *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source) error {
 	if ss, ok := src.(*jobs.SliceSource); ok {
 		if tasks, needs := ss.Tasks(); needs != nil {
@@ -619,6 +620,9 @@ func listTasks(w io.Writer, src jobs.Source) error {
 		}
 		if err != nil {
 			return err
+		}
+		if t.Invalid != nil { // nothing runs: a bad line is an input error here
+			return t.Invalid
 		}
 		timeout, dir := "-", "."
 		if t.Timeout > 0 {
@@ -648,7 +652,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 }
 
 // openInput opens the task source and settles the run-wide settings: the command line
-// beats the task file, and the task file beats the built-in defaults.
+// beats the task file, and the task file beats the built-in defaults. A task file, YAML,
+// JSON or JSON Lines, is read and checked whole here, so that a bad one runs nothing;
+// standard input and files of commands are streamed.
 //
 // workers is 0 when neither the command line nor the file sets it.
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
@@ -674,15 +680,22 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	default:
 		r := opts.IO.In
 		if !stdin {
-			fh, err := os.Open(name)
+			fh, err := jobs.Open(name)
 			if err != nil {
-				return nil, 0, 0, &jobs.InputError{File: name, Msg: strings.TrimPrefix(err.Error(), "open "+name+": ")}
+				return nil, 0, 0, err
 			}
 			r = fh
 		}
-		if opts.Format == "jsonl" {
+		switch {
+		case opts.Format == "jsonl" && !stdin: // a file: checked whole before anything runs
+			tasks, err := jobs.ReadJSONL(name, r, opts.Settings)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			src = jobs.NewSliceSource(tasks)
+		case opts.Format == "jsonl": // a stream: a bad line is an invalid task, and the rest runs
 			src = jobs.NewJSONLSource(name, r, opts.Settings)
-		} else {
+		default:
 			src = jobs.NewLineSource(name, r, jobs.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 		}
 	}

@@ -16,14 +16,15 @@ const DefaultShell = "/bin/sh"
 // A Task is a plain value; nothing in it changes once it is built.
 type Task struct {
 	Index      int           // 1-based position in the input
-	Line       int           // the input line it came from, for a stream of lines; else 0
+	Line       int           // the input line it came from, for a stream of lines or an invalid JSON Lines line; else 0
 	ID         string        // unique within a run; "task-N" when the input names none
 	Named      bool          // the input gave the id
 	Key        string        // identity in a journal; set by the pipeline when journaling
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
 	Template   *Template     // when set, the command is Template applied to Item
-	Item       string        // the input item of a template task
+	Item       string        // the input item of a template task; the bad line of an invalid one
+	Invalid    *InputError   // when set, the input of this task was bad (where, and why): it never runs
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
 	Env        []string      // KEY=VALUE pairs added to gorun's environment, later wins
@@ -45,10 +46,12 @@ func (t *Task) Args(slot int) []string {
 }
 
 // Command returns the task's command as a person reads it: the `run` line, the argv
-// joined with spaces (words with blanks or quotes are quoted), or the template with
-// the item's values quoted in place.
+// joined with spaces (words with blanks or quotes are quoted), the template with
+// the item's values quoted in place, or the bad input line of an invalid task.
 func (t *Task) Command() string {
 	switch {
+	case t.Invalid != nil:
+		return t.Item
 	case t.Template != nil:
 		return t.Template.Command(t.Item, t.Index)
 	case t.Argv == nil:
