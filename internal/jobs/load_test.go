@@ -331,3 +331,20 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentityDir(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(wd, "sub")
+	for _, dir := range []string{"sub", "./sub/", "sub/../sub", abs, abs + "/"} {
+		task := Task{Dir: dir}
+		if got := task.IdentityDir(); got != abs {
+			t.Errorf("dir %q: got %q, want %q", dir, got, abs)
+		}
+	}
+	if got := (&Task{}).IdentityDir(); got != "" {
+		t.Errorf("no dir: got %q, want \"\" (keys of earlier versions kept)", got)
+	}
+}

@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -43,6 +44,21 @@ func (t *Task) Args(slot int) []string {
 		return t.Argv
 	}
 	return []string{t.Shell, "-c", t.Run}
+}
+
+// IdentityDir returns the task's working directory as it counts for the task's
+// identity (its journal key): a clean absolute path, a relative one resolved against
+// gorun's own working directory, so that `dir: out` and `dir: /abs/out` are the same
+// task when gorun runs in /abs. A task without a directory gives "", whatever gorun's
+// working directory: keys of such tasks stay as earlier versions wrote them.
+func (t *Task) IdentityDir() string {
+	if t.Dir == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(t.Dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(t.Dir)
 }
 
 // Command returns the task's command as a person reads it: the `run` line, the argv
