@@ -3,8 +3,10 @@ package jobs
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"unicode/utf8"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
@@ -160,7 +162,8 @@ func prescanDepth(data []byte) (line, col int) {
 			valueStart = true
 			i++
 			continue
-		case c == ':' && (space(i+1) || (flow > 0 && bytes.IndexByte([]byte(",]}"), data[i+1]) >= 0)):
+		case c == ':' && (space(i+1) || (flow > 0 && bytes.IndexByte([]byte(",]}\"'"), data[i+1]) >= 0)):
+			// In a flow collection the scanner takes "a":"b" as a key and a quoted value.
 			valueStart = true
 			i++
 			continue
@@ -258,4 +261,43 @@ func tokenDepth(tokens token.Tokens) *token.Token {
 		}
 	}
 	return nil
+}
+
+// decodeNode decodes node into v as yaml.NodeToValue does, strictly. A panic of the
+// YAML library on a tree it cannot read (a tag on a value of the wrong kind has been
+// one) becomes an *InputError at the first tag under node, the likely culprit, else at
+// node's start: bad input is an error, never a crash.
+func (p *fileParser) decodeNode(node ast.Node, v any) (err error) {
+	defer func() {
+		if recover() != nil {
+			line, col := nodePos(node)
+			if tag := firstTag(node); tag != nil {
+				line, col = nodePos(tag)
+			}
+			err = &InputError{File: p.name, Line: line, Col: col, Msg: "malformed YAML the parser cannot read"}
+		}
+	}()
+	return yaml.NodeToValue(node, v, yaml.DisallowUnknownField(), yaml.Strict())
+}
+
+// firstTag returns the first tag node under n, or nil.
+func firstTag(n ast.Node) ast.Node {
+	var found ast.Node
+	ast.Walk(visitFunc(func(n ast.Node) bool {
+		if _, ok := n.(*ast.TagNode); ok && found == nil {
+			found = n
+		}
+		return found == nil
+	}), n)
+	return found
+}
+
+// visitFunc is an ast.Visitor that visits the nodes under a node while it returns true.
+type visitFunc func(ast.Node) bool
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor {
+	if n == nil || reflect.ValueOf(n).IsNil() || !f(n) {
+		return nil
+	}
+	return f
 }

@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/goccy/go-yaml"
 )
 
 // IsJSONLFile reports whether path names a JSON Lines task file by its extension.
@@ -132,7 +130,7 @@ func (j *JSONLSource) parse(line []byte) (Spec, *fileParser, error) {
 	}
 	p.root = af.Docs[0].Body
 	var rt rawTask
-	if err := yaml.NodeToValue(p.root, &rt, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+	if err := p.decodeNode(p.root, &rt); err != nil {
 		return Spec{}, p, j.onLine(p.yamlError(err))
 	}
 	sp, err := p.task(j.index-1, &rt)

@@ -139,7 +139,7 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 	p.root = docs[0].Body
 	var raw rawFile
-	if err := yaml.NodeToValue(p.root, &raw, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+	if err := p.decodeNode(p.root, &raw); err != nil {
 		return nil, p.yamlError(err)
 	}
 	return p.convert(&raw)

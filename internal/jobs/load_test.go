@@ -141,6 +141,8 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:2:`},
 		{"block nesting", "version: 1\ntasks:\n" + strings.Repeat("- ", 100) + "x\n",
 			`f.yaml:3:`},
+		{"a tag the decoder chokes on", "tasks:\n  - id: a\n    needs: !00\n0000\n",
+			`f.yaml:3:12: malformed YAML the parser cannot read`},
 		{"bom and unknown key", "\ufeffversion: 1\nbogus: 2\ntasks: []\n", `f.yaml:2:1: unknown key "bogus"`},
 		{"json unknown key", "{\"version\": 1,\n \"tasks\": [{\"run\": \"a\"},\n {\"bogus\": 1}]}",
 			`f.yaml:3:3: unknown key "bogus"`},
