@@ -91,9 +91,11 @@ func NewCmdExec(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*Exec
 		Long: `Run tasks in parallel and print a summary of how each ended.
 
 FILE is a task file (.yaml, .yml or .json; see the README for its schema), a JSON
-Lines file of task objects (.jsonl), or a file of shell commands, one per line. With -
-or no FILE, gorun reads one shell command per line from standard input, and starts
-the first before the input ends.
+Lines file of task objects (.jsonl), or a file of shell commands, one per line. A task
+file is checked whole before anything runs. With - or no FILE, gorun reads one shell
+command per line from standard input, and starts the first before the input ends;
+with --format jsonl, one task object per line, a bad line ending "invalid" while the
+others run.
 
 After --, a command TEMPLATE turns each input line into an argument instead, as xargs
 and GNU parallel do: {} is the line, {.} without its extension, {/} its basename, {//}
@@ -107,8 +109,8 @@ for --retry-delay) or as a key of the config file. A flag beats the environment,
 environment beats the config file, and all three beat the task file's defaults; a
 task's own setting beats them all.
 
-Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or input
-(nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM.`,
+Exit codes: 0 all tasks succeeded, 1 a task failed, timed out or was invalid, 2 bad
+usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			files := args
