@@ -3,7 +3,9 @@ GO          ?= go
 BIN         := bin/gorun
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test lint bench docs clean
+FUZZTIME    ?= 30s
+
+.PHONY: all build run test fuzz lint bench docs clean
 
 all: lint test
 
@@ -18,6 +20,10 @@ run: build
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+## fuzz: fuzz task-file and JSON Lines loading for FUZZTIME (crashers land in internal/jobs/testdata/fuzz)
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/jobs
 
 ## lint: formatting and staticcheck
 lint:

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -333,5 +334,40 @@ func TestE2EWorkersBound(t *testing.T) {
 	}
 	if most > 3 || most < 2 {
 		t.Errorf("at most %d tasks ran at once, want up to 3 and never more", most)
+	}
+}
+
+// TestE2ECPUProfileOnFailure: --cpuprofile writes a complete profile whatever the
+// exit code.
+func TestE2ECPUProfileOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	bad := writeFile(t, "bad.yaml", "version: 1\ntasks:\n  - rn: x\n")
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"exec", "--", "false"}, 1},
+		{[]string{"exec", bad}, 2},
+		{[]string{"validate", bad}, 2},
+	} {
+		prof := filepath.Join(dir, "cpu.pprof")
+		args := append([]string{"--cpuprofile", prof}, tt.args...)
+		var stdin io.Reader = strings.NewReader("x\n")
+		r := startGorun(t, stdin, args...)
+		if code := r.wait(t, 30*time.Second); code != tt.code {
+			t.Errorf("%v: got exit %d, want %d", tt.args, code, tt.code)
+		}
+		data, err := os.ReadFile(prof)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err == nil {
+			_, err = io.Copy(io.Discard, zr)
+		}
+		if err != nil {
+			t.Errorf("%v: the profile (%d bytes) is not complete: %v", tt.args, len(data), err)
+		}
+		os.Remove(prof)
 	}
 }

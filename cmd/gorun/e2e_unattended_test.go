@@ -345,3 +345,26 @@ func TestE2EValidateAndDryRun(t *testing.T) {
 		t.Errorf("validate of a bad file: exit %d, stderr %q", code, r.stderr)
 	}
 }
+
+// TestE2EResumeDirSpelling: a task whose dir is written relative, then absolute, is
+// the same task for --resume.
+func TestE2EResumeDirSpelling(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	jpath := filepath.Join(dir, "journal")
+	for i, spelling := range []string{"sub", filepath.Join(dir, "sub"), "./sub/../sub/"} {
+		tasks := writeFile(t, "t.yaml", fmt.Sprintf("version: 1\ntasks:\n  - id: a\n    run: echo ran >> %s/side\n    dir: %s\n", dir, spelling))
+		r := startGorunIn(t, dir, nil, "exec", tasks, "--journal", jpath, "--resume")
+		if code := r.wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("dir %s: got exit %d, want 0; stderr:\n%s", spelling, code, r.stderr)
+		}
+		if i > 0 && !strings.Contains(r.stderr.String(), "1 skipped") {
+			t.Errorf("dir %s: summary %q, want the task skipped as already succeeded", spelling, r.stderr)
+		}
+	}
+	if side, _ := os.ReadFile(filepath.Join(dir, "side")); string(side) != "ran\n" {
+		t.Errorf("the task ran %d times, want once", strings.Count(string(side), "ran"))
+	}
+}

@@ -92,9 +92,11 @@ func NewCmdExec(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*Exec
 		Long: `Run tasks in parallel and print a summary of how each ended.
 
 FILE is a task file (.yaml, .yml or .json; see the README for its schema), a JSON
-Lines file of task objects (.jsonl), or a file of shell commands, one per line. With -
-or no FILE, gorun reads one shell command per line from standard input, and starts
-the first before the input ends.
+Lines file of task objects (.jsonl), or a file of shell commands, one per line. A task
+file is checked whole before anything runs. With - or no FILE, gorun reads one shell
+command per line from standard input, and starts the first before the input ends;
+with --format jsonl, one task object per line, a bad line ending "invalid" while the
+others run.
 
 After --, a command TEMPLATE turns each input line into an argument instead, as xargs
 and GNU parallel do: {} is the line, {.} without its extension, {/} its basename, {//}
@@ -108,8 +110,8 @@ for --retry-delay) or as a key of the config file. A flag beats the environment,
 environment beats the config file, and all three beat the task file's defaults; a
 task's own setting beats them all.
 
-Exit codes: 0 all tasks succeeded, 1 a task failed or timed out, 2 bad usage or input
-(nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
+Exit codes: 0 all tasks succeeded, 1 a task failed, timed out or was invalid, 2 bad
+usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			files := args
@@ -617,7 +619,8 @@ func (rec *recorders) close() {
 
 // listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:
 // with needs, in an order that respects them, with what each needs, and the longest
-// chain of needs at the end.
+// chain of needs at the end. An invalid task (a bad line of a stream) is its
+// *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source) error {
 	if ss, ok := src.(*jobs.SliceSource); ok {
 		if tasks, needs := ss.Tasks(); needs != nil {
@@ -633,6 +636,9 @@ func listTasks(w io.Writer, src jobs.Source) error {
 		}
 		if err != nil {
 			return err
+		}
+		if t.Invalid != nil { // nothing runs: a bad line is an input error here
+			return t.Invalid
 		}
 		timeout, dir := "-", "."
 		if t.Timeout > 0 {
@@ -662,7 +668,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 }
 
 // openInput opens the task source and settles the run-wide settings: the command line
-// beats the task file, and the task file beats the built-in defaults.
+// beats the task file, and the task file beats the built-in defaults. A task file, YAML,
+// JSON or JSON Lines, is read and checked whole here, so that a bad one runs nothing;
+// standard input and files of commands are streamed.
 //
 // workers is 0 when neither the command line nor the file sets it.
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
@@ -688,15 +696,22 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	default:
 		r := opts.IO.In
 		if !stdin {
-			fh, err := os.Open(name)
+			fh, err := jobs.Open(name)
 			if err != nil {
-				return nil, 0, 0, &jobs.InputError{File: name, Msg: strings.TrimPrefix(err.Error(), "open "+name+": ")}
+				return nil, 0, 0, err
 			}
 			r = fh
 		}
-		if opts.Format == "jsonl" {
+		switch {
+		case opts.Format == "jsonl" && !stdin: // a file: checked whole before anything runs
+			tasks, err := jobs.ReadJSONL(name, r, opts.Settings)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			src = jobs.NewSliceSource(tasks)
+		case opts.Format == "jsonl": // a stream: a bad line is an invalid task, and the rest runs
 			src = jobs.NewJSONLSource(name, r, opts.Settings)
-		} else {
+		default:
 			src = jobs.NewLineSource(name, r, jobs.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 		}
 	}

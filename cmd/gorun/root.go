@@ -59,10 +59,32 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 		return nil
 	}
 	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
-		if stopProfile != nil {
+		if stopProfile != nil { // a command without RunE, such as completion
 			stopProfile()
+			stopProfile = nil
 		}
 	}
 	root.AddCommand(NewCmdExec(ios, hurry, nil), newCmdValidate(ios), newCmdReport(ios), newCmdVersion(ios), newCmdWorker(ios, hurry), newCmdBroker(ios), newCmdMan(root))
+	stopAfterRun(root, func() {
+		if stopProfile != nil {
+			stopProfile()
+			stopProfile = nil
+		}
+	})
 	return root
+}
+
+// stopAfterRun makes every command under root call stop when its run returns,
+// whatever it returns. (PersistentPostRun runs only after a run without error, and a
+// CPU profile must be complete for the runs that fail too.)
+func stopAfterRun(root *cobra.Command, stop func()) {
+	for _, c := range root.Commands() {
+		stopAfterRun(c, stop)
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				defer stop()
+				return run(cmd, args)
+			}
+		}
+	}
 }

@@ -79,7 +79,7 @@ func (s *Submitter) Run(ctx context.Context, src jobs.Source, opts pipeline.Opti
 			res.Key = pub.release(res.Index)
 			print(opts, &res)
 			emit(res.Result)
-		case r := <-pub.known: // already succeeded in the journal: not published
+		case r := <-pub.known: // already succeeded in the journal, or invalid: not published
 			done[r.Index] = true
 			emit(r)
 		case <-ctx.Done():
@@ -210,6 +210,17 @@ func (p *publisher) publishAll(ctx context.Context, src jobs.Source) error {
 		}
 		if err != nil {
 			return err
+		}
+		if t.Invalid != nil { // a bad line of a stream: not published
+			p.mu.Lock()
+			p.n++
+			p.mu.Unlock()
+			select {
+			case p.known <- jobs.InvalidResult(&t):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
 		if p.key != nil {
 			t.Key = p.key(&t)

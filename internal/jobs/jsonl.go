@@ -2,34 +2,60 @@ package jobs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
-
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/parser"
+	"unicode/utf8"
 )
 
-// IsJSONLFile reports whether path names a JSON Lines task stream by its extension.
+// IsJSONLFile reports whether path names a JSON Lines task file by its extension.
 func IsJSONLFile(path string) bool {
 	return strings.EqualFold(filepath.Ext(path), ".jsonl")
 }
 
 // JSONLSource reads one task object per line (JSON Lines), as the lines arrive. A
-// line takes the keys of a task in a task file; blank lines are skipped. A bad line
-// is an *InputError naming the line; the tasks before it run.
+// line takes the keys of a task in a task file; blank lines are skipped, and so is a
+// UTF-8 byte-order mark at the start of the stream.
+//
+// A bad line does not stop the stream: it becomes a task with Invalid set (its
+// error names the line and column), which never runs, and the lines after it go on.
+// ReadJSONL reads a file instead, checking every line before any task runs.
 type JSONLSource struct {
 	lineReader
 	settings Settings
+	strict   bool // a bad line is an error that ends the source, not an invalid task
 	index    int
 	seen     map[string]int // id -> line, to refuse duplicates
 }
 
-// NewJSONLSource reads task objects from r, naming it name in errors.
+// NewJSONLSource reads task objects from the stream r, naming it name in errors.
+// Closing the source closes r.
 func NewJSONLSource(name string, r io.ReadCloser, s Settings) *JSONLSource {
 	return &JSONLSource{lineReader: newLineReader(name, r, '\n'), settings: s, seen: map[string]int{}}
 }
+
+// ReadJSONL reads and checks every line of r, a JSON Lines task file named name, and
+// closes r. The first bad line is an *InputError with name, line and column, and no
+// task is returned: nothing of a bad file runs.
+func ReadJSONL(name string, r io.ReadCloser, s Settings) ([]Task, error) {
+	src := NewJSONLSource(name, r, s)
+	src.strict = true
+	defer src.Close()
+	var tasks []Task
+	for {
+		t, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			return tasks, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, t)
+	}
+}
+
+// maxInvalidItem bounds how much of a bad line an invalid task keeps, to show.
+const maxInvalidItem = 1 << 10
 
 // Next implements Source.
 func (j *JSONLSource) Next() (Task, error) {
@@ -42,41 +68,71 @@ func (j *JSONLSource) Next() (Task, error) {
 			continue
 		}
 		j.index++
-		sp, err := j.parse(line)
-		if err != nil {
-			return Task{}, err
+		t, err := j.task(line)
+		var ie *InputError
+		if err != nil && !j.strict && errors.As(err, &ie) {
+			return j.invalid(line, ie), nil
 		}
-		t := Resolve(j.index, &sp, j.settings, &Defaults{})
-		if first, dup := j.seen[t.ID]; dup {
-			return Task{}, &InputError{File: j.name, Line: j.line, Key: "id",
-				Msg: fmt.Sprintf("duplicate id %q (first used at line %d)", t.ID, first)}
-		}
-		j.seen[t.ID] = j.line
-		return t, nil
+		return t, err
 	}
 }
 
-func (j *JSONLSource) parse(line []byte) (Spec, error) {
-	p := &fileParser{name: j.name, single: true}
-	onLine := func(err error) error {
-		var ie *InputError
-		if errors.As(err, &ie) {
-			ie.Line = j.line
-		}
-		return err
-	}
-	af, err := parser.ParseBytes(line, 0)
+// task reads the task on line, the j.line-th line of the input.
+func (j *JSONLSource) task(line []byte) (Task, error) {
+	sp, p, err := j.parse(line)
 	if err != nil {
-		return Spec{}, onLine(p.yamlError(err))
+		return Task{}, err
+	}
+	t := Resolve(j.index, &sp, j.settings, &Defaults{})
+	if first, dup := j.seen[t.ID]; dup {
+		return Task{}, j.onLine(p.errAt("$.id", "id", "duplicate id %q (first used at line %d)", t.ID, first))
+	}
+	j.seen[t.ID] = j.line
+	return t, nil
+}
+
+// invalid returns the task that stands for a bad line: it never runs, and its result
+// says what was wrong.
+func (j *JSONLSource) invalid(line []byte, err *InputError) Task {
+	item := string(line)
+	if len(item) > maxInvalidItem {
+		cut := maxInvalidItem
+		for cut > 0 && !utf8.RuneStart(item[cut]) {
+			cut--
+		}
+		item = item[:cut] + "…"
+	}
+	return Task{Index: j.index, Line: j.line, ID: DefaultID(j.index), Item: item, Invalid: err}
+}
+
+// onLine moves an error found in a line read alone to the line's place in the input.
+func (j *JSONLSource) onLine(err error) error {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		ie.Line = j.line
+		ie.Col = max(ie.Col, 1)
+	}
+	return err
+}
+
+func (j *JSONLSource) parse(line []byte) (Spec, *fileParser, error) {
+	p := &fileParser{name: j.name, single: true}
+	af, err := parseYAML(j.name, line)
+	if err != nil {
+		return Spec{}, p, j.onLine(p.yamlError(err))
 	}
 	if len(af.Docs) != 1 || af.Docs[0].Body == nil {
-		return Spec{}, &InputError{File: j.name, Line: j.line, Msg: "want one task object on the line"}
+		col := 1
+		if len(af.Docs) > 1 {
+			_, col = nodePos(af.Docs[1])
+		}
+		return Spec{}, p, &InputError{File: j.name, Line: j.line, Col: col, Msg: "want one task object on the line"}
 	}
 	p.root = af.Docs[0].Body
 	var rt rawTask
-	if err := yaml.NodeToValue(p.root, &rt, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
-		return Spec{}, onLine(p.yamlError(err))
+	if err := p.decodeNode(p.root, &rt); err != nil {
+		return Spec{}, p, j.onLine(p.yamlError(err))
 	}
 	sp, err := p.task(j.index-1, &rt)
-	return sp, onLine(err)
+	return sp, p, j.onLine(err)
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 	"golang.org/x/time/rate"
 )
@@ -40,13 +40,34 @@ func (f *File) Tasks(s Settings) []Task {
 }
 
 // ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
-// YAML it is). Every problem is an *InputError naming the file, line and key.
+// YAML it is). Every problem is an *InputError naming the file; a problem of its
+// contents also names the line and column, and the key when there is one.
 func ReadFile(path string) (*File, error) {
-	data, err := os.ReadFile(path)
+	fh, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, &InputError{File: path, Msg: unwrapPathError(err)}
 	}
 	return Parse(path, data)
+}
+
+// Open opens the input file at path for reading. A file that cannot be opened, or a
+// directory, is an *InputError naming path, with the reason once
+// ("tasks.yaml: is a directory").
+func Open(path string) (*os.File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, &InputError{File: path, Msg: unwrapPathError(err)}
+	}
+	if st, err := fh.Stat(); err == nil && st.IsDir() {
+		fh.Close()
+		return nil, &InputError{File: path, Msg: "is a directory: want a task file or a file of commands"}
+	}
+	return fh, nil
 }
 
 func unwrapPathError(err error) string {
@@ -93,32 +114,64 @@ type rawFile struct {
 	Tasks    *[]rawTask   `yaml:"tasks"`
 }
 
-// Parse checks and converts the task file named name with contents data.
+// Parse checks and converts the task file named name with contents data. A UTF-8
+// byte-order mark at its start is ignored, and so are empty documents (a `---` at the
+// start or the end). Every problem is an *InputError with the file, line and column:
+// 1:1 for an empty file, the second document's start when there are two.
 func Parse(name string, data []byte) (*File, error) {
 	p := &fileParser{name: name}
-	af, err := parser.ParseBytes(data, 0)
+	af, err := parseYAML(name, data)
 	if err != nil {
 		return nil, p.yamlError(err)
 	}
-	if len(af.Docs) != 1 || af.Docs[0].Body == nil {
-		if len(af.Docs) > 1 {
-			return nil, &InputError{File: name, Line: docLine(af.Docs[1]), Msg: "a task file holds one document"}
+	var docs []*ast.DocumentNode
+	for _, d := range af.Docs {
+		if d != nil && d.Body != nil {
+			docs = append(docs, d)
 		}
-		return nil, &InputError{File: name, Msg: "empty task file: want `version: 1` and `tasks:`"}
 	}
-	p.root = af.Docs[0].Body
+	switch {
+	case len(docs) == 0:
+		return nil, &InputError{File: name, Line: 1, Col: 1, Msg: "empty task file: want `version: 1` and `tasks:`"}
+	case len(docs) > 1:
+		line, col := nodePos(docs[1])
+		return nil, &InputError{File: name, Line: line, Col: col, Msg: "a task file holds one document; this is a second one"}
+	}
+	p.root = docs[0].Body
 	var raw rawFile
-	if err := yaml.NodeToValue(p.root, &raw, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+	if err := p.decodeNode(p.root, &raw); err != nil {
 		return nil, p.yamlError(err)
 	}
 	return p.convert(&raw)
 }
 
-func docLine(d *ast.DocumentNode) int {
-	if tk := d.GetToken(); tk != nil && tk.Position != nil {
-		return tk.Position.Line
+// nodePos returns the line and column where n starts: its document header, or its
+// first token; 1, 1 when it has none.
+func nodePos(n ast.Node) (line, col int) {
+	if d, ok := n.(*ast.DocumentNode); ok {
+		if d.Start != nil && d.Start.Position != nil {
+			return d.Start.Position.Line, d.Start.Position.Column
+		}
+		if d.Body != nil {
+			n = d.Body
+		}
 	}
-	return 0
+	switch m := n.(type) {
+	case *ast.MappingNode: // its token is the first `:`; its first key is where it starts
+		if len(m.Values) > 0 && m.Values[0].Key != nil {
+			n = m.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		if m.Key != nil {
+			n = m.Key
+		}
+	}
+	if n != nil {
+		if tk := n.GetToken(); tk != nil && tk.Position != nil && tk.Position.Line > 0 {
+			return tk.Position.Line, max(tk.Position.Column, 1)
+		}
+	}
+	return 1, 1
 }
 
 type fileParser struct {
@@ -128,13 +181,14 @@ type fileParser struct {
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
-// selects, or at the file when that node cannot be found.
+// selects, or at the start of the document when that node cannot be found.
 func (p *fileParser) errAt(path, key, format string, args ...any) error {
 	e := &InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
+	e.Line, e.Col = nodePos(p.root)
 	if yp, err := yaml.PathString(path); err == nil {
 		if n, err := yp.FilterNode(p.root); err == nil && n != nil {
-			if tk := n.GetToken(); tk != nil && tk.Position != nil {
-				e.Line, e.Col = tk.Position.Line, tk.Position.Column
+			if tk := n.GetToken(); tk != nil && tk.Position != nil && tk.Position.Line > 0 {
+				e.Line, e.Col = tk.Position.Line, max(tk.Position.Column, 1)
 			}
 		}
 	}
@@ -164,7 +218,8 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		f.Defaults = d
 	}
 	if raw.Tasks == nil {
-		return nil, &InputError{File: p.name, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
+		line, col := nodePos(p.root)
+		return nil, &InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
 	}
 	f.Specs = make([]Spec, len(*raw.Tasks))
 	for i := range *raw.Tasks {
@@ -364,14 +419,20 @@ func (p *fileParser) checkIDs(specs []Spec) error {
 	return nil
 }
 
-// yamlError turns an error of the YAML library into a one-line InputError.
+// yamlError turns an error of the YAML library into a one-line InputError, positioned
+// at the token the library names, else at the start of the document.
 func (p *fileParser) yamlError(err error) error {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return ie
+	}
 	var ye yaml.Error
-	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil {
-		return &InputError{File: p.name, Msg: firstLine(err.Error())}
+	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil || ye.GetToken().Position.Line < 1 {
+		line, col := nodePos(p.root)
+		return &InputError{File: p.name, Line: line, Col: col, Msg: firstLine(err.Error())}
 	}
 	tk := ye.GetToken()
-	e := &InputError{File: p.name, Line: tk.Position.Line, Col: tk.Position.Column, Msg: firstLine(ye.GetMessage())}
+	e := &InputError{File: p.name, Line: tk.Position.Line, Col: max(tk.Position.Column, 1), Msg: firstLine(ye.GetMessage())}
 	var te *yaml.TypeError
 	var ue *yaml.UnknownFieldError
 	switch {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,8 +130,20 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:4:5: `},
 		{"wrong version", "version: 2\ntasks: []\n",
 			`f.yaml:1:10: version: unsupported version 2`},
-		{"no tasks", "version: 1\n", `f.yaml: tasks: missing`},
-		{"empty file", "", `f.yaml: empty task file`},
+		{"no tasks", "version: 1\n", `f.yaml:1:1: tasks: missing`},
+		{"empty file", "", `f.yaml:1:1: empty task file`},
+		{"only comments and separators", "# nothing\n---\n---\n", `f.yaml:1:1: empty task file`},
+		{"second document", "version: 1\ntasks:\n  - run: echo hi\n---\nversion: 1\n",
+			`f.yaml:4:1: a task file holds one document; this is a second one`},
+		{"second document without a marker line", "version: 1\ntasks: []\n--- {tasks: []}\n",
+			`f.yaml:3:1: a task file holds one document`},
+		{"flow nesting", "version: 1\ntasks: " + strings.Repeat("[", 100) + strings.Repeat("]", 100) + "\n",
+			`f.yaml:2:`},
+		{"block nesting", "version: 1\ntasks:\n" + strings.Repeat("- ", 100) + "x\n",
+			`f.yaml:3:`},
+		{"a tag the decoder chokes on", "tasks:\n  - id: a\n    needs: !00\n0000\n",
+			`f.yaml:3:12: malformed YAML the parser cannot read`},
+		{"bom and unknown key", "\ufeffversion: 1\nbogus: 2\ntasks: []\n", `f.yaml:2:1: unknown key "bogus"`},
 		{"json unknown key", "{\"version\": 1,\n \"tasks\": [{\"run\": \"a\"},\n {\"bogus\": 1}]}",
 			`f.yaml:3:3: unknown key "bogus"`},
 	}
@@ -152,10 +165,121 @@ func TestParseBadFiles(t *testing.T) {
 	}
 }
 
+// TestTrailingEmptyDocument: a `---` at the end (or the start) is what YAML tools
+// leave behind; it is an empty document, ignored.
+func TestTrailingEmptyDocument(t *testing.T) {
+	for _, src := range []string{
+		"version: 1\ntasks:\n  - run: echo hi\n---\n",
+		"version: 1\ntasks:\n  - run: echo hi\n---\n# the end\n---\n",
+		"---\nversion: 1\ntasks:\n  - run: echo hi\n",
+		"---\nversion: 1\ntasks:\n  - run: echo hi\n...\n",
+	} {
+		f, err := Parse("f.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("%q: got %v, want the one task", src, err)
+			continue
+		}
+		if len(f.Specs) != 1 || f.Specs[0].Run != "echo hi" {
+			t.Errorf("%q: got %+v, want the one task", src, f.Specs)
+		}
+	}
+}
+
+func TestByteOrderMark(t *testing.T) {
+	f, err := Parse("f.yaml", []byte("\ufeffversion: 1\ntasks:\n  - run: echo hi\n"))
+	if err != nil || len(f.Specs) != 1 || f.Specs[0].Run != "echo hi" {
+		t.Fatalf("got %+v, %v, want the task without the mark", f, err)
+	}
+	f, err = Parse("f.json", []byte("\ufeff{\"tasks\": [{\"run\": \"echo hi\"}]}"))
+	if err != nil || len(f.Specs) != 1 {
+		t.Fatalf("JSON: got %+v, %v, want the task", f, err)
+	}
+}
+
+// TestDeepNestingFailsFast: input nested far deeper than a task file needs is refused
+// at the limit, with its position, before the parser spends memory on it (100,000
+// levels in 500 KB took it past 19 GB).
+func TestDeepNestingFailsFast(t *testing.T) {
+	const n = 250_000
+	tests := []struct{ name, src, want string }{
+		{"flow lists", strings.Repeat("[", n) + strings.Repeat("]", n), "f.yaml:1:65: "},
+		{"flow mappings", strings.Repeat("{a: ", n) + strings.Repeat("}", n), "f.yaml:1:257: "},
+		{"block lists on a line", strings.Repeat("- ", n) + "x\n", "f.yaml:1:129: "},
+		{"under a task file", "version: 1\ntasks:\n  - env: " + strings.Repeat("[", n), "f.yaml:3:73: "},
+		{"in a JSON Lines line", `{"run": "x", "env": ` + strings.Repeat(`{"a": `, n), "f.yaml:1:"},
+		{"block mappings by indentation", deepBlockMapping(2000), "f.yaml:65:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			start := time.Now()
+			_, err := Parse("f.yaml", []byte(tt.src))
+			took := time.Since(start)
+			runtime.ReadMemStats(&after)
+			var ie *InputError
+			if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) || !strings.Contains(err.Error(), "nested deeper than 64 levels") {
+				t.Fatalf("got %v, want an error at %q saying the nesting is too deep", err, tt.want)
+			}
+			// The token count for what the byte scan misses costs a few hundred bytes a
+			// byte; the parser on the same input, gigabytes.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 400*uint64(len(tt.src))+1<<20 {
+				t.Errorf("allocated %d MB for %d KB of input, want it linear and small", alloc>>20, len(tt.src)>>10)
+			}
+			if took > 5*time.Second {
+				t.Errorf("took %v, want a fast refusal", took)
+			}
+		})
+	}
+}
+
+// deepBlockMapping returns a block mapping nested depth levels by indentation.
+func deepBlockMapping(depth int) string {
+	var b strings.Builder
+	for i := range depth {
+		b.WriteString(strings.Repeat(" ", i) + "k:\n")
+	}
+	b.WriteString(strings.Repeat(" ", depth) + "v\n")
+	return b.String()
+}
+
+// TestNestingWithinLimit: what a task file may hold is not refused, brackets in
+// strings and block scalars included.
+func TestNestingWithinLimit(t *testing.T) {
+	src := "version: 1\ntasks:\n" +
+		"  - run: echo " + strings.Repeat("[", 200) + "\n" +
+		"  - run: \"" + strings.Repeat("{", 200) + "\"\n" +
+		"  - run: '" + strings.Repeat("[", 200) + "'\n" +
+		"  - run: |\n      " + strings.Repeat("[", 200) + "\n      " + strings.Repeat("- ", 200) + "\n" +
+		"  - cmd: [a, \"" + strings.Repeat("]", 200) + strings.Repeat("[", 200) + "\", b]\n" +
+		"  - run: x # " + strings.Repeat("[", 200) + "\n" +
+		"    env: {A: \"" + strings.Repeat("[", 200) + "\", B: '" + strings.Repeat("{", 200) + "'}\n"
+	f, err := Parse("f.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Specs) != 6 {
+		t.Errorf("got %d tasks, want 6", len(f.Specs))
+	}
+}
+
 func TestReadFileMissing(t *testing.T) {
 	_, err := ReadFile(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.HasSuffix(err.Error(), "nope.yaml: no such file or directory") {
 		t.Errorf("got %v, want the file named with its problem", err)
+	}
+}
+
+func TestReadFileDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "adir.yaml")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadFile(dir)
+	var ie *InputError
+	if !errors.As(err, &ie) || err.Error() != dir+": is a directory: want a task file or a file of commands" {
+		t.Errorf("got %v, want one *InputError naming the file once", err)
 	}
 }
 
@@ -207,5 +331,22 @@ func TestParseRate(t *testing.T) {
 		if err != nil || math.Abs(float64(got-tt.want)) > 1e-9 {
 			t.Errorf("ParseRate(%q): got %v, %v, want %v", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+func TestIdentityDir(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(wd, "sub")
+	for _, dir := range []string{"sub", "./sub/", "sub/../sub", abs, abs + "/"} {
+		task := Task{Dir: dir}
+		if got := task.IdentityDir(); got != abs {
+			t.Errorf("dir %q: got %q, want %q", dir, got, abs)
+		}
+	}
+	if got := (&Task{}).IdentityDir(); got != "" {
+		t.Errorf("no dir: got %q, want \"\" (keys of earlier versions kept)", got)
 	}
 }

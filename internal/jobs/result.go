@@ -15,14 +15,16 @@ const (
 	TimedOut  Status = "timed_out" // ran past its timeout and was stopped
 	Cancelled Status = "cancelled" // running when the run was interrupted or halted
 	Skipped   Status = "skipped"   // never started
+	Invalid   Status = "invalid"   // never started: its input (a line of a JSON Lines stream) was bad
 )
 
 // Statuses lists every status in report order.
-var Statuses = []Status{Succeeded, Failed, TimedOut, Cancelled, Skipped}
+var Statuses = []Status{Succeeded, Failed, TimedOut, Cancelled, Skipped, Invalid}
 
-// OK reports whether s counts as success for the run's exit code. Cancelled and skipped
-// tasks are neither: the run's interruption decides the exit code then.
-func (s Status) OK() bool { return s != Failed && s != TimedOut }
+// OK reports whether s counts as success for the run's exit code: failed, timed-out
+// and invalid tasks do not. Cancelled and skipped tasks are neither: the run's
+// interruption decides the exit code then.
+func (s Status) OK() bool { return s != Failed && s != TimedOut && s != Invalid }
 
 // Result is how one task ended. Its JSON field names are part of gorun's interface.
 type Result struct {
@@ -41,7 +43,7 @@ type Result struct {
 	StdoutBytes int64     `json:"stdout_bytes"`
 	StderrTail  string    `json:"stderr_tail"`
 	StderrBytes int64     `json:"stderr_bytes"`
-	Error       string    `json:"error,omitempty"` // why it could not start, or was skipped
+	Error       string    `json:"error,omitempty"` // why it could not start, was skipped, or was invalid
 	// Leftovers counts the processes of the last attempt still alive when its main
 	// process exited; gorun stopped them all.
 	Leftovers int `json:"leftover_processes,omitempty"`
@@ -63,6 +65,12 @@ func (s *Seconds) UnmarshalJSON(b []byte) error {
 	}
 	*s = Seconds(f * float64(time.Second))
 	return nil
+}
+
+// InvalidResult is the result of a task whose input was bad (t.Invalid): it never
+// started, and its error says what was wrong and where.
+func InvalidResult(t *Task) Result {
+	return Result{ID: t.ID, Index: t.Index, Command: t.Command(), Status: Invalid, Error: t.Invalid.Error()}
 }
 
 // SkippedResult is the result of a task that never started.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync/atomic"
 )
 
@@ -77,7 +78,8 @@ type LineOptions struct {
 // LineSource reads one item per line (or NUL-terminated item) from a stream, as it
 // arrives: the first task is yielded before the stream ends, and memory holds one item
 // at a time. An item is a shell command, or the argument of a template. Empty items
-// and blank command lines are skipped; a line's "\r\n" ending counts as its end.
+// and blank command lines are skipped; a line's "\r\n" ending counts as its end, and a
+// UTF-8 byte-order mark at the start of the stream is dropped.
 type LineSource struct {
 	lineReader
 	opts  LineOptions
@@ -140,7 +142,7 @@ func (l *lineReader) readLine() ([]byte, error) {
 		chunk, err := l.br.ReadSlice(l.delim)
 		if err == bufio.ErrBufferFull {
 			if len(long)+len(chunk) > MaxLineBytes {
-				return nil, &InputError{File: l.name, Line: l.line + 1, Msg: fmt.Sprintf("line longer than %d MiB", MaxLineBytes>>20)}
+				return nil, &InputError{File: l.name, Line: l.line + 1, Col: 1, Msg: fmt.Sprintf("line longer than %d MiB", MaxLineBytes>>20)}
 			}
 			long = append(long, chunk...)
 			continue
@@ -152,9 +154,16 @@ func (l *lineReader) readLine() ([]byte, error) {
 			if l.closed.Load() || err == io.EOF {
 				return nil, io.EOF
 			}
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // the name is said once, here
+			}
 			return nil, fmt.Errorf("read %s: %w", l.name, err)
 		}
 		l.line++
+		if l.line == 1 {
+			chunk = trimBOM(chunk)
+		}
 		if l.delim == 0 {
 			if n := len(chunk); n > 0 && chunk[n-1] == 0 {
 				chunk = chunk[:n-1]

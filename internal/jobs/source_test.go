@@ -75,15 +75,61 @@ func TestJSONLErrors(t *testing.T) {
 		{`{"run": "a"}` + "\n" + `{"run": "b", "bogus": 1}`, `t.jsonl:2:14: unknown key "bogus"`},
 		{`{"run": "a"}` + "\n\n" + `{"run": "b"`, `t.jsonl:3:`},
 		{`{"run": "a", "timeout": "soon"}`, `t.jsonl:1:25: task 1: timeout: invalid duration "soon"`},
-		{`{"id": "x", "run": "a"}` + "\n" + `{"id": "x", "run": "b"}`, `t.jsonl:2: id: duplicate id "x" (first used at line 1)`},
-		{`{"timeout": "1s"}`, `t.jsonl:1:`},
+		{`{"id": "x", "run": "a"}` + "\n" + `{"id": "x", "run": "b"}`, `t.jsonl:2:8: id: duplicate id "x" (first used at line 1)`},
+		{`{"timeout": "1s"}`, `t.jsonl:1:1: task 1: run: missing`},
+		{`{"run": "a"}` + "\n" + `# a comment`, `t.jsonl:2:1: want one task object on the line`},
+		{`{"run": "a"}` + "\n" + `{"run": "b"} --- {"run": "c"}`, `t.jsonl:2:`},
+		{`{"run": "a", "env": ` + strings.Repeat("[", 100), `t.jsonl:1:84: nested deeper than 64 levels`},
 	}
 	for _, tt := range tests {
-		_, err := drain(t, NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader(tt.in)), Settings{}))
+		tasks, err := ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(tt.in)), Settings{})
 		var ie *InputError
-		if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) {
+		if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) || ie.Line < 1 || ie.Col < 1 {
 			t.Errorf("input %q:\n got %v\nwant prefix %q", tt.in, err, tt.want)
 		}
+		if tasks != nil {
+			t.Errorf("input %q: got %d tasks with the error, want none", tt.in, len(tasks))
+		}
+	}
+}
+
+// TestJSONLStreamInvalid: on a stream, a bad line becomes an invalid task that says
+// where and why, and the lines after it go on.
+func TestJSONLStreamInvalid(t *testing.T) {
+	in := "\ufeff" + `{"id": "a", "run": "echo a"}` + "\n" + `{"run": "echo b", "timeuot": "1s"}` + "\n" +
+		`{"id": "a", "run": "echo again"}` + "\n" + `{"run": "echo d"}` + "\n"
+	tasks, err := drain(t, NewJSONLSource("stdin", io.NopCloser(strings.NewReader(in)), Settings{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 4 {
+		t.Fatalf("got %d tasks, want 4", len(tasks))
+	}
+	if tasks[0].Invalid != nil || tasks[0].ID != "a" || tasks[3].Invalid != nil || tasks[3].Run != "echo d" || tasks[3].Index != 4 {
+		t.Errorf("got %+v and %+v, want tasks a and task-4 valid", tasks[0], tasks[3])
+	}
+	for i, want := range map[int]string{
+		1: `stdin:2:19: unknown key "timeuot"`,
+		2: `stdin:3:8: id: duplicate id "a" (first used at line 1)`,
+	} {
+		bad := tasks[i]
+		if bad.Invalid == nil || bad.Invalid.Error() != want || bad.Line != i+1 || bad.ID != DefaultID(i+1) {
+			t.Errorf("task %d: got %+v (%v), want invalid with %q", i+1, bad, bad.Invalid, want)
+		}
+		r := InvalidResult(&bad)
+		if r.Status != Invalid || r.Status.OK() || r.Error != want || r.Attempts != 0 || r.Command == "" {
+			t.Errorf("task %d: got result %+v, want status invalid with the error and the line", i+1, r)
+		}
+	}
+}
+
+func TestLineSourceByteOrderMark(t *testing.T) {
+	tasks, err := drain(t, NewLineSource("stdin", io.NopCloser(strings.NewReader("\ufeffecho a\n\ufeffecho b\n")), LineOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 2 || tasks[0].Run != "echo a" || tasks[1].Run != "\ufeffecho b" {
+		t.Errorf("got %+v, want the mark dropped at the start of the stream only", tasks)
 	}
 }
 

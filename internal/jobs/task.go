@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -16,14 +17,15 @@ const DefaultShell = "/bin/sh"
 // A Task is a plain value; nothing in it changes once it is built.
 type Task struct {
 	Index      int           // 1-based position in the input
-	Line       int           // the input line it came from, for a stream of lines; else 0
+	Line       int           // the input line it came from, for a stream of lines or an invalid JSON Lines line; else 0
 	ID         string        // unique within a run; "task-N" when the input names none
 	Named      bool          // the input gave the id
 	Key        string        // identity in a journal; set by the pipeline when journaling
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
 	Template   *Template     // when set, the command is Template applied to Item
-	Item       string        // the input item of a template task
+	Item       string        // the input item of a template task; the bad line of an invalid one
+	Invalid    *InputError   // when set, the input of this task was bad (where, and why): it never runs
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
 	Env        []string      // KEY=VALUE pairs added to gorun's environment, later wins
@@ -44,11 +46,28 @@ func (t *Task) Args(slot int) []string {
 	return []string{t.Shell, "-c", t.Run}
 }
 
+// IdentityDir returns the task's working directory as it counts for the task's
+// identity (its journal key): a clean absolute path, a relative one resolved against
+// gorun's own working directory, so that `dir: out` and `dir: /abs/out` are the same
+// task when gorun runs in /abs. A task without a directory gives "", whatever gorun's
+// working directory: keys of such tasks stay as earlier versions wrote them.
+func (t *Task) IdentityDir() string {
+	if t.Dir == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(t.Dir); err == nil {
+		return abs
+	}
+	return filepath.Clean(t.Dir)
+}
+
 // Command returns the task's command as a person reads it: the `run` line, the argv
-// joined with spaces (words with blanks or quotes are quoted), or the template with
-// the item's values quoted in place.
+// joined with spaces (words with blanks or quotes are quoted), the template with
+// the item's values quoted in place, or the bad input line of an invalid task.
 func (t *Task) Command() string {
 	switch {
+	case t.Invalid != nil:
+		return t.Item
 	case t.Template != nil:
 		return t.Template.Command(t.Item, t.Index)
 	case t.Argv == nil:

@@ -212,7 +212,8 @@ func Latest(path string) ([]jobs.Result, error) {
 // Keyer gives tasks their identity in a journal, so that a resumed run knows which
 // tasks already succeeded, whatever their order in the input:
 //   - a task whose id the input gave: the id and a hash of its resolved command,
-//     environment and working directory, so that an edited task runs again;
+//     environment and working directory (as an absolute path: see
+//     jobs.Task.IdentityDir), so that an edited task runs again;
 //   - any other task (a line of input, say): the hash, and how many times the same
 //     command came before it in this input, so that a command given twice runs twice.
 //
@@ -234,7 +235,7 @@ func (k *Keyer) Key(t *jobs.Task) string {
 		h.Write([]byte{0})
 	}
 	h.Write([]byte{1})
-	h.Write([]byte(t.Dir))
+	h.Write([]byte(t.IdentityDir()))
 	var sum [16]byte
 	copy(sum[:], h.Sum(nil))
 	hash := hex.EncodeToString(sum[:])

@@ -209,7 +209,8 @@ func isBrokenPipe(err error) bool {
 }
 
 // feed sends every task of src to in, or, when opts.Done says it already succeeded,
-// its skipped result to known; then it closes both. An input error stops further
+// its skipped result to known, or, when its input was bad, its invalid result to
+// known; then it closes both. An input error stops further
 // starts and is returned.
 func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known chan<- jobs.Result, stopStarting context.CancelCauseFunc) error {
 	defer close(in)
@@ -222,6 +223,10 @@ func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known c
 		if err != nil {
 			stopStarting(fmt.Errorf("input error: %w", err))
 			return err
+		}
+		if t.Invalid != nil { // a bad line of a stream: never runs, never journaled
+			known <- jobs.InvalidResult(&t)
+			continue
 		}
 		if opts.Key != nil {
 			t.Key = opts.Key(&t)

@@ -37,6 +37,7 @@ func fixture() []jobs.Result {
 		{ID: "stubborn", Index: 4, Status: jobs.Cancelled, Signal: "SIGKILL", Attempts: 1, StartedAt: start, Duration: jobs.Seconds(700 * time.Millisecond)},
 		{ID: "later", Index: 5, Status: jobs.Skipped, Error: "interrupted by SIGINT"},
 		{ID: "nodir", Index: 6, Status: jobs.Failed, Attempts: 1, StartedAt: start, Error: "start task nodir: chdir /nope: no such file or directory"},
+		{ID: "task-7", Index: 7, Command: `{"run": "x", "timeuot": "1s"}`, Status: jobs.Invalid, Error: `stdin:7:13: unknown key "timeuot"`},
 	}
 }
 
@@ -48,7 +49,7 @@ func TestTextSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "summary.txt", buf.Bytes())
-	if got, want := s.Failed(), 3; got != want {
+	if got, want := s.Failed(), 4; got != want { // invalid counts: it did not succeed
 		t.Errorf("Failed(): got %d, want %d", got, want)
 	}
 }
@@ -121,7 +122,7 @@ func TestReportFormats(t *testing.T) {
 			if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
 				t.Fatalf("JSON report does not parse: %v", err)
 			}
-			if doc.Run.ID != run.ID || doc.Totals.Tasks != 6 || doc.Totals.Counts[jobs.Failed] != 2 || len(doc.Results) != 6 {
+			if doc.Run.ID != run.ID || doc.Totals.Tasks != 7 || doc.Totals.Counts[jobs.Failed] != 2 || doc.Totals.Counts[jobs.Invalid] != 1 || len(doc.Results) != 7 {
 				t.Errorf("JSON report round trip: got %+v", doc)
 			}
 			// JSON holds valid UTF-8 only: compare with the results as JSON carries them.
@@ -149,8 +150,8 @@ func TestReportFormats(t *testing.T) {
 			if err := xml.Unmarshal(buf.Bytes(), &suite); err != nil {
 				t.Fatalf("JUnit report does not parse: %v", err)
 			}
-			if suite.Tests != 6 || suite.Failures != 3 || suite.Skipped != 2 || len(suite.Cases) != 6 {
-				t.Errorf("got tests=%d failures=%d skipped=%d cases=%d, want 6, 3, 2, 6", suite.Tests, suite.Failures, suite.Skipped, len(suite.Cases))
+			if suite.Tests != 7 || suite.Failures != 4 || suite.Skipped != 2 || len(suite.Cases) != 7 {
+				t.Errorf("got tests=%d failures=%d skipped=%d cases=%d, want 7, 4, 2, 7", suite.Tests, suite.Failures, suite.Skipped, len(suite.Cases))
 			}
 			if c := suite.Cases[1]; c.Failure == nil || c.Failure.Type != "failed" || !strings.Contains(c.Failure.Text, "missing <semicolon> &") {
 				t.Errorf("the failed task's case: %+v", c)

@@ -68,8 +68,11 @@ func (s *Summary) Add(r jobs.Result) {
 	s.Listed = slices.Insert(s.Listed, i, r)
 }
 
-// Failed returns the number of tasks that failed or timed out.
-func (s *Summary) Failed() int { return s.Counts[jobs.Failed] + s.Counts[jobs.TimedOut] }
+// Failed returns the number of tasks that failed, timed out or were invalid: those
+// whose status is not OK.
+func (s *Summary) Failed() int {
+	return s.Counts[jobs.Failed] + s.Counts[jobs.TimedOut] + s.Counts[jobs.Invalid]
+}
 
 // Started returns the number of tasks whose durations were counted.
 func (s *Summary) Started() int { return s.hist.n }

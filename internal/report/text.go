@@ -19,7 +19,7 @@ func WriteText(w io.Writer, s *Summary) error { return WriteTextColor(w, s, fals
 // same length, so that columns stay aligned.
 var statusColor = map[jobs.Status]string{
 	jobs.Succeeded: "\x1b[32m", jobs.Failed: "\x1b[31m", jobs.TimedOut: "\x1b[35m",
-	jobs.Cancelled: "\x1b[33m", jobs.Skipped: "\x1b[90m",
+	jobs.Cancelled: "\x1b[33m", jobs.Skipped: "\x1b[90m", jobs.Invalid: "\x1b[31m",
 }
 
 const colorReset = "\x1b[0m"
@@ -39,6 +39,9 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 	fmt.Fprintf(&b, "gorun: %d %s in %s (%s tasks/s):", s.Total, plural(s.Total, "task"), FormatDuration(s.Wall), rate(s.Total, s.Wall))
 	sep := " "
 	for _, st := range jobs.Statuses {
+		if st == jobs.Invalid && s.Counts[st] == 0 {
+			continue // only a JSON Lines stream has invalid tasks: no noise for the rest
+		}
 		text := fmt.Sprintf("%d %s", s.Counts[st], strings.ReplaceAll(string(st), "_", " "))
 		if s.Counts[st] > 0 {
 			text = paint(color, st, text)
@@ -81,7 +84,7 @@ func how(r *jobs.Result) string {
 		return r.Signal
 	case r.ExitCode != nil:
 		return fmt.Sprintf("exit %d", *r.ExitCode)
-	case r.Status == jobs.Skipped:
+	case r.Status == jobs.Skipped || r.Status == jobs.Invalid:
 		return "not started"
 	}
 	return "did not start"

@@ -1,0 +1,109 @@
+package jobs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// badInputs are inputs users found to crash gorun, to cost it gigabytes, or to give
+// errors without a position; the fuzzer starts from them and from testdata/.
+var badInputs = []string{
+	"version: 1\ntasks:\n  - run: echo hi\n---\n",       // a trailing empty document: a nil pointer once
+	"version: 1\ntasks:\n  - run: echo hi\n---\nx: 1\n", // a second document
+	"",                   // an empty file
+	"# only a comment\n", // nothing but a comment
+	"---\n---\n",         // empty documents only
+	"\ufeffversion: 1\ntasks:\n  - run: echo hi\n",       // a byte-order mark
+	"\ufeff{\"run\": \"echo hi\"}\n",                     // a byte-order mark on JSON Lines
+	strings.Repeat("[", 70) + strings.Repeat("]", 70),    // flow nesting
+	strings.Repeat("{a: ", 70) + strings.Repeat("}", 70), // flow mappings
+	strings.Repeat("- ", 70) + "x\n",                     // block nesting on a line
+	"tasks:\n" + strings.Repeat("  ", 70) + "- x\n",      // deep indentation
+	"{\"run\": \"a\"}\n{\"run\": \"b\", \"bogus\": 1}\n", // a bad JSON Lines line in the middle
+	"{\"id\": \"x\", \"run\": \"a\"}\n{\"id\": \"x\", \"run\": \"b\"}\n",
+	"{\"run\": \"a\"} --- {\"run\": \"b\"}\n",
+	"version: 1\ntasks:\n  - run: x\n    run: y\n", // a duplicate key
+	"version: 1\ntasks:\n\t- id: a\n",              // a tab
+	"a: &a [x]\nb: *a\n",                           // anchors and aliases
+	"version: 1\ntasks: [{run: \"a\", needs: [b]}, {id: b, run: c, needs: [task-1]}]\n",
+}
+
+var positioned = regexp.MustCompile(`^(f\.yaml|f\.jsonl|stdin):[1-9][0-9]*:[1-9][0-9]*: [^\n]*$`)
+
+// checkPositioned fails unless err is nil or an *InputError naming the file, a line
+// and a column, on one line.
+func checkPositioned(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Line < 1 || ie.Col < 1 || !positioned.MatchString(err.Error()) {
+		t.Fatalf("error %q (%T) lacks FILE:LINE:COL or is not one line", err, err)
+	}
+}
+
+// FuzzLoad reads arbitrary bytes as a task file, a JSON Lines file and a JSON Lines
+// stream: it must never panic, every error must name file, line and column, and the
+// byte scan of the nesting limit must never refuse what the parser reads.
+// make fuzz runs it for a bounded time; crashers go to testdata/fuzz/FuzzLoad.
+func FuzzLoad(f *testing.F) {
+	files, _ := filepath.Glob("../../testdata/*.yaml")
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range badInputs {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := Parse("f.yaml", data)
+		checkPositioned(t, err)
+
+		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), Settings{})
+		checkPositioned(t, err)
+		if err != nil && tasks != nil {
+			t.Fatalf("ReadJSONL returned %d tasks with its error, want none", len(tasks))
+		}
+
+		src := NewJSONLSource("stdin", io.NopCloser(bytes.NewReader(data)), Settings{})
+		for {
+			task, err := src.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("a stream stopped on %v, want bad lines as invalid tasks", err)
+			}
+			if task.Invalid != nil {
+				checkPositioned(t, task.Invalid)
+				if r := InvalidResult(&task); r.Status != Invalid || r.Status.OK() {
+					t.Fatalf("invalid task's result: %+v", r)
+				}
+			}
+		}
+
+		// The byte scan may count nesting in input the parser rejects anyway, but it
+		// must never refuse what the parser reads within the limit.
+		if line, _ := prescanDepth(trimBOM(data)); line > 0 {
+			tokens := lexer.Tokenize(string(trimBOM(data)))
+			if tokenDepth(tokens) == nil {
+				if _, err := parser.Parse(tokens, 0); err == nil {
+					t.Fatalf("the byte scan refuses line %d, but the parser reads it within %d levels", line, MaxDepth)
+				}
+			}
+		}
+	})
+}
