@@ -87,7 +87,7 @@ func TestE2EJournalOnFullDisk(t *testing.T) {
 			lines = append(lines, l)
 		}
 	}
-	re := regexp.MustCompile(`^gorun: journal (\S+): no space left on device: (\d+) results? not journaled \(a --resume runs those tasks again\)$`)
+	re := regexp.MustCompile(`^gorun: journal (\S+): no space left on device: (\d+) results? not journaled \(a --resume runs (those tasks|that task) again\)$`)
 	if len(lines) != 1 || !re.MatchString(lines[0]) {
 		t.Fatalf("got journal lines %q, want one naming the journal and the results it missed; stderr:\n%s", lines, r.stderr)
 	}

@@ -60,11 +60,10 @@ func (e *JournalError) Error() string {
 	if e.Missed == 0 {
 		return fmt.Sprintf("%v: its last results may not be on disk", e.Err)
 	}
-	what := "results"
 	if e.Missed == 1 {
-		what = "result"
+		return fmt.Sprintf("%v: 1 result not journaled (a --resume runs that task again)", e.Err)
 	}
-	return fmt.Sprintf("%v: %d %s not journaled (a --resume runs those tasks again)", e.Err, e.Missed, what)
+	return fmt.Sprintf("%v: %d results not journaled (a --resume runs those tasks again)", e.Err, e.Missed)
 }
 
 func (e *JournalError) Unwrap() error { return e.Err }

@@ -108,6 +108,9 @@ func TestFullJournalStopsStartsAndKeepsReports(t *testing.T) {
 	}
 	msg := err.Error()
 	want := fmt.Sprintf("journal %s: no space left on device: %d results not journaled (a --resume runs those tasks again)", opts.Journal, started-journaled)
+	if started-journaled == 1 {
+		want = fmt.Sprintf("journal %s: no space left on device: 1 result not journaled (a --resume runs that task again)", opts.Journal)
+	}
 	if msg != want {
 		t.Errorf("message: got %q, want %q", msg, want)
 	}
