@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
-	"github.com/gorun/gorun/internal/atomicfile"
 	"github.com/gorun/gorun/internal/dist"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
@@ -25,6 +24,7 @@ import (
 	"github.com/gorun/gorun/internal/lock"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/progress"
+	"github.com/gorun/gorun/internal/record"
 	"github.com/gorun/gorun/internal/report"
 )
 
@@ -305,6 +305,10 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 	if o.Null && o.Format != "lines" {
 		return usagef(path, "--null reads NUL-separated items, not a %s task file", o.Format)
 	}
+	if err := record.CheckDistinct(o.File, record.Path{Flag: "--journal", Name: o.Journal},
+		record.Path{Flag: "--report", Name: o.Report}, record.Path{Flag: "--metrics", Name: o.Metrics}); err != nil {
+		return usagef(path, "%v", err)
+	}
 	if (o.File == "" || o.File == "-") && o.IO.IsStdinTTY() {
 		return usagef(path, "no task file given and standard input is a terminal: name a FILE, or pipe commands in")
 	}
@@ -393,11 +397,18 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		Workers: workers, Limiter: limiter, Runner: runner, Halt: opts.Halt,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
-	rec, err := openRecorders(opts, run, &popts)
+	rec, err := record.Open(record.Options{
+		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
+		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics,
+	}, run, &popts)
+	var refused *journal.RefusedError
+	if errors.As(err, &refused) {
+		return &usageError{err: err} // one line, exit 2: nothing ran
+	}
 	if err != nil {
 		return err
 	}
-	defer rec.close()
+	defer rec.Close()
 
 	// With a progress bar, everything bound for the terminal goes through it, so that
 	// the bar is erased before task output or a log line is written.
@@ -420,7 +431,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	sum := report.Summary{KeepTails: opts.Quiet}
 	inputErr := runTasks(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
-		rec.add(r)
+		rec.Add(r)
 		if bar != nil {
 			bar.Add(r)
 		}
@@ -444,8 +455,11 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 			}
 		}
 	}
-	if err := rec.finish(opts, run, &sum); err != nil {
-		return err
+	if err := rec.Finish(run, &sum); err != nil {
+		if inputErr == nil && ctx.Err() == nil {
+			return err // exit 1, whether tasks failed or not: the run left less than it should
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "gorun: %v\n", err) // the exit code says how the run ended
 	}
 	switch {
 	case errors.Is(inputErr, pipeline.ErrBrokenPipe):
@@ -525,96 +539,6 @@ func inputName(file string) string {
 		return "stdin"
 	}
 	return file
-}
-
-// recorders keep what a run leaves behind: the journal, and the results a report
-// needs. They are fed on the pipeline's fan-in goroutine.
-type recorders struct {
-	journal  *journal.Writer
-	spool    *report.Spool
-	firstErr error
-}
-
-// openRecorders opens the journal (after reading what it says succeeded, for
-// --resume) and the report's spool, and sets the pipeline's task identities.
-func openRecorders(opts *ExecOptions, run report.Run, popts *pipeline.Options) (*recorders, error) {
-	rec := &recorders{}
-	if opts.Journal != "" {
-		var done map[string]bool
-		if opts.Resume {
-			var err error
-			if done, err = journal.Succeeded(opts.Journal); err != nil {
-				return nil, &jobs.InputError{File: opts.Journal, Msg: err.Error()}
-			}
-		}
-		keyer := &journal.Keyer{}
-		popts.Key = keyer.Key
-		popts.Done = func(key string) (string, bool) {
-			return "already succeeded in " + opts.Journal, done[key]
-		}
-		w, err := journal.Create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: inputName(opts.File)})
-		if err != nil {
-			return nil, err
-		}
-		rec.journal = w
-	}
-	if opts.Report != "" {
-		sp, err := report.NewSpool()
-		if err != nil {
-			rec.close()
-			return nil, err
-		}
-		rec.spool = sp
-	}
-	return rec, nil
-}
-
-func (rec *recorders) add(r jobs.Result) {
-	if rec.journal != nil && r.Attempts > 0 { // a finished task; not one that never ran
-		if err := rec.journal.Write(r); err != nil && rec.firstErr == nil {
-			rec.firstErr = err
-		}
-	}
-	if rec.spool != nil {
-		rec.spool.Add(r)
-	}
-}
-
-// finish writes the report and the metrics, each atomically.
-func (rec *recorders) finish(opts *ExecOptions, run report.Run, sum *report.Summary) error {
-	if rec.firstErr != nil {
-		return rec.firstErr
-	}
-	if rec.spool != nil {
-		err := atomicfile.Write(opts.Report, 0o644, func(w io.Writer) error {
-			return report.Write(w, opts.ReportFmt, run, sum, rec.spool.Results())
-		})
-		if err == nil {
-			err = rec.spool.Err()
-		}
-		if err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-	}
-	if opts.Metrics != "" {
-		last := report.LastSuccess(opts.Metrics)
-		err := atomicfile.Write(opts.Metrics, 0o644, func(w io.Writer) error {
-			return report.WriteMetrics(w, sum, time.Now(), last)
-		})
-		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-	}
-	return nil
-}
-
-func (rec *recorders) close() {
-	if rec.journal != nil {
-		_ = rec.journal.Close()
-	}
-	if rec.spool != nil {
-		_ = rec.spool.Close()
-	}
 }
 
 // listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:

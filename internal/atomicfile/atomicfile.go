@@ -11,7 +11,9 @@ import (
 // Write writes path through write: into a temporary file in the same directory, which
 // is flushed to disk and renamed over path, and then the directory is flushed. A crash
 // at any point leaves either the old file or the new one, never a half-written one.
-// The file gets mode perm.
+// The file gets mode perm, whatever the mode of the file it replaces and whatever the
+// umask; the temporary file is created 0600, so nobody else can read it before the
+// chmod, even when perm is wider.
 func Write(path string, perm os.FileMode, write func(w io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {

@@ -319,7 +319,7 @@ func (p *printer) spillHeld(h *held) error {
 		_ = os.Remove(f.Name()) // unlinked: nothing is left behind
 		p.spill = f
 	}
-	res, err := json.Marshal(h.r)
+	res, err := json.Marshal(spillRecord{Result: h.r, Key: h.r.Key, DurationNS: int64(h.r.Duration)})
 	if err != nil {
 		return err
 	}
@@ -347,11 +347,13 @@ func (p *printer) spillHeld(h *held) error {
 }
 
 func (p *printer) printSpilled(h *held) {
-	var r jobs.Result
+	var rec spillRecord
 	buf := make([]byte, h.resLen)
 	if _, err := p.spill.ReadAt(buf, h.off); err == nil {
-		_ = json.Unmarshal(buf, &r)
+		_ = json.Unmarshal(buf, &rec)
 	}
+	r := rec.Result
+	r.Key, r.Duration = rec.Key, jobs.Seconds(rec.DurationNS)
 	if h.outLen+h.errLen > 0 {
 		stdout := io.NewSectionReader(p.spill, h.off+h.resLen, h.outLen)
 		stderr := io.NewSectionReader(p.spill, h.off+h.resLen+h.outLen, h.errLen)
@@ -362,6 +364,17 @@ func (p *printer) printSpilled(h *held) {
 		_ = p.spill.Truncate(0)
 		p.spillAt = 0
 	}
+}
+
+// spillRecord is a held result as the spill file keeps it: every field of a
+// jobs.Result, also those its public JSON leaves out (Key, the task's identity in the
+// journal, without which a resumed run would run the task again) or rounds (the
+// duration, which it writes in seconds), so that a result comes back exactly as it
+// went.
+type spillRecord struct {
+	jobs.Result
+	Key        string `json:"key"`
+	DurationNS int64  `json:"duration_ns"`
 }
 
 type sectionWriterTo struct{ r *io.SectionReader }

@@ -40,6 +40,12 @@ type Options struct {
 	Jitter func() float64
 	// Log, when not nil, receives an event as each task starts, is retried and ends.
 	Log *slog.Logger
+	// Abort, when not nil, is called on the fan-in goroutine after each result is
+	// handed to emit. Once it returns an error, nothing more starts, as with a halt
+	// soon: running tasks run to their end, and the tasks not started end skipped with
+	// that error as the reason. A recorder that can no longer keep results (a journal
+	// on a full disk) stops the run so.
+	Abort func() error
 }
 
 // MaxRetryDelay caps the backoff between attempts.
@@ -126,7 +132,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		close(out)
 	}()
 
-	broken := false
+	broken, aborted := false, false
 	for out != nil || known != nil {
 		select {
 		case d, ok := <-out:
@@ -152,6 +158,12 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				completed <- completion{k.Index - 1, k.Status}
 			}
 			pr.add(k, nil)
+		}
+		if !aborted && opts.Abort != nil {
+			if err := opts.Abort(); err != nil {
+				aborted = true
+				stopStarting(err)
+			}
 		}
 		if !broken && isBrokenPipe(pr.stdout.Err()) {
 			broken = true

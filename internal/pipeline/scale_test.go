@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"runtime/metrics"
 	"strings"
@@ -209,4 +211,83 @@ type runnerFunc func(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 
 func (f runnerFunc) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
 	return f(ctx, t, slot, attempt, stdout, stderr)
+}
+
+func TestKeepOrderSpillKeepsWholeResults(t *testing.T) {
+	var got []jobs.Result
+	p := newPrinter(&Options{Output: None, KeepOrder: true, Stdout: io.Discard, Stderr: io.Discard}, func(r jobs.Result) { got = append(got, r) })
+	code := 3
+	want := make([]jobs.Result, 20)
+	for i := range want {
+		want[i] = jobs.Result{
+			ID: fmt.Sprintf("t%d", i+1), Index: i + 1, Key: fmt.Sprintf("t%d:hash", i+1),
+			Command: strings.Repeat("c", 1<<20), // 20 MiB in all: beyond the 16 MiB held in memory
+			Status:  jobs.Failed, ExitCode: &code, Signal: "SIGTERM", Attempts: 2, Slot: 3,
+			StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC), Duration: jobs.Seconds(123456789012345 + i),
+			StdoutTail: "out", StdoutBytes: 10, StderrTail: "err", StderrBytes: 20, Error: "why",
+		}
+	}
+	for i := len(want) - 1; i >= 1; i-- { // every task waits for task 1
+		p.add(want[i], nil)
+	}
+	if p.spill == nil {
+		t.Fatal("got nothing spilled, want the held results beyond 16 MiB in the spill file")
+	}
+	p.add(want[0], nil)
+	p.finish()
+	if len(got) != len(want) {
+		t.Fatalf("got %d results, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			g, w := got[i], want[i]
+			g.Command, w.Command = "…", "…"
+			g.ExitCode, w.ExitCode = nil, nil
+			t.Errorf("result %d: got %+v (exit %v), want %+v (exit %d)", i+1, g, got[i].ExitCode, w, code)
+		}
+	}
+}
+
+func TestAbortStopsStarts(t *testing.T) {
+	// The recorder fails at the 5th result: a task already dispatched then runs to its
+	// end, nothing more starts, and the rest are skipped with the recorder's error.
+	errFull := errors.New("journal j: no space left on device")
+	emitted := make(chan int, 100)
+	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+		if t.Index > 1 {
+			<-emitted // task n starts its work once result n-1 is emitted
+		}
+		return jobs.Attempt{Start: time.Now(), ExitCode: 0}
+	})
+	cmds := make([]string, 50)
+	for i := range cmds {
+		cmds[i] = "x"
+	}
+	n := 0
+	opts := Options{Workers: 1, Runner: runner, Output: None, Stdout: io.Discard, Stderr: io.Discard,
+		Abort: func() error {
+			if n >= 5 {
+				return errFull
+			}
+			return nil
+		}}
+	results := map[int]jobs.Result{}
+	err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) {
+		results[r.Index] = r
+		n++
+		emitted <- r.Index
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := count(results)
+	if started := c[jobs.Succeeded]; started < 5 || started > 7 {
+		t.Errorf("got %d tasks started, want 5 to 7: the 5 before the failure and at most the two dispatched meanwhile", started)
+	}
+	if c[jobs.Skipped] != 50-c[jobs.Succeeded] {
+		t.Errorf("got %v, want the rest skipped", c)
+	}
+	if r := results[50]; r.Error != errFull.Error() {
+		t.Errorf("skip reason: got %q, want %q", r.Error, errFull)
+	}
 }
