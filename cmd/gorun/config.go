@@ -8,10 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
-
-	"github.com/gorun/gorun/internal/jobs"
 )
 
 // config gives a command's settings from, in order of precedence, its flags, GORUN_*
@@ -114,7 +113,7 @@ func (c *config) duration(key string) (*time.Duration, error) {
 	if !c.isSet(key) {
 		return nil, nil
 	}
-	d, err := jobs.ParseDuration(c.v.GetString(key))
+	d, err := input.ParseDuration(c.v.GetString(key))
 	if err != nil {
 		return nil, c.errorf(key, "%v", err)
 	}

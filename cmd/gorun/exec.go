@@ -18,11 +18,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
 	"github.com/gorun/gorun/internal/lock"
 	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/progress"
 	"github.com/gorun/gorun/internal/record"
 	"github.com/gorun/gorun/internal/report"
@@ -36,19 +38,19 @@ type PipelineFunc func(ctx context.Context, src jobs.Source, opts pipeline.Optio
 type ExecOptions struct {
 	IO         *iostreams.IOStreams
 	Pipeline   PipelineFunc
-	StartGuard func(runID, cgroupDir string) (*jobs.Guard, error) // nil: no guard
-	Hurry      <-chan struct{}                                    // closed at a second interrupt
+	StartGuard func(runID, cgroupDir string) (*process.Guard, error) // nil: no guard
+	Hurry      <-chan struct{}                                       // closed at a second interrupt
 
-	File        string         // task file; "" or "-": standard input
-	Format      string         // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template    *jobs.Template // the command template after --, or nil
-	Null        bool           // input items end with NUL
-	Workers     *int           // nil: the task file's, else the number of CPUs
-	Rate        *rate.Limit    // nil: the task file's, else unlimited
-	Burst       int            // starts allowed at once
-	Settings    jobs.Settings  // per-task settings given outside the task file
+	File        string          // task file; "" or "-": standard input
+	Format      string          // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template    *input.Template // the command template after --, or nil
+	Null        bool            // input items end with NUL
+	Workers     *int            // nil: the task file's, else the number of CPUs
+	Rate        *rate.Limit     // nil: the task file's, else unlimited
+	Burst       int             // starts allowed at once
+	Settings    jobs.Settings   // per-task settings given outside the task file
 	Grace       time.Duration
-	Containment jobs.Containment // the strongest containment to try
+	Containment process.Containment // the strongest containment to try
 	Output      pipeline.Output
 	KeepOrder   bool
 	Halt        pipeline.Halt
@@ -191,7 +193,7 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 		return err
 	}
 	if c.isSet("rate") {
-		r, err := jobs.ParseRate(c.str("rate", ""))
+		r, err := input.ParseRate(c.str("rate", ""))
 		if err != nil {
 			return c.errorf("rate", "%v", err)
 		}
@@ -216,7 +218,7 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 		return err
 	}
 	o.Grace = deref(grace, 5*time.Second)
-	if o.Containment, err = jobs.ParseContainment(c.str("containment", "auto")); err != nil {
+	if o.Containment, err = process.ParseContainment(c.str("containment", "auto")); err != nil {
 		return c.errorf("containment", "%v", err)
 	}
 	if o.Output, err = pipeline.ParseOutput(c.str("output", string(pipeline.Grouped))); err != nil {
@@ -298,7 +300,7 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 		if o.Format != "lines" {
 			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)
 		}
-		if o.Template, err = jobs.NewTemplate(template, jobs.DefaultShell); err != nil {
+		if o.Template, err = input.NewTemplate(template, jobs.DefaultShell); err != nil {
 			return usagef(path, "%v", err)
 		}
 	}
@@ -320,9 +322,9 @@ func detectFormat(file string) string {
 	switch {
 	case file == "" || file == "-":
 		return "lines"
-	case jobs.IsJSONLFile(file):
+	case input.IsJSONLFile(file):
 		return "jsonl"
-	case jobs.IsTaskFile(file):
+	case input.IsTaskFile(file):
 		return "yaml"
 	}
 	return "lines"
@@ -359,10 +361,10 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
-	runner := &jobs.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), jobs.RunIDVar+"="+run.ID, jobs.GuardVar+"="+run.ID), Strongest: opts.Containment}
+	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment}
 	containment, containWhy := runner.Contain(run.ID)
 	run.Containment = string(containment)
-	var g *jobs.Guard
+	var g *process.Guard
 	if opts.StartGuard != nil {
 		if g, err = opts.StartGuard(run.ID, runner.CgroupDir()); err != nil {
 			_ = runner.Close()
@@ -422,7 +424,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	log := opts.logger(errOut)
 	popts.Log = log
 	if log != nil {
-		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", jobs.FormatRate(limit), "containment", containment)
+		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", input.FormatRate(limit), "containment", containment)
 		if containWhy != nil {
 			log.Info("containment limited", "containment", containment, "reason", containWhy.Error())
 		}
@@ -546,7 +548,7 @@ func inputName(file string) string {
 // chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source) error {
-	if ss, ok := src.(*jobs.SliceSource); ok {
+	if ss, ok := src.(*input.SliceSource); ok {
 		if tasks, needs := ss.Tasks(); needs != nil {
 			return listGraph(w, tasks, needs)
 		}
@@ -613,14 +615,14 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		if f.Needs != nil {
-			src = jobs.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
+			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
 		} else {
-			src = jobs.NewSliceSource(f.Tasks(opts.Settings))
+			src = input.NewSliceSource(f.Tasks(opts.Settings))
 		}
 	default:
 		r := opts.IO.In
 		if !stdin {
-			fh, err := jobs.Open(name)
+			fh, err := input.Open(name)
 			if err != nil {
 				return nil, 0, 0, err
 			}
@@ -628,26 +630,26 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		}
 		switch {
 		case opts.Format == "jsonl" && !stdin: // a file: checked whole before anything runs
-			tasks, err := jobs.ReadJSONL(name, r, opts.Settings)
+			tasks, err := input.ReadJSONL(name, r, opts.Settings)
 			if err != nil {
 				return nil, 0, 0, err
 			}
-			src = jobs.NewSliceSource(tasks)
+			src = input.NewSliceSource(tasks)
 		case opts.Format == "jsonl": // a stream: a bad line is an invalid task, and the rest runs
-			src = jobs.NewJSONLSource(name, r, opts.Settings)
+			src = input.NewJSONLSource(name, r, opts.Settings)
 		default:
-			src = jobs.NewLineSource(name, r, jobs.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
+			src = input.NewLineSource(name, r, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 		}
 	}
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
 }
 
-func startGuard(runID, cgroupDir string) (*jobs.Guard, error) {
+func startGuard(runID, cgroupDir string) (*process.Guard, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("start guard: %w", err)
 	}
-	return jobs.StartGuard(exe, runID, cgroupDir)
+	return process.StartGuard(exe, runID, cgroupDir)
 }
 
 // newRunID returns a random id for a run: 16 hex digits.
@@ -658,13 +660,13 @@ func newRunID() string {
 }
 
 // readTaskFile reads a task file from name, or from in when name is "" or "-".
-func readTaskFile(name string, in io.Reader) (*jobs.File, error) {
+func readTaskFile(name string, in io.Reader) (*input.File, error) {
 	if name != "" && name != "-" {
-		return jobs.ReadFile(name)
+		return input.ReadFile(name)
 	}
 	data, err := io.ReadAll(in)
 	if err != nil {
 		return nil, &jobs.InputError{File: "stdin", Msg: err.Error()}
 	}
-	return jobs.Parse("stdin", data)
+	return input.Parse("stdin", data)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gorun/gorun/internal/dist"
 	"github.com/gorun/gorun/internal/iostreams"
-	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 func newCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}) *cobra.Command {
@@ -52,7 +52,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 			// A guard kills this worker's tasks if the worker dies; the broker then
 			// delivers them again, to another worker.
 			guardID := newRunID()
-			runner := &jobs.Runner{Grace: grace, BaseEnv: append(os.Environ(), jobs.GuardVar+"="+guardID)}
+			runner := &process.Runner{Grace: grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID)}
 			containment, why := runner.Contain(guardID)
 			g, err := startGuard(guardID, runner.CgroupDir())
 			if err != nil {
