@@ -59,20 +59,12 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
 	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment}
-	containment, containWhy := runner.Contain(run.ID)
-	run.Containment = string(containment)
-	var g *process.Guard
-	if opts.StartGuard != nil {
-		if g, err = opts.StartGuard(run.ID, runner.CgroupDir()); err != nil {
-			_ = runner.Close()
-			return err
-		}
+	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
+	if err != nil {
+		return err
 	}
-	defer func() {
-		_ = runner.Close() // stops reaping before the guard, gorun's child, exits
-		_ = g.Close()
-	}()
-	defer onHurry(opts.Hurry, runner.KillAll)()
+	defer release()
+	run.Containment = string(containment)
 
 	var limiter *rate.Limiter
 	if limit != rate.Inf {
@@ -118,7 +110,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		popts.Stdout, popts.Stderr = bar.Wrap(opts.IO.Out), bar.Wrap(opts.IO.ErrOut)
 		errOut = popts.Stderr
 	}
-	log := opts.logger(errOut)
+	log := newLogger(opts.Verbose, opts.LogFormat, errOut)
 	popts.Log = log
 	if log != nil {
 		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", input.FormatRate(limit), "containment", containment)
@@ -173,8 +165,6 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	return nil
 }
 
-// showProgress decides whether to draw a progress bar: always, never, or (auto) when
-// stderr is a terminal and the run is not quiet.
 func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 	order, chain := jobs.Order(tasks, needs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -204,6 +194,8 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 	return err
 }
 
+// showProgress decides whether to draw a progress bar: always, never, or (auto) when
+// stderr is a terminal and the run is not quiet.
 func (o *ExecOptions) showProgress() bool {
 	switch o.Progress {
 	case "always":
@@ -214,12 +206,13 @@ func (o *ExecOptions) showProgress() bool {
 	return o.IO.IsStderrTTY() && !o.Quiet
 }
 
-// logger returns the -v logger writing to w, or nil without -v.
-func (o *ExecOptions) logger(w io.Writer) *slog.Logger {
-	if !o.Verbose {
+// newLogger returns the -v logger writing to w in format (text or json), or nil
+// without -v.
+func newLogger(verbose bool, format string, w io.Writer) *slog.Logger {
+	if !verbose {
 		return nil
 	}
-	if o.LogFormat == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
@@ -341,6 +334,27 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
 }
 
+// guardRunner holds runner's tasks under id (see process.Runner.Contain), starts a
+// guard for them when startGuard is not nil, and kills them at once when hurry is
+// closed. release undoes it all, in order; it is nil when err is not.
+func guardRunner(runner *process.Runner, id string, startGuard func(id, cgroupDir string) (*process.Guard, error), hurry <-chan struct{}) (mode process.Containment, why error, release func(), err error) {
+	mode, why = runner.Contain(id)
+	var g *process.Guard
+	if startGuard != nil {
+		if g, err = startGuard(id, runner.CgroupDir()); err != nil {
+			_ = runner.Close()
+			return mode, why, nil, err
+		}
+	}
+	stopHurry := onHurry(hurry, runner.KillAll)
+	return mode, why, func() {
+		stopHurry()
+		_ = runner.Close() // stops reaping before the guard, gorun's child, exits
+		_ = g.Close()
+	}, nil
+}
+
+// startGuard starts the guard of a run: gorun's own binary, run as the guard.
 func startGuard(runID, cgroupDir string) (*process.Guard, error) {
 	exe, err := os.Executable()
 	if err != nil {

@@ -50,21 +50,7 @@ func Alive(pid int) bool {
 }
 
 // PIDs returns the pids of every process /proc lists.
-func PIDs() []int {
-	dir, err := os.Open("/proc")
-	if err != nil {
-		return nil
-	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	pids := make([]int, 0, len(names))
-	for _, n := range names {
-		if pid, err := strconv.Atoi(n); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func PIDs() []int { return numbers("/proc") }
 
 // Cmdline returns the arguments of process pid, as /proc/PID/cmdline holds them; nil
 // when the process is gone.
@@ -94,20 +80,23 @@ func PeakRSS(pid int) (hwm int64, ok bool) {
 }
 
 // FDs returns the open file descriptors of this process; nil where there is no /proc.
-func FDs() []int {
-	dir, err := os.Open("/proc/self/fd")
+func FDs() []int { return numbers("/proc/self/fd") }
+
+// numbers returns the entries of dir whose names are numbers, as numbers.
+func numbers(dir string) []int {
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil
 	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	fds := make([]int, 0, len(names))
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	out := make([]int, 0, len(names))
 	for _, n := range names {
-		if fd, err := strconv.Atoi(n); err == nil {
-			fds = append(fds, fd)
+		if i, err := strconv.Atoi(n); err == nil {
+			out = append(out, i)
 		}
 	}
-	return fds
+	return out
 }
 
 // GroupMembers returns the living (not exited) processes of process group pgid.
