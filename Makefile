@@ -21,9 +21,9 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## fuzz: fuzz task-file and JSON Lines loading for FUZZTIME (crashers land in internal/jobs/testdata/fuzz)
+## fuzz: fuzz task-file and JSON Lines loading for FUZZTIME (crashers land in internal/input/testdata/fuzz)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/jobs
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/input
 
 ## lint: formatting and staticcheck
 lint:

@@ -6,64 +6,116 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/input"
 )
 
-// config gives a command's settings from, in order of precedence, its flags, GORUN_*
-// environment variables and a config file. Values are read as strings and checked here,
-// so that an error names where the bad value came from.
-type config struct {
-	v    *viper.Viper
-	cmd  *cobra.Command
-	file string // the config file read, or ""
+// sources records where each flag's value came from: the command line, a GORUN_*
+// variable or the config file, so that an error names it (--rate, GORUN_WORKERS,
+// gorun.yaml: grace).
+type sources struct {
+	cmd  string            // the command path, for usage errors
+	from map[string]string // flag name → where its value came from; absent: the default
 }
 
-// loadConfig binds cmd's flags, the environment and the config file: --config (or
-// GORUN_CONFIG), else ./gorun.yaml, else $XDG_CONFIG_HOME/gorun/config.yaml. A config
+// applyEnvAndConfig sets every flag of fs that the command line did not set from its
+// GORUN_<FLAG> variable, else from the config file's key of the same name: --config
+// (or GORUN_CONFIG), else ./gorun.yaml, else $XDG_CONFIG_HOME/gorun/config.yaml. The
+// values go through the flags' own parsers, so one parser reads every value; a config
 // file key that is not a flag of exec is an error.
-func loadConfig(cmd *cobra.Command) (*config, error) {
-	v := viper.New()
-	v.SetEnvPrefix("GORUN")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
-	v.AutomaticEnv()
-	if err := v.BindPFlags(cmd.Flags()); err != nil {
-		return nil, fmt.Errorf("bind flags: %w", err)
+func applyEnvAndConfig(cmdPath, configFlag string, fs *pflag.FlagSet) (*sources, error) {
+	s := &sources{cmd: cmdPath, from: map[string]string{}}
+	file, err := s.findFile(configFlag)
+	if err != nil {
+		return nil, err
 	}
-	c := &config{v: v, cmd: cmd}
-	file, err := c.findFile()
-	if err != nil || file == "" {
-		return c, err
-	}
-	fileOnly := viper.New()
-	fileOnly.SetConfigFile(file)
-	fileOnly.SetConfigType("yaml")
-	if err := fileOnly.ReadInConfig(); err != nil {
-		return nil, usagef(cmd.CommandPath(), "read config %s: %v", file, firstLine(err.Error()))
-	}
-	known := NewCmdExec(nil, nil, nil).Flags() // the config file holds exec's settings
-	for _, k := range fileOnly.AllKeys() {
-		if known.Lookup(k) == nil || k == "config" {
-			return nil, usagef(cmd.CommandPath(), "%s: unknown key %q", file, k)
+	var conf *viper.Viper
+	if file != "" {
+		if conf, err = s.readFile(file); err != nil {
+			return nil, err
 		}
 	}
-	v.SetConfigFile(file)
-	v.SetConfigType("yaml")
-	if err := v.ReadInConfig(); err != nil {
-		return nil, usagef(cmd.CommandPath(), "read config %s: %v", file, firstLine(err.Error()))
-	}
-	c.file = file
-	return c, nil
+	var setErr error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if setErr != nil {
+			return
+		}
+		if f.Changed {
+			s.from[f.Name] = "--" + f.Name
+			return
+		}
+		value, from := "", ""
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && v != "" {
+			value, from = v, envName(f.Name)
+		} else if conf != nil && conf.IsSet(f.Name) {
+			value, from = conf.GetString(f.Name), file+": "+f.Name
+		} else {
+			return
+		}
+		s.from[f.Name] = from
+		if setErr = setFlag(fs, f, value); setErr != nil {
+			setErr = s.errorf(f.Name, "%v", setErr)
+		}
+	})
+	return s, setErr
 }
 
-func (c *config) findFile() (string, error) {
-	if f := c.v.GetString("config"); f != "" {
+// envName is the variable that sets flag name: GORUN_RETRY_DELAY for retry-delay.
+func envName(name string) string {
+	return "GORUN_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// setFlag sets f to value, a string from the environment or the config file, read as
+// gorun has always read them there: numbers in decimal, durations not negative,
+// booleans as true/false, yes/no, on/off or 1/0, and surrounding blanks ignored.
+func setFlag(fs *pflag.FlagSet, f *pflag.Flag, value string) error {
+	value = strings.TrimSpace(value)
+	switch f.Value.Type() {
+	case "int":
+		var n int
+		if _, err := fmt.Sscan(value, &n); err != nil || fmt.Sprint(n) != strings.TrimPrefix(value, "+") {
+			return fmt.Errorf("invalid number %q", value)
+		}
+		value = fmt.Sprint(n)
+	case "duration":
+		d, err := input.ParseDuration(value)
+		if err != nil {
+			return err
+		}
+		value = d.String()
+	case "bool":
+		switch strings.ToLower(value) {
+		case "1", "t", "true", "yes", "on":
+			value = "true"
+		case "0", "f", "false", "no", "off", "":
+			value = "false"
+		default:
+			return fmt.Errorf("invalid boolean %q: want true or false", value)
+		}
+	}
+	return fs.Set(f.Name, value)
+}
+
+// errorf returns a usage error about flag name that names where its value came from.
+func (s *sources) errorf(name, format string, args ...any) error {
+	from, ok := s.from[name]
+	if !ok {
+		from = name
+	}
+	return usagef(s.cmd, "%s: %s", from, fmt.Sprintf(format, args...))
+}
+
+func (s *sources) findFile(configFlag string) (string, error) {
+	f := configFlag
+	if f == "" {
+		f = os.Getenv("GORUN_CONFIG")
+	}
+	if f != "" {
 		if _, err := os.Stat(f); err != nil {
-			return "", usagef(c.cmd.CommandPath(), "config file %s: %v", f, errors.Unwrap(err))
+			return "", usagef(s.cmd, "config file %s: %v", f, errors.Unwrap(err))
 		}
 		return f, nil
 	}
@@ -79,62 +131,21 @@ func (c *config) findFile() (string, error) {
 	return "", nil
 }
 
-// isSet reports whether key was given by a flag, the environment or the config file.
-func (c *config) isSet(key string) bool { return c.v.IsSet(key) }
-
-// source names where key's value came from, for error messages.
-func (c *config) source(key string) string {
-	if f := c.cmd.Flags().Lookup(key); f != nil && f.Changed {
-		return "--" + key
+// readFile reads the config file, whose keys must all be flags of exec.
+func (s *sources) readFile(file string) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	if err := v.ReadInConfig(); err != nil {
+		return nil, usagef(s.cmd, "read config %s: %v", file, firstLine(err.Error()))
 	}
-	env := "GORUN_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
-	if _, ok := os.LookupEnv(env); ok {
-		return env
+	known := newExecFlags().set // the config file holds exec's settings
+	for _, k := range v.AllKeys() {
+		if known.Lookup(k) == nil {
+			return nil, usagef(s.cmd, "%s: unknown key %q", file, k)
+		}
 	}
-	if c.file != "" {
-		return c.file + ": " + key
-	}
-	return key
-}
-
-func (c *config) errorf(key, format string, args ...any) error {
-	return usagef(c.cmd.CommandPath(), "%s: %s", c.source(key), fmt.Sprintf(format, args...))
-}
-
-// str returns key's value, or def when it is not set.
-func (c *config) str(key, def string) string {
-	if !c.isSet(key) {
-		return def
-	}
-	return strings.TrimSpace(c.v.GetString(key))
-}
-
-// duration returns key's value, or nil when it is not set.
-func (c *config) duration(key string) (*time.Duration, error) {
-	if !c.isSet(key) {
-		return nil, nil
-	}
-	d, err := jobs.ParseDuration(c.v.GetString(key))
-	if err != nil {
-		return nil, c.errorf(key, "%v", err)
-	}
-	return &d, nil
-}
-
-// count returns key's value, at least least, or nil when it is not set.
-func (c *config) count(key string, least int) (*int, error) {
-	if !c.isSet(key) {
-		return nil, nil
-	}
-	s := strings.TrimSpace(c.v.GetString(key))
-	var n int
-	if _, err := fmt.Sscan(s, &n); err != nil || fmt.Sprint(n) != strings.TrimPrefix(s, "+") {
-		return nil, c.errorf(key, "invalid number %q", s)
-	}
-	if n < least {
-		return nil, c.errorf(key, "must be at least %d, got %d", least, n)
-	}
-	return &n, nil
+	return v, nil
 }
 
 func firstLine(s string) string {
@@ -142,18 +153,4 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
-}
-
-// boolean returns key's value, false when it is not set.
-func (c *config) boolean(key string) (bool, error) {
-	if !c.isSet(key) {
-		return false, nil
-	}
-	switch strings.ToLower(strings.TrimSpace(c.v.GetString(key))) {
-	case "1", "t", "true", "yes", "on":
-		return true, nil
-	case "0", "f", "false", "no", "off", "":
-		return false, nil
-	}
-	return false, c.errorf(key, "invalid boolean %q: want true or false", c.v.GetString(key))
 }

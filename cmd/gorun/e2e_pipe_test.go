@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/testutil"
 )
 
@@ -176,8 +177,8 @@ func TestE2EOneGiBOutput(t *testing.T) {
 			}
 			if mode == "jsonl" {
 				var r jobs.Result
-				if err := json.Unmarshal(stdout.head, &r); err != nil || r.StdoutBytes != size || len(r.StdoutTail) != jobs.TailBytes {
-					t.Errorf("result %v: stdout_bytes %d tail %d bytes, want %d and %d", err, r.StdoutBytes, len(r.StdoutTail), size, jobs.TailBytes)
+				if err := json.Unmarshal(stdout.head, &r); err != nil || r.StdoutBytes != size || len(r.StdoutTail) != process.TailBytes {
+					t.Errorf("result %v: stdout_bytes %d tail %d bytes, want %d and %d", err, r.StdoutBytes, len(r.StdoutTail), size, process.TailBytes)
 				}
 			}
 		})

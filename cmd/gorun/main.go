@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/proc"
+	"github.com/gorun/gorun/internal/process"
 )
 
 func main() {
@@ -21,12 +22,8 @@ func main() {
 
 // run sets up signals, runs the root command and maps its error to an exit code.
 func run() int {
-	if len(os.Args) >= 3 && len(os.Args) <= 4 && os.Args[1] == jobs.GuardArg {
-		cgroupDir := ""
-		if len(os.Args) == 4 {
-			cgroupDir = os.Args[3]
-		}
-		return jobs.GuardMain(os.Stdin, os.Args[2], cgroupDir)
+	if code, isGuard := guardMain(os.Args, os.Stdin); isGuard {
+		return code
 	}
 	closeInheritedOnExec()
 	ios := iostreams.System()
@@ -86,7 +83,7 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 // interruptedError is the cause of the run context once a signal arrived.
 type interruptedError struct{ sig syscall.Signal }
 
-func (e *interruptedError) Error() string { return "interrupted by " + jobs.SignalName(e.sig) }
+func (e *interruptedError) Error() string { return "interrupted by " + process.SignalName(e.sig) }
 
 // notifySignals returns a context that ends, with an *interruptedError cause, at the
 // first SIGINT, SIGTERM or SIGHUP (the terminal closed), and a channel closed at the
@@ -137,12 +134,8 @@ func notifySignals(parent context.Context) (ctx context.Context, hurry <-chan st
 // whatever started gorun (a lock, a socket) must not be held by tasks after gorun is
 // gone. The descriptors gorun opens itself are close-on-exec already.
 func closeInheritedOnExec() {
-	entries, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return // not Linux: nothing to read the descriptors from
-	}
-	for _, e := range entries {
-		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+	for _, fd := range proc.FDs() { // none where there is no /proc: not Linux
+		if fd > 2 {
 			syscall.CloseOnExec(fd)
 		}
 	}

@@ -11,7 +11,19 @@ import (
 	"github.com/gorun/gorun/internal/report"
 )
 
-func newCmdReport(ios *iostreams.IOStreams) *cobra.Command {
+// ReportOptions is everything `gorun report` needs: the streams, then the journal and
+// the format of the report.
+type ReportOptions struct {
+	IO *iostreams.IOStreams
+
+	Journal string
+	Format  report.Format
+}
+
+// NewCmdReport returns `gorun report`. runF, when not nil, receives the options
+// instead of running them (for tests).
+func NewCmdReport(ios *iostreams.IOStreams, runF func(*ReportOptions) error) *cobra.Command {
+	opts := &ReportOptions{IO: ios}
 	var format string
 	cmd := &cobra.Command{
 		Use:   "report JOURNAL",
@@ -35,30 +47,40 @@ XML or Markdown, on stdout.`,
 			if err != nil {
 				return usagef(cmd.CommandPath(), "--format: %v", err)
 			}
-			results, err := journal.Latest(args[0])
-			if err != nil {
-				return &jobs.InputError{File: args[0], Msg: err.Error()}
+			opts.Journal, opts.Format = args[0], f
+			if runF != nil {
+				return runF(opts)
 			}
-			sum := report.Summarize(results)
-			run := report.Run{}
-			var end time.Time
-			for _, r := range results {
-				if r.StartedAt.IsZero() {
-					continue
-				}
-				if run.StartedAt.IsZero() || r.StartedAt.Before(run.StartedAt) {
-					run.StartedAt = r.StartedAt
-				}
-				if e := r.StartedAt.Add(time.Duration(r.Duration)); e.After(end) {
-					end = e
-				}
-			}
-			if !run.StartedAt.IsZero() {
-				sum.Wall = end.Sub(run.StartedAt)
-			}
-			return report.Write(ios.Out, f, run, sum, report.SliceResults(results))
+			return runReport(opts)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text, json, junit or markdown")
 	return cmd
+}
+
+// runReport renders the report of the journal: the last result of each task, and the
+// span of every run in it.
+func runReport(opts *ReportOptions) error {
+	results, err := journal.Latest(opts.Journal)
+	if err != nil {
+		return &jobs.InputError{File: opts.Journal, Msg: err.Error()}
+	}
+	sum := report.Summarize(results)
+	run := report.Run{}
+	var end time.Time
+	for _, r := range results {
+		if r.StartedAt.IsZero() {
+			continue
+		}
+		if run.StartedAt.IsZero() || r.StartedAt.Before(run.StartedAt) {
+			run.StartedAt = r.StartedAt
+		}
+		if e := r.StartedAt.Add(time.Duration(r.Duration)); e.After(end) {
+			end = e
+		}
+	}
+	if !run.StartedAt.IsZero() {
+		sum.Wall = end.Sub(run.StartedAt)
+	}
+	return report.Write(opts.IO.Out, opts.Format, run, sum, report.SliceResults(results))
 }

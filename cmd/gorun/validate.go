@@ -4,10 +4,23 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
-func newCmdValidate(ios *iostreams.IOStreams) *cobra.Command {
-	opts := &ExecOptions{IO: ios}
+// ValidateOptions is everything `gorun validate` needs: the streams, then the task
+// file and the settings a run would give its tasks.
+type ValidateOptions struct {
+	IO *iostreams.IOStreams
+
+	File     string
+	Format   string        // yaml, json, jsonl or lines
+	Settings jobs.Settings // per-task settings given outside the task file
+}
+
+// NewCmdValidate returns `gorun validate`. runF, when not nil, receives the options
+// instead of running them (for tests).
+func NewCmdValidate(ios *iostreams.IOStreams, runF func(*ValidateOptions) error) *cobra.Command {
+	flags := newExecFlags()
 	cmd := &cobra.Command{
 		Use:   "validate FILE",
 		Short: "Check a task file and print what would run, running nothing",
@@ -26,18 +39,28 @@ line naming the file, line, column and key, and exit code 2.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.File = args[0]
-			if err := opts.fill(cmd, nil); err != nil {
+			// Settled as exec settles them, so that what validate accepts, exec runs.
+			exec := &ExecOptions{IO: ios, File: args[0]}
+			if err := flags.resolve(cmd, exec, nil); err != nil {
 				return err
 			}
-			src, _, _, err := openInput(opts)
-			if err != nil {
-				return err
+			opts := &ValidateOptions{IO: ios, File: exec.File, Format: exec.Format, Settings: exec.Settings}
+			if runF != nil {
+				return runF(opts)
 			}
-			defer src.Close()
-			return listTasks(ios.Out, src)
+			return runValidate(opts)
 		},
 	}
-	addTaskFlags(cmd)
+	cmd.Flags().AddFlagSet(flags.task)
 	return cmd
+}
+
+// runValidate prints the tasks of the file as a run would get them.
+func runValidate(opts *ValidateOptions) error {
+	src, _, _, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return listTasks(opts.IO.Out, src)
 }

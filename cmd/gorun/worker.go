@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
@@ -8,17 +9,28 @@ import (
 
 	"github.com/gorun/gorun/internal/dist"
 	"github.com/gorun/gorun/internal/iostreams"
-	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
-func newCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}) *cobra.Command {
-	var (
-		url     string
-		slots   int
-		grace   time.Duration
-		ackWait time.Duration
-		verbose bool
-	)
+// WorkerOptions is everything `gorun worker` needs: injected dependencies first, then
+// the values of its flags.
+type WorkerOptions struct {
+	IO         *iostreams.IOStreams
+	Connect    func(ctx context.Context, url string, ackWait time.Duration) (*dist.Conn, error)
+	StartGuard func(id, cgroupDir string) (*process.Guard, error) // nil: no guard
+	Hurry      <-chan struct{}                                    // closed at a second interrupt
+
+	Broker  string
+	Slots   int
+	Grace   time.Duration
+	AckWait time.Duration
+	Verbose bool
+}
+
+// NewCmdWorker returns `gorun worker`. runF, when not nil, receives the options
+// instead of running them (for tests).
+func NewCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*WorkerOptions) error) *cobra.Command {
+	opts := &WorkerOptions{IO: ios, Connect: dist.Connect, StartGuard: startGuard, Hurry: hurry}
 	cmd := &cobra.Command{
 		Use:   "worker --broker URL [-j N]",
 		Short: "Run tasks from a NATS JetStream broker",
@@ -38,58 +50,78 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
   ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 -j 4 --grace 1m`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if url == "" {
+			if opts.Broker == "" {
 				return usagef(cmd.CommandPath(), "--broker is required")
 			}
-			if slots < 1 {
-				return usagef(cmd.CommandPath(), "--workers must be at least 1, got %d", slots)
+			if opts.Slots < 1 {
+				return usagef(cmd.CommandPath(), "--workers must be at least 1, got %d", opts.Slots)
 			}
-			conn, err := dist.Connect(cmd.Context(), url, ackWait)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			defer conn.Close()
-			// A guard kills this worker's tasks if the worker dies; the broker then
-			// delivers them again, to another worker.
-			guardID := newRunID()
-			runner := &jobs.Runner{Grace: grace, BaseEnv: append(os.Environ(), jobs.GuardVar+"="+guardID)}
-			containment, why := runner.Contain(guardID)
-			g, err := startGuard(guardID, runner.CgroupDir())
-			if err != nil {
-				_ = runner.Close()
-				return err
-			}
-			defer func() {
-				_ = runner.Close() // stops reaping before the guard, this worker's child, exits
-				_ = g.Close()
-			}()
-			defer onHurry(hurry, runner.KillAll)()
-			w := &dist.Worker{Conn: conn, Runner: runner, Slots: slots, Grace: grace}
-			if verbose {
-				w.Log = (&ExecOptions{Verbose: true, LogFormat: "text"}).logger(ios.ErrOut)
-				w.Log.Info("worker containment", "containment", containment)
-				if why != nil {
-					w.Log.Info("containment limited", "containment", containment, "reason", why.Error())
-				}
-			}
-			err = w.Run(cmd.Context())
-			if cmd.Context().Err() != nil {
-				return nil // drained on a signal: a clean end
-			}
-			return err
+			return runWorker(cmd.Context(), opts)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
-	f.IntVarP(&slots, "workers", "j", 1, "tasks running at once on this worker")
-	f.DurationVar(&grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
-	f.DurationVar(&ackWait, "ack-wait", dist.DefaultAckWait, "how long a task may go without a heartbeat before the broker delivers it again")
-	f.BoolVarP(&verbose, "verbose", "v", false, "log task events on stderr")
+	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
+	f.IntVarP(&opts.Slots, "workers", "j", 1, "tasks running at once on this worker")
+	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
+	f.DurationVar(&opts.AckWait, "ack-wait", dist.DefaultAckWait, "how long a task may go without a heartbeat before the broker delivers it again")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log task events on stderr")
 	return cmd
 }
 
-func newCmdBroker(ios *iostreams.IOStreams) *cobra.Command {
-	var store, listen string
+// runWorker serves tasks until ctx ends: a drain on a signal is a clean end.
+func runWorker(ctx context.Context, opts *WorkerOptions) error {
+	conn, err := opts.Connect(ctx, opts.Broker, opts.AckWait)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// A guard kills this worker's tasks if the worker dies; the broker then
+	// delivers them again, to another worker.
+	guardID := newRunID()
+	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID)}
+	containment, why, release, err := guardRunner(runner, guardID, opts.StartGuard, opts.Hurry)
+	if err != nil {
+		return err
+	}
+	defer release()
+	w := &dist.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace}
+	if w.Log = newLogger(opts.Verbose, "text", opts.IO.ErrOut); w.Log != nil {
+		w.Log.Info("worker containment", "containment", containment)
+		if why != nil {
+			w.Log.Info("containment limited", "containment", containment, "reason", why.Error())
+		}
+	}
+	err = w.Run(ctx)
+	if ctx.Err() != nil {
+		return nil // drained on a signal: a clean end
+	}
+	return err
+}
+
+// BrokerOptions is everything `gorun broker` needs: injected dependencies first, then
+// the values of its flags.
+type BrokerOptions struct {
+	IO    *iostreams.IOStreams
+	Serve func(store, listen string) (Server, error)
+
+	Store  string
+	Listen string
+}
+
+// Server is a running broker, as dist.Serve starts it.
+type Server interface {
+	ClientURL() string
+	Shutdown()
+	WaitForShutdown()
+}
+
+// NewCmdBroker returns `gorun broker`. runF, when not nil, receives the options
+// instead of running them (for tests).
+func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *cobra.Command {
+	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string) (Server, error) { return dist.Serve(store, listen) }}
 	cmd := &cobra.Command{
 		Use:   "broker --store DIR [--listen 127.0.0.1:4222]",
 		Short: "Run an embedded NATS JetStream broker for small fleets and tests",
@@ -105,24 +137,32 @@ with authentication, TLS and replicated streams.`,
   gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if store == "" {
+			if opts.Store == "" {
 				return usagef(cmd.CommandPath(), "--store is required")
 			}
-			s, err := dist.Serve(store, listen)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			if _, err := ios.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
-				s.Shutdown()
-				return err
-			}
-			<-cmd.Context().Done()
-			s.Shutdown()
-			s.WaitForShutdown()
-			return nil
+			return runBroker(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&store, "store", "", "directory of the JetStream store")
-	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4222", "address to listen on (port 0: any free port)")
+	cmd.Flags().StringVar(&opts.Store, "store", "", "directory of the JetStream store")
+	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on (port 0: any free port)")
 	return cmd
+}
+
+// runBroker serves until ctx ends, once it has printed its URL.
+func runBroker(ctx context.Context, opts *BrokerOptions) error {
+	s, err := opts.Serve(opts.Store, opts.Listen)
+	if err != nil {
+		return err
+	}
+	if _, err := opts.IO.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
+		s.Shutdown()
+		return err
+	}
+	<-ctx.Done()
+	s.Shutdown()
+	s.WaitForShutdown()
+	return nil
 }

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/process"
 )
 
 func TestCheckVersion(t *testing.T) {
@@ -40,7 +42,7 @@ func serveInProcess(t *testing.T) *Conn {
 // startWorker runs a worker of slots on conn until stop is called; stop waits for it.
 func startWorker(conn *Conn, slots int) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Worker{Conn: conn, Runner: &jobs.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: slots, Grace: time.Second}
+	w := &Worker{Conn: conn, Runner: &process.Runner{Grace: time.Second, BaseEnv: os.Environ()}, Slots: slots, Grace: time.Second}
 	worked := make(chan error)
 	go func() { worked <- w.Run(ctx) }()
 	return func() { cancel(); <-worked }
@@ -62,7 +64,7 @@ func TestSubmitterAndWorkerInProcess(t *testing.T) {
 	sub := &Submitter{Conn: conn, RunID: "inproc", Grace: time.Second}
 	got := map[int]jobs.Result{}
 	opts := pipeline.Options{Output: pipeline.Grouped, Stdout: &out, Stderr: io.Discard}
-	if err := sub.Run(ctx, jobs.NewSliceSource(tasks), opts, func(r jobs.Result) { got[r.Index] = r }); err != nil {
+	if err := sub.Run(ctx, input.NewSliceSource(tasks), opts, func(r jobs.Result) { got[r.Index] = r }); err != nil {
 		t.Fatal(err)
 	}
 	stop()
@@ -84,7 +86,7 @@ func TestGraphRunInProcess(t *testing.T) {
 	defer startWorker(conn, 4)()
 
 	dir := t.TempDir()
-	f, err := jobs.Parse("g.yaml", []byte(`version: 1
+	f, err := input.Parse("g.yaml", []byte(`version: 1
 tasks:
   - {id: fetch, run: "sleep 0.2; date +%s%N > `+dir+`/fetch"}
   - {id: use, run: "test -f `+dir+`/fetch", needs: [fetch]}
@@ -96,7 +98,7 @@ tasks:
 	}
 	sub := &Submitter{Conn: conn, RunID: "graph", Grace: time.Second}
 	got := map[string]jobs.Result{}
-	src := jobs.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs)
+	src := input.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs)
 	opts := pipeline.Options{Output: pipeline.None, Stdout: io.Discard, Stderr: io.Discard}
 	if err := sub.Run(ctx, src, opts, func(r jobs.Result) { got[r.ID] = r }); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // OutputCap bounds the output of one task that travels back in its result; the
@@ -32,7 +33,7 @@ func toMsg(run string, t *jobs.Task) taskMsg {
 // task rebuilds the task a worker runs: its argv as given, and GORUN_RUN_ID the
 // submitter's run.
 func (m *taskMsg) task() jobs.Task {
-	env := append(m.Env[:len(m.Env):len(m.Env)], jobs.RunIDVar+"="+m.Run)
+	env := append(m.Env[:len(m.Env):len(m.Env)], process.RunIDVar+"="+m.Run)
 	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env,
 		Timeout: m.Timeout, Retries: m.Retries, RetryDelay: m.RetryDelay}
 }

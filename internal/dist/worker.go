@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // Worker serves tasks from the broker with a fixed number of slots. Each free slot
@@ -26,7 +27,7 @@ import (
 // publishes its result and only then acks it.
 type Worker struct {
 	Conn   *Conn
-	Runner *jobs.Runner
+	Runner *process.Runner
 	Slots  int
 	Grace  time.Duration // on drain: how long running tasks may go on before they are stopped
 	Log    *slog.Logger  // may be nil
@@ -139,12 +140,12 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, msg jetstre
 	var (
 		a              jobs.Attempt
 		st             jobs.Status
-		stdout, stderr *jobs.Capture
+		stdout, stderr *process.Capture
 		attempts       int
 	)
 	for attempt := 1; ; attempt++ {
 		attempts = attempt
-		stdout, stderr = jobs.NewCapture(true), jobs.NewCapture(true)
+		stdout, stderr = process.NewCapture(true), process.NewCapture(true)
 		actx := ctx
 		var stop context.CancelFunc = func() {}
 		if task.Timeout > 0 {
@@ -179,7 +180,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, msg jetstre
 		r.ExitCode = &code
 	}
 	if a.Signal != 0 {
-		r.Signal = jobs.SignalName(a.Signal)
+		r.Signal = process.SignalName(a.Signal)
 	}
 	if a.Err != nil {
 		r.Error = a.Err.Error()
@@ -190,7 +191,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, msg jetstre
 }
 
 // head returns up to OutputCap of a capture's output.
-func head(c *jobs.Capture) string {
+func head(c *process.Capture) string {
 	var b limited
 	_, _ = c.WriteTo(&b)
 	return string(b.buf)

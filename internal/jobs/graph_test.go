@@ -1,13 +1,16 @@
-package jobs
+package jobs_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/gorun/gorun/internal/input"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
-func parseNeeds(t *testing.T, src string) (*File, error) {
+func parseNeeds(t *testing.T, src string) (*input.File, error) {
 	t.Helper()
-	return Parse("f.yaml", []byte(src))
+	return input.Parse("f.yaml", []byte(src))
 }
 
 func TestNeedsErrors(t *testing.T) {
@@ -28,7 +31,7 @@ func TestNeedsErrors(t *testing.T) {
 	}
 }
 
-func diamond(t *testing.T) (*File, []Task) {
+func diamond(t *testing.T) (*input.File, []jobs.Task) {
 	f, err := parseNeeds(t, `version: 1
 tasks:
   - {id: fetch, run: x}
@@ -40,38 +43,38 @@ tasks:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f, f.Tasks(Settings{})
+	return f, f.Tasks(jobs.Settings{})
 }
 
 func TestGraphDiamond(t *testing.T) {
 	f, tasks := diamond(t)
-	g := NewGraph(tasks, f.Needs)
+	g := jobs.NewGraph(tasks, f.Needs)
 	if got := g.Roots(); len(got) != 2 || got[0] != 0 || got[1] != 4 {
 		t.Fatalf("roots %v, want fetch and alone", got)
 	}
-	ready, _ := g.Finish(0, Succeeded)
+	ready, _ := g.Finish(0, jobs.Succeeded)
 	if len(ready) != 2 {
 		t.Fatalf("after fetch: ready %v, want left and right", ready)
 	}
-	if ready, _ := g.Finish(1, Succeeded); len(ready) != 0 {
+	if ready, _ := g.Finish(1, jobs.Succeeded); len(ready) != 0 {
 		t.Errorf("publish ready after left alone: %v", ready)
 	}
-	if ready, _ := g.Finish(2, Succeeded); len(ready) != 1 || ready[0] != 3 {
+	if ready, _ := g.Finish(2, jobs.Succeeded); len(ready) != 1 || ready[0] != 3 {
 		t.Errorf("after right: ready %v, want publish", ready)
 	}
 }
 
 func TestGraphFailureSkipsExactlyItsDependants(t *testing.T) {
 	f, tasks := diamond(t)
-	g := NewGraph(tasks, f.Needs)
-	g.Finish(0, Succeeded)
-	g.Finish(1, Succeeded)
-	_, skipped := g.Finish(2, Failed)
+	g := jobs.NewGraph(tasks, f.Needs)
+	g.Finish(0, jobs.Succeeded)
+	g.Finish(1, jobs.Succeeded)
+	_, skipped := g.Finish(2, jobs.Failed)
 	if len(skipped) != 1 || skipped[0].Pos != 3 || skipped[0].Reason != `needs "right", which failed` {
 		t.Errorf("got %+v, want publish skipped for right", skipped)
 	}
-	g2 := NewGraph(tasks, f.Needs)
-	_, skipped = g2.Finish(0, TimedOut)
+	g2 := jobs.NewGraph(tasks, f.Needs)
+	_, skipped = g2.Finish(0, jobs.TimedOut)
 	var names []string
 	for _, s := range skipped {
 		names = append(names, tasks[s.Pos].ID+": "+s.Reason)
@@ -84,7 +87,7 @@ func TestGraphFailureSkipsExactlyItsDependants(t *testing.T) {
 
 func TestOrderAndLongestChain(t *testing.T) {
 	f, tasks := diamond(t)
-	order, chain := Order(tasks, f.Needs)
+	order, chain := jobs.Order(tasks, f.Needs)
 	pos := map[int]int{}
 	for k, i := range order {
 		pos[i] = k
@@ -96,7 +99,7 @@ func TestOrderAndLongestChain(t *testing.T) {
 			}
 		}
 	}
-	if got := ChainString(tasks, chain); got != "fetch → left → publish" {
+	if got := jobs.ChainString(tasks, chain); got != "fetch → left → publish" {
 		t.Errorf("longest chain %q, want fetch → left → publish", got)
 	}
 }

@@ -1,9 +1,15 @@
-// Package jobs defines what a task is, how task files and input streams are read and
-// checked, what a task's result looks like, and how one task runs as a process.
+// Package jobs is gorun's model: what a task is (Task, the settings it resolves from,
+// its command Template), how an attempt and a task end (Attempt, Status, Result,
+// ErrTimeout), the graph of needs between tasks (Graph, Order), the Source that yields
+// tasks, and InputError, the bad input that runs nothing. It reads no file and starts
+// no process: package input makes tasks, package process runs them.
 package jobs
 
 import (
+	"maps"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -23,7 +29,7 @@ type Task struct {
 	Key        string        // identity in a journal; set by the pipeline when journaling
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
-	Template   *Template     // when set, the command is Template applied to Item
+	Template   Template      // when set, the command is Template applied to Item
 	Item       string        // the input item of a template task; the bad line of an invalid one
 	Invalid    *InputError   // when set, the input of this task was bad (where, and why): it never runs
 	Shell      string        // the shell that runs Run
@@ -73,26 +79,39 @@ func (t *Task) Command() string {
 	case t.Argv == nil:
 		return t.Run
 	}
-	return joinArgv(t.Argv)
+	return JoinArgv(t.Argv)
 }
 
-// joinArgv writes an argv as a shell would read it back.
-func joinArgv(argv []string) string {
+// JoinArgv writes an argv as a shell would read it back, each word quoted as QuoteWord
+// quotes it.
+func JoinArgv(argv []string) string {
 	var b strings.Builder
 	for i, a := range argv {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(quoteWord(a))
+		b.WriteString(QuoteWord(a))
 	}
 	return b.String()
 }
 
-func quoteWord(s string) string {
+// QuoteWord returns s as one shell word: as it is when it holds nothing a shell reads
+// specially, else single-quoted.
+func QuoteWord(s string) string {
 	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`|&;<>()*?[]#~") {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Template makes the command of a task from its input item: a command template given
+// on the command line, applied to each line of input. Its methods are safe for
+// concurrent use.
+type Template interface {
+	// Args returns the argv for item, the task's 1-based number seq, in worker slot.
+	Args(item string, seq, slot int) []string
+	// Command returns the command for item as a person reads it.
+	Command(item string, seq int) string
 }
 
 // Settings are the per-task settings given outside the task file: on the command line,
@@ -150,7 +169,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 
 // DefaultID is the id of the task at 1-based index when the input names none.
 func DefaultID(index int) string {
-	return "task-" + itoa(index)
+	return "task-" + strconv.Itoa(index)
 }
 
 func pick[T any](task, settings, defaults *T, builtin T) T {
@@ -162,17 +181,17 @@ func pick[T any](task, settings, defaults *T, builtin T) T {
 	return builtin
 }
 
-func mergeEnv(maps ...map[string]string) []string {
+func mergeEnv(envs ...map[string]string) []string {
 	n := 0
-	for _, m := range maps {
+	for _, m := range envs {
 		n += len(m)
 	}
 	if n == 0 {
 		return nil
 	}
 	env := make([]string, 0, n)
-	for _, m := range maps {
-		for _, k := range sortedKeys(m) {
+	for _, m := range envs {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			env = append(env, k+"="+m[k])
 		}
 	}

@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 )
 
 func graphRun(t *testing.T, yaml string, opts Options) (map[string]jobs.Result, *scripted) {
 	t.Helper()
-	f, err := jobs.Parse("g.yaml", []byte(yaml))
+	f, err := input.Parse("g.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +23,7 @@ func graphRun(t *testing.T, yaml string, opts Options) (map[string]jobs.Result, 
 	}
 	opts.Output, opts.Stdout, opts.Stderr = None, io.Discard, io.Discard
 	got := map[string]jobs.Result{}
-	src := jobs.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs)
+	src := input.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs)
 	if err := Run(context.Background(), src, opts, func(r jobs.Result) {
 		if _, dup := got[r.ID]; dup {
 			t.Errorf("%s reported twice", r.ID)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // Output says what becomes of the tasks' own output.
@@ -183,9 +184,9 @@ func (p *printer) streams() bool { return !p.keepOrder && (p.mode == Line || p.m
 
 // captures returns the writers one task's stdout and stderr go to, and a function to
 // call once the task's process is done.
-func (p *printer) captures(t *jobs.Task) (stdout, stderr *jobs.Capture, done func()) {
+func (p *printer) captures(t *jobs.Task) (stdout, stderr *process.Capture, done func()) {
 	if !p.streams() {
-		return jobs.NewCapture(p.spools()), jobs.NewCapture(p.spools()), func() {}
+		return process.NewCapture(p.spools()), process.NewCapture(p.spools()), func() {}
 	}
 	var prefix []byte
 	if p.mode == Tag {
@@ -193,7 +194,7 @@ func (p *printer) captures(t *jobs.Task) (stdout, stderr *jobs.Capture, done fun
 	}
 	ow := &lineWriter{dst: p.stdout, prefix: prefix}
 	ew := &lineWriter{dst: p.stderr, prefix: prefix}
-	return jobs.NewForwardingCapture(ow), jobs.NewForwardingCapture(ew), func() { ow.Flush(); ew.Flush() }
+	return process.NewForwardingCapture(ow), process.NewForwardingCapture(ew), func() { ow.Flush(); ew.Flush() }
 }
 
 // add takes a finished (or never started) task. o may be nil.

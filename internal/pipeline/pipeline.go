@@ -17,13 +17,14 @@ import (
 
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pool"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // Options configure a run.
 type Options struct {
 	Workers   int           // tasks running at once, at least 1
 	Limiter   *rate.Limiter // paces task starts; nil: unlimited
-	Runner    Runner        // runs each attempt; a *jobs.Runner in production
+	Runner    Runner        // runs each attempt; a *process.Runner in production
 	Output    Output
 	KeepOrder bool      // print outputs and results in input order
 	Stdout    io.Writer // where task stdout (or JSON results) go
@@ -51,9 +52,9 @@ type Options struct {
 // MaxRetryDelay caps the backoff between attempts.
 const MaxRetryDelay = time.Minute
 
-// Runner runs one attempt of a task; *jobs.Runner runs it as a process.
+// Runner runs one attempt of a task; *process.Runner runs it as a process.
 type Runner interface {
-	Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt
+	Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt
 }
 
 // ErrBrokenPipe ends a run whose standard output was closed by its reader, as
@@ -350,7 +351,7 @@ func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Resu
 type outcome struct {
 	attempt        jobs.Attempt
 	status         jobs.Status
-	stdout, stderr *jobs.Capture
+	stdout, stderr *process.Capture
 	outTail        string
 	outLen         int64
 	errTail        string
@@ -413,7 +414,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		r.ExitCode = &code
 	}
 	if a.Signal != 0 {
-		r.Signal = jobs.SignalName(a.Signal)
+		r.Signal = process.SignalName(a.Signal)
 	}
 	r.Leftovers = a.Leftovers
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen

@@ -12,7 +12,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,12 +29,12 @@ func shellTasks(cmds ...string) []jobs.Task {
 }
 
 func options(workers int, out, errOut io.Writer) Options {
-	return Options{Workers: workers, Runner: &jobs.Runner{Grace: time.Second}, Output: Grouped, Stdout: out, Stderr: errOut}
+	return Options{Workers: workers, Runner: &process.Runner{Grace: time.Second}, Output: Grouped, Stdout: out, Stderr: errOut}
 }
 
 func TestFirstTaskRunsBeforeInputEnds(t *testing.T) {
 	pr, pw := io.Pipe()
-	src := jobs.NewLineSource("stdin", pr, jobs.LineOptions{})
+	src := input.NewLineSource("stdin", pr, input.LineOptions{})
 	results := make(chan jobs.Result, 10)
 	finished := make(chan error)
 	go func() {
@@ -61,7 +63,7 @@ func TestFirstTaskRunsBeforeInputEnds(t *testing.T) {
 
 func TestInterruptCancelsRunningAndSkipsTheRest(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	src := jobs.NewSliceSource(shellTasks("sleep 30", "sleep 30", "sleep 30", "sleep 30", "sleep 30"))
+	src := input.NewSliceSource(shellTasks("sleep 30", "sleep 30", "sleep 30", "sleep 30", "sleep 30"))
 	time.AfterFunc(300*time.Millisecond, func() { cancel(errors.New("interrupted by SIGINT")) })
 	counts := map[jobs.Status]int{}
 	var reasons []string
@@ -92,7 +94,7 @@ func TestInterruptStopsReadingStdin(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	src := jobs.NewLineSource("stdin", pr, jobs.LineOptions{})
+	src := input.NewLineSource("stdin", pr, input.LineOptions{})
 	go func() {
 		_, _ = io.WriteString(pw, "sleep 30\n")
 		time.Sleep(200 * time.Millisecond)
@@ -122,7 +124,7 @@ func TestGroupedOutputNeverInterleaves(t *testing.T) {
 		cmds = append(cmds, fmt.Sprintf(`for n in 1 2 3; do echo "t%d line $n"; echo "t%d err $n" >&2; sleep 0.02; done`, i, i))
 	}
 	var out, errOut bytes.Buffer
-	err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), options(8, &out, &errOut), func(jobs.Result) {})
+	err := Run(context.Background(), input.NewSliceSource(shellTasks(cmds...)), options(8, &out, &errOut), func(jobs.Result) {})
 	if err != nil {
 		t.Fatal(err)
 	}

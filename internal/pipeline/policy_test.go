@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // scripted runs tasks whose command says what to do: "ok", "fail", "fail-until-N"
@@ -19,7 +21,7 @@ type scripted struct {
 	starts map[int][]time.Time
 }
 
-func (s *scripted) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+func (s *scripted) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 	s.mu.Lock()
 	if s.starts == nil {
 		s.starts = map[int][]time.Time{}
@@ -68,7 +70,7 @@ func runScripted(t *testing.T, opts Options, cmds ...string) (map[int]jobs.Resul
 	}
 	opts.Output, opts.Stdout, opts.Stderr = None, io.Discard, io.Discard
 	results := map[int]jobs.Result{}
-	err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) {
+	err := Run(context.Background(), input.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) {
 		if _, dup := results[r.Index]; dup {
 			t.Errorf("task %d reported twice", r.Index)
 		}
@@ -92,7 +94,7 @@ func TestRetriesSucceedOnTheThirdAttempt(t *testing.T) {
 	sc := &scripted{}
 	opts := Options{Workers: 1, Runner: sc, Output: None, Stdout: io.Discard, Stderr: io.Discard, Jitter: func() float64 { return 1 }}
 	var got []jobs.Result
-	src := jobs.NewSliceSource(withRetries(5, 100*time.Millisecond, "fail-until-3", "fail"))
+	src := input.NewSliceSource(withRetries(5, 100*time.Millisecond, "fail-until-3", "fail"))
 	if err := Run(context.Background(), src, opts, func(r jobs.Result) { got = append(got, r) }); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 	time.AfterFunc(100*time.Millisecond, cancel)
 	opts := Options{Workers: 1, Runner: &scripted{}, Output: None, Stdout: io.Discard, Stderr: io.Discard}
 	var got []jobs.Result
-	if err := Run(ctx, jobs.NewSliceSource(withRetries(3, time.Millisecond, "sleep")), opts, func(r jobs.Result) { got = append(got, r) }); err != nil {
+	if err := Run(ctx, input.NewSliceSource(withRetries(3, time.Millisecond, "sleep")), opts, func(r jobs.Result) { got = append(got, r) }); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].Status != jobs.Cancelled || got[0].Attempts != 1 {

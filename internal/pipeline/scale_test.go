@@ -16,14 +16,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
 )
 
 // fakeRunner "runs" a task by writing its command to stdout, after a short random
 // sleep when jitter is set.
 type fakeRunner struct{ jitter time.Duration }
 
-func (f fakeRunner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+func (f fakeRunner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 	start := time.Now()
 	if f.jitter > 0 {
 		time.Sleep(time.Duration(rand.Int64N(int64(f.jitter))))
@@ -90,7 +92,7 @@ func TestMemoryDoesNotGrowWithInput(t *testing.T) {
 	run := func(n int) (uint64, int) {
 		count := 0
 		peak := peakHeap(func() {
-			src := jobs.NewLineSource("stdin", io.NopCloser(&lines{n: n}), jobs.LineOptions{})
+			src := input.NewLineSource("stdin", io.NopCloser(&lines{n: n}), input.LineOptions{})
 			opts := Options{Workers: 8, Runner: fakeRunner{}, Output: Grouped, Stdout: io.Discard, Stderr: io.Discard}
 			if err := Run(context.Background(), src, opts, func(jobs.Result) { count++ }); err != nil {
 				t.Fatal(err)
@@ -120,7 +122,7 @@ func TestKeepOrderUnderRandomDurations(t *testing.T) {
 			var out, errOut bytes.Buffer
 			var order []int
 			opts := Options{Workers: 8, Runner: fakeRunner{jitter: 5 * time.Millisecond}, Output: mode, KeepOrder: true, Stdout: &out, Stderr: &errOut}
-			err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) { order = append(order, r.Index) })
+			err := Run(context.Background(), input.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) { order = append(order, r.Index) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,7 +160,7 @@ func TestKeepOrderSpillsBeyondItsBound(t *testing.T) {
 	// 64 MiB in all, four times what keep-order holds in memory.
 	big := strings.Repeat("x", 64<<10-1) + "\n"
 	slow := make(chan struct{})
-	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 		if t.Index == 1 {
 			<-slow
 		} else if t.Index == 1001 {
@@ -174,7 +176,7 @@ func TestKeepOrderSpillsBeyondItsBound(t *testing.T) {
 	var out bytes.Buffer
 	peak := peakHeap(func() {
 		opts := Options{Workers: 4, Runner: runner, Output: Grouped, KeepOrder: true, Stdout: &limitedBuffer{&out}, Stderr: io.Discard}
-		if err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), opts, func(jobs.Result) {}); err != nil {
+		if err := Run(context.Background(), input.NewSliceSource(shellTasks(cmds...)), opts, func(jobs.Result) {}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -207,9 +209,9 @@ func (l *limitedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type runnerFunc func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt
+type runnerFunc func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt
 
-func (f runnerFunc) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+func (f runnerFunc) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 	return f(ctx, t, slot, attempt, stdout, stderr)
 }
 
@@ -253,7 +255,7 @@ func TestAbortStopsStarts(t *testing.T) {
 	// end, nothing more starts, and the rest are skipped with the recorder's error.
 	errFull := errors.New("journal j: no space left on device")
 	emitted := make(chan int, 100)
-	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 		if t.Index > 1 {
 			<-emitted // task n starts its work once result n-1 is emitted
 		}
@@ -272,7 +274,7 @@ func TestAbortStopsStarts(t *testing.T) {
 			return nil
 		}}
 	results := map[int]jobs.Result{}
-	err := Run(context.Background(), jobs.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) {
+	err := Run(context.Background(), input.NewSliceSource(shellTasks(cmds...)), opts, func(r jobs.Result) {
 		results[r.Index] = r
 		n++
 		emitted <- r.Index

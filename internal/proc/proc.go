@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Stat is what /proc/PID/stat says of a process that gorun needs.
@@ -49,20 +50,53 @@ func Alive(pid int) bool {
 }
 
 // PIDs returns the pids of every process /proc lists.
-func PIDs() []int {
-	dir, err := os.Open("/proc")
+func PIDs() []int { return numbers("/proc") }
+
+// Cmdline returns the arguments of process pid, as /proc/PID/cmdline holds them; nil
+// when the process is gone.
+func Cmdline(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// PeakRSS returns the peak resident set size of process pid in bytes (VmHWM in
+// /proc/PID/status): its own memory since it exec'd. ok is false when the process is
+// gone.
+func PeakRSS(pid int) (hwm int64, ok bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, found := strings.CutPrefix(line, "VmHWM:"); found {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, true
+		}
+	}
+	return 0, false
+}
+
+// FDs returns the open file descriptors of this process; nil where there is no /proc.
+func FDs() []int { return numbers("/proc/self/fd") }
+
+// numbers returns the entries of dir whose names are numbers, as numbers.
+func numbers(dir string) []int {
+	d, err := os.Open(dir)
 	if err != nil {
 		return nil
 	}
-	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	pids := make([]int, 0, len(names))
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	out := make([]int, 0, len(names))
 	for _, n := range names {
-		if pid, err := strconv.Atoi(n); err == nil {
-			pids = append(pids, pid)
+		if i, err := strconv.Atoi(n); err == nil {
+			out = append(out, i)
 		}
 	}
-	return pids
+	return out
 }
 
 // GroupMembers returns the living (not exited) processes of process group pgid.

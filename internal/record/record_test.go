@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
 	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/report"
 )
 
@@ -39,9 +41,9 @@ func (f *fullDisk) Write(p []byte) (int, error) {
 	return f.File.Write(p)
 }
 
-type runnerFunc func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt
+type runnerFunc func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt
 
-func (f runnerFunc) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+func (f runnerFunc) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 	return f(ctx, t, slot, attempt, stdout, stderr)
 }
 
@@ -60,7 +62,7 @@ func TestFullJournalStopsStartsAndKeepsReports(t *testing.T) {
 		},
 	}
 	emitted := make(chan struct{}, total)
-	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *jobs.Capture) jobs.Attempt {
+	runner := runnerFunc(func(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
 		if t.Index > 1 {
 			<-emitted // one task at a time, each after the previous result was recorded
 		}
@@ -79,7 +81,7 @@ func TestFullJournalStopsStartsAndKeepsReports(t *testing.T) {
 	}
 	defer rec.Close()
 	sum := report.Summary{}
-	if err := pipeline.Run(context.Background(), jobs.NewSliceSource(tasks), popts, func(r jobs.Result) {
+	if err := pipeline.Run(context.Background(), input.NewSliceSource(tasks), popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.Add(r)
 		emitted <- struct{}{}

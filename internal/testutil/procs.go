@@ -1,8 +1,9 @@
-// Package testutil helps tests find the processes they started.
+// Package testutil helps tests: it finds the processes a test started (through
+// internal/proc, gorun's one reader of /proc), samples their memory, and keeps golden
+// files.
 package testutil
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorun/gorun/internal/proc"
 )
 
 // MarkVar is the environment variable a test sets on the processes it starts, so that
@@ -29,30 +32,22 @@ func NewMark(t testing.TB) string {
 // MarkVar=mark. It reads /proc, so it works on Linux only; elsewhere it skips the test.
 func Survivors(t testing.TB, mark string) []int {
 	t.Helper()
-	dir, err := os.ReadDir("/proc")
-	if err != nil {
+	return living(t, func(pid int) bool { return proc.EnvHas(pid, MarkVar+"="+mark) })
+}
+
+// living returns the pids of the living processes other than this one for which match
+// is true. It skips the test where there is no /proc.
+func living(t testing.TB, match func(pid int) bool) []int {
+	t.Helper()
+	all := proc.PIDs()
+	if len(all) == 0 {
 		t.Skip("no /proc: cannot look for surviving processes")
 	}
-	needle := []byte(MarkVar + "=" + mark + "\x00")
 	var pids []int
-	for _, e := range dir {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
+	for _, pid := range all {
+		if pid != os.Getpid() && match(pid) && proc.Alive(pid) {
+			pids = append(pids, pid)
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, needle) {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
-			continue
-		}
-		pids = append(pids, pid)
 	}
 	return pids
 }
@@ -89,8 +84,7 @@ func noneLeft(t testing.TB, find func() []int) {
 func describe(pids []int) []string {
 	var out []string
 	for _, pid := range pids {
-		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		out = append(out, strconv.Itoa(pid)+" "+strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "))
+		out = append(out, strconv.Itoa(pid)+" "+strings.Join(proc.Cmdline(pid), " "))
 	}
 	return out
 }
@@ -104,15 +98,8 @@ func WatchRSS(pid int) (stop func() int64) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	read := func() {
-		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-		if err != nil {
-			return
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-				peak = max(peak, kb<<10)
-			}
+		if hwm, ok := proc.PeakRSS(pid); ok {
+			peak = max(peak, hwm)
 		}
 	}
 	go func() {
@@ -140,27 +127,5 @@ func WatchRSS(pid int) (stop func() int64) {
 // cannot see. Give each such process an argument unique to the test.
 func ArgSurvivors(t testing.TB, arg string) []int {
 	t.Helper()
-	dir, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Skip("no /proc: cannot look for surviving processes")
-	}
-	var pids []int
-	for _, e := range dir {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil || !slices.Contains(strings.Split(string(cmd), "\x00"), arg) {
-			continue
-		}
-		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			i := bytes.LastIndexByte(stat, ')')
-			if f := strings.Fields(string(stat[i+1:])); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	return pids
+	return living(t, func(pid int) bool { return slices.Contains(proc.Cmdline(pid), arg) })
 }

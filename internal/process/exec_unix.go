@@ -1,6 +1,6 @@
 //go:build unix
 
-package jobs
+package process
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/proc"
 )
 
@@ -44,23 +46,12 @@ type Runner struct {
 	devNull *os.File
 }
 
-// Attempt is how one process run of a task ended.
-type Attempt struct {
-	Start     time.Time
-	Duration  time.Duration // until the main process exited
-	ExitCode  int           // -1 when the process did not exit by itself
-	Signal    syscall.Signal
-	Err       error // it could not start; or Wait failed
-	Stopped   bool  // gorun signalled it because ctx ended
-	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
-}
-
 // Run runs one attempt of t in worker slot (1-based) and blocks until the attempt's
 // main process has exited and every process it started is gone. When ctx is done
 // first, the whole tree gets SIGTERM, and SIGKILL after Grace. stdout and stderr
 // receive the task's output.
-func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, stderr *Capture) Attempt {
-	a := Attempt{Start: time.Now(), ExitCode: -1}
+func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *Capture) jobs.Attempt {
+	a := jobs.Attempt{Start: time.Now(), ExitCode: -1}
 	args := t.Args(slot)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = t.Dir
@@ -288,15 +279,15 @@ func (r *Runner) stdin() *os.File {
 	return r.devNull
 }
 
-func (r *Runner) env(t *Task, slot, attempt int) []string {
+func (r *Runner) env(t *jobs.Task, slot, attempt int) []string {
 	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+4)
 	env = append(env, r.BaseEnv...)
 	env = append(env, t.Env...)
 	return append(env,
 		"GORUN_TASK_ID="+t.ID,
-		"GORUN_TASK_INDEX="+itoa(t.Index),
-		"GORUN_ATTEMPT="+itoa(attempt),
-		slotVar+itoa(slot),
+		"GORUN_TASK_INDEX="+strconv.Itoa(t.Index),
+		"GORUN_ATTEMPT="+strconv.Itoa(attempt),
+		slotVar+strconv.Itoa(slot),
 	)
 }
 
@@ -367,5 +358,5 @@ func SignalName(sig syscall.Signal) string {
 	if name := unix.SignalName(sig); name != "" {
 		return name
 	}
-	return "signal " + itoa(int(sig))
+	return "signal " + strconv.Itoa(int(sig))
 }

@@ -1,4 +1,4 @@
-package jobs
+package input
 
 import (
 	"errors"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/jobs"
 	"golang.org/x/time/rate"
 )
 
@@ -42,7 +43,7 @@ tasks:
 	if got, want := *f.Rate, rate.Limit(2); got != want {
 		t.Errorf("rate: got %v, want %v", got, want)
 	}
-	tasks := f.Tasks(Settings{})
+	tasks := f.Tasks(jobs.Settings{})
 	if len(tasks) != 2 {
 		t.Fatalf("got %d tasks, want 2", len(tasks))
 	}
@@ -69,21 +70,21 @@ func TestPrecedence(t *testing.T) {
 	n := func(i int) *int { return &i }
 	tests := []struct {
 		name     string
-		task     Defaults
-		settings Settings
-		defaults Defaults
+		task     jobs.Defaults
+		settings jobs.Settings
+		defaults jobs.Defaults
 		want     time.Duration
 		retries  int
 	}{
-		{"built-in", Defaults{}, Settings{}, Defaults{}, 0, 0},
-		{"file defaults", Defaults{}, Settings{}, Defaults{Timeout: d("3s"), Retries: n(1)}, 3 * time.Second, 1},
-		{"flag beats defaults", Defaults{}, Settings{Timeout: d("2s"), Retries: n(4)}, Defaults{Timeout: d("3s"), Retries: n(1)}, 2 * time.Second, 4},
-		{"task beats flag", Defaults{Timeout: d("1s"), Retries: n(0)}, Settings{Timeout: d("2s"), Retries: n(4)}, Defaults{Timeout: d("3s")}, time.Second, 0},
+		{"built-in", jobs.Defaults{}, jobs.Settings{}, jobs.Defaults{}, 0, 0},
+		{"file defaults", jobs.Defaults{}, jobs.Settings{}, jobs.Defaults{Timeout: d("3s"), Retries: n(1)}, 3 * time.Second, 1},
+		{"flag beats defaults", jobs.Defaults{}, jobs.Settings{Timeout: d("2s"), Retries: n(4)}, jobs.Defaults{Timeout: d("3s"), Retries: n(1)}, 2 * time.Second, 4},
+		{"task beats flag", jobs.Defaults{Timeout: d("1s"), Retries: n(0)}, jobs.Settings{Timeout: d("2s"), Retries: n(4)}, jobs.Defaults{Timeout: d("3s")}, time.Second, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sp := Spec{Run: "true", Defaults: tt.task}
-			got := Resolve(1, &sp, tt.settings, &tt.defaults)
+			sp := jobs.Spec{Run: "true", Defaults: tt.task}
+			got := jobs.Resolve(1, &sp, tt.settings, &tt.defaults)
 			if got.Timeout != tt.want || got.Retries != tt.retries {
 				t.Errorf("got timeout %v retries %d, want %v and %d", got.Timeout, got.Retries, tt.want, tt.retries)
 			}
@@ -150,7 +151,7 @@ func TestParseBadFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("f.yaml", []byte(tt.src))
-			var ie *InputError
+			var ie *jobs.InputError
 			if !errors.As(err, &ie) {
 				t.Fatalf("got error %v, want an *InputError", err)
 			}
@@ -218,7 +219,7 @@ func TestDeepNestingFailsFast(t *testing.T) {
 			_, err := Parse("f.yaml", []byte(tt.src))
 			took := time.Since(start)
 			runtime.ReadMemStats(&after)
-			var ie *InputError
+			var ie *jobs.InputError
 			if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) || !strings.Contains(err.Error(), "nested deeper than 64 levels") {
 				t.Fatalf("got %v, want an error at %q saying the nesting is too deep", err, tt.want)
 			}
@@ -277,7 +278,7 @@ func TestReadFileDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := ReadFile(dir)
-	var ie *InputError
+	var ie *jobs.InputError
 	if !errors.As(err, &ie) || err.Error() != dir+": is a directory: want a task file or a file of commands" {
 		t.Errorf("got %v, want one *InputError naming the file once", err)
 	}
@@ -341,12 +342,12 @@ func TestIdentityDir(t *testing.T) {
 	}
 	abs := filepath.Join(wd, "sub")
 	for _, dir := range []string{"sub", "./sub/", "sub/../sub", abs, abs + "/"} {
-		task := Task{Dir: dir}
+		task := jobs.Task{Dir: dir}
 		if got := task.IdentityDir(); got != abs {
 			t.Errorf("dir %q: got %q, want %q", dir, got, abs)
 		}
 	}
-	if got := (&Task{}).IdentityDir(); got != "" {
+	if got := (&jobs.Task{}).IdentityDir(); got != "" {
 		t.Errorf("no dir: got %q, want \"\" (keys of earlier versions kept)", got)
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package input
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 // MaxDepth bounds how deeply collections (mappings and lists) nest in a task file or
@@ -44,7 +45,7 @@ func parseYAML(name string, data []byte) (*ast.File, error) {
 }
 
 func depthError(name string, line, col int) error {
-	return &InputError{File: name, Line: line, Col: col,
+	return &jobs.InputError{File: name, Line: line, Col: col,
 		Msg: fmt.Sprintf("nested deeper than %d levels (a task file needs 4)", MaxDepth)}
 }
 
@@ -274,7 +275,7 @@ func (p *fileParser) decodeNode(node ast.Node, v any) (err error) {
 			if tag := firstTag(node); tag != nil {
 				line, col = nodePos(tag)
 			}
-			err = &InputError{File: p.name, Line: line, Col: col, Msg: "malformed YAML the parser cannot read"}
+			err = &jobs.InputError{File: p.name, Line: line, Col: col, Msg: "malformed YAML the parser cannot read"}
 		}
 	}()
 	return yaml.NodeToValue(node, v, yaml.DisallowUnknownField(), yaml.Strict())

@@ -1,6 +1,6 @@
 //go:build unix
 
-package jobs
+package process
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -165,7 +166,7 @@ func (r *Runner) leftovers(box *proc.Cgroup, pid, slot int) []int {
 		left = proc.GroupMembers(pid)
 	}
 	if r.mode == ContainSubreaper {
-		slotEntry := slotVar + itoa(slot)
+		slotEntry := slotVar + strconv.Itoa(slot)
 		for _, c := range proc.Adopted() {
 			if !r.isRunning(c) && !slices.Contains(left, c) && proc.Alive(c) && proc.EnvHas(c, r.guardEntry, slotEntry) {
 				left = append(left, c)

@@ -3,7 +3,20 @@ package jobs
 import (
 	"context"
 	"errors"
+	"syscall"
+	"time"
 )
+
+// Attempt is how one process run of a task ended.
+type Attempt struct {
+	Start     time.Time
+	Duration  time.Duration // until the main process exited
+	ExitCode  int           // -1 when the process did not exit by itself
+	Signal    syscall.Signal
+	Err       error // it could not start; or Wait failed
+	Stopped   bool  // gorun signalled it because ctx ended
+	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
+}
 
 // StatusOf decides how an attempt ended. ctx is the attempt's context: when gorun
 // stopped the process because ctx ended, its cause tells a timeout from a cancellation,

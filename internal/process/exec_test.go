@@ -1,48 +1,60 @@
 //go:build linux
 
-package jobs
+package process
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
+	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == GuardArg {
-		os.Exit(GuardMain(os.Stdin, os.Args[2], ""))
+	if len(os.Args) == 3 && os.Args[1] == GuardArg { // this binary as a guard: gorun's main in short
+		signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+		last := ""
+		for sc := bufio.NewScanner(os.Stdin); sc.Scan(); {
+			last = sc.Text()
+		}
+		if last != GuardBye {
+			KillRun(os.Args[2], "")
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
 // runShell runs script as a task with the test's mark in its environment.
-func runShell(t *testing.T, r *Runner, timeout time.Duration, script string) (Attempt, Status, *Capture, *Capture, string) {
+func runShell(t *testing.T, r *Runner, timeout time.Duration, script string) (jobs.Attempt, jobs.Status, *Capture, *Capture, string) {
 	t.Helper()
 	mark := testutil.NewMark(t)
-	task := Task{Index: 7, ID: "probe", Run: script, Shell: DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
+	task := jobs.Task{Index: 7, ID: "probe", Run: script, Shell: jobs.DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
 	ctx := context.Background()
 	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, jobs.ErrTimeout)
 		defer cancel()
 	}
 	stdout, stderr := NewCapture(true), NewCapture(true)
 	t.Cleanup(func() { stdout.Close(); stderr.Close() })
 	a := r.Run(ctx, &task, 3, 2, stdout, stderr)
-	return a, StatusOf(ctx, a), stdout, stderr, mark
+	return a, jobs.StatusOf(ctx, a), stdout, stderr, mark
 }
 
 func TestRunOutputExitAndEnv(t *testing.T) {
 	r := &Runner{Grace: time.Second, BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "KEEP=base"}}
 	a, st, out, errOut, _ := runShell(t, r, 0,
 		`echo "$GORUN_TASK_ID $GORUN_TASK_INDEX $GORUN_ATTEMPT $GORUN_SLOT $KEEP"; read x; echo "stdin:$x."; echo to-stderr >&2; exit 3`)
-	if st != Failed || a.ExitCode != 3 || a.Signal != 0 {
+	if st != jobs.Failed || a.ExitCode != 3 || a.Signal != 0 {
 		t.Errorf("got status %s exit %d signal %v, want failed, exit 3, no signal", st, a.ExitCode, a.Signal)
 	}
 	if got, want := out.Tail(), "probe 7 2 3 base\nstdin:.\n"; got != want {
@@ -57,10 +69,10 @@ func TestRunOwnProcessGroup(t *testing.T) {
 	r := &Runner{Grace: time.Second}
 	_, st, out, _, _ := runShell(t, r, 0, `cut -d' ' -f5 /proc/$$/stat; echo $$`)
 	f := strings.Fields(out.Tail())
-	if st != Succeeded || len(f) != 2 || f[0] != f[1] {
+	if st != jobs.Succeeded || len(f) != 2 || f[0] != f[1] {
 		t.Errorf("got status %s, pgid and pid %q, want the task to lead its own group", st, f)
 	}
-	if f[0] == itoa(syscall.Getpgrp()) {
+	if f[0] == strconv.Itoa(syscall.Getpgrp()) {
 		t.Errorf("task shares gorun's process group %s", f[0])
 	}
 }
@@ -70,7 +82,7 @@ func TestTimeoutKillsGrandchildHoldingOutput(t *testing.T) {
 	start := time.Now()
 	a, st, _, _, mark := runShell(t, r, 300*time.Millisecond, `echo before; sleep 30 & wait`)
 	took := time.Since(start)
-	if st != TimedOut {
+	if st != jobs.TimedOut {
 		t.Errorf("got status %s, want timed_out", st)
 	}
 	if took > 2500*time.Millisecond {
@@ -87,7 +99,7 @@ func TestTrapTermGetsKilledAfterGrace(t *testing.T) {
 	start := time.Now()
 	a, st, out, _, mark := runShell(t, r, 200*time.Millisecond, `trap '' TERM; echo ready; sleep 30; echo never`)
 	took := time.Since(start)
-	if st != TimedOut || a.Signal != syscall.SIGKILL {
+	if st != jobs.TimedOut || a.Signal != syscall.SIGKILL {
 		t.Errorf("got status %s signal %v, want timed_out by SIGKILL", st, a.Signal)
 	}
 	if took < 650*time.Millisecond || took > 5*time.Second {
@@ -104,7 +116,7 @@ func TestGrandchildIgnoringTermDiesAfterLeaderExits(t *testing.T) {
 	start := time.Now()
 	_, st, _, _, mark := runShell(t, r, 200*time.Millisecond, `(trap '' TERM; exec sleep 30) >/dev/null 2>&1 & sleep 30`)
 	took := time.Since(start)
-	if st != TimedOut {
+	if st != jobs.TimedOut {
 		t.Errorf("got status %s, want timed_out", st)
 	}
 	if took < 550*time.Millisecond {
@@ -116,16 +128,16 @@ func TestGrandchildIgnoringTermDiesAfterLeaderExits(t *testing.T) {
 func TestOutputWithoutNewlineKeptOnKill(t *testing.T) {
 	r := &Runner{Grace: 100 * time.Millisecond}
 	_, st, out, _, _ := runShell(t, r, 200*time.Millisecond, `printf 'partial line'; sleep 30`)
-	if st != TimedOut || out.Tail() != "partial line" {
+	if st != jobs.TimedOut || out.Tail() != "partial line" {
 		t.Errorf("got status %s stdout %q, want timed_out and %q", st, out.Tail(), "partial line")
 	}
 }
 
 func TestStartFailure(t *testing.T) {
 	r := &Runner{}
-	task := Task{ID: "nodir", Run: "true", Shell: DefaultShell, Dir: "/nonexistent/dir"}
+	task := jobs.Task{ID: "nodir", Run: "true", Shell: jobs.DefaultShell, Dir: "/nonexistent/dir"}
 	a := r.Run(context.Background(), &task, 1, 1, NewCapture(false), NewCapture(false))
-	if a.Err == nil || !strings.Contains(a.Err.Error(), "nodir") || StatusOf(context.Background(), a) != Failed {
+	if a.Err == nil || !strings.Contains(a.Err.Error(), "nodir") || jobs.StatusOf(context.Background(), a) != jobs.Failed {
 		t.Errorf("got %v, want a failed start naming the task", a.Err)
 	}
 }
@@ -134,8 +146,8 @@ func TestKillAllSkipsGrace(t *testing.T) {
 	r := &Runner{Grace: 30 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	mark := testutil.NewMark(t)
-	task := Task{ID: "stubborn", Run: `trap '' TERM; sleep 30`, Shell: DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
-	done := make(chan Attempt)
+	task := jobs.Task{ID: "stubborn", Run: `trap '' TERM; sleep 30`, Shell: jobs.DefaultShell, Env: []string{testutil.MarkVar + "=" + mark}}
+	done := make(chan jobs.Attempt)
 	go func() { done <- r.Run(ctx, &task, 1, 1, NewCapture(false), NewCapture(false)) }()
 	time.Sleep(200 * time.Millisecond)
 	cancel()

@@ -1,4 +1,4 @@
-package jobs
+package input
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 // IsJSONLFile reports whether path names a JSON Lines task file by its extension.
@@ -22,7 +24,7 @@ func IsJSONLFile(path string) bool {
 // ReadJSONL reads a file instead, checking every line before any task runs.
 type JSONLSource struct {
 	lineReader
-	settings Settings
+	settings jobs.Settings
 	strict   bool // a bad line is an error that ends the source, not an invalid task
 	index    int
 	seen     map[string]int // id -> line, to refuse duplicates
@@ -30,18 +32,18 @@ type JSONLSource struct {
 
 // NewJSONLSource reads task objects from the stream r, naming it name in errors.
 // Closing the source closes r.
-func NewJSONLSource(name string, r io.ReadCloser, s Settings) *JSONLSource {
+func NewJSONLSource(name string, r io.ReadCloser, s jobs.Settings) *JSONLSource {
 	return &JSONLSource{lineReader: newLineReader(name, r, '\n'), settings: s, seen: map[string]int{}}
 }
 
 // ReadJSONL reads and checks every line of r, a JSON Lines task file named name, and
 // closes r. The first bad line is an *InputError with name, line and column, and no
 // task is returned: nothing of a bad file runs.
-func ReadJSONL(name string, r io.ReadCloser, s Settings) ([]Task, error) {
+func ReadJSONL(name string, r io.ReadCloser, s jobs.Settings) ([]jobs.Task, error) {
 	src := NewJSONLSource(name, r, s)
 	src.strict = true
 	defer src.Close()
-	var tasks []Task
+	var tasks []jobs.Task
 	for {
 		t, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -58,18 +60,18 @@ func ReadJSONL(name string, r io.ReadCloser, s Settings) ([]Task, error) {
 const maxInvalidItem = 1 << 10
 
 // Next implements Source.
-func (j *JSONLSource) Next() (Task, error) {
+func (j *JSONLSource) Next() (jobs.Task, error) {
 	for {
 		line, err := j.readLine()
 		if err != nil {
-			return Task{}, err
+			return jobs.Task{}, err
 		}
 		if strings.TrimSpace(string(line)) == "" {
 			continue
 		}
 		j.index++
 		t, err := j.task(line)
-		var ie *InputError
+		var ie *jobs.InputError
 		if err != nil && !j.strict && errors.As(err, &ie) {
 			return j.invalid(line, ie), nil
 		}
@@ -78,14 +80,14 @@ func (j *JSONLSource) Next() (Task, error) {
 }
 
 // task reads the task on line, the j.line-th line of the input.
-func (j *JSONLSource) task(line []byte) (Task, error) {
+func (j *JSONLSource) task(line []byte) (jobs.Task, error) {
 	sp, p, err := j.parse(line)
 	if err != nil {
-		return Task{}, err
+		return jobs.Task{}, err
 	}
-	t := Resolve(j.index, &sp, j.settings, &Defaults{})
+	t := jobs.Resolve(j.index, &sp, j.settings, &jobs.Defaults{})
 	if first, dup := j.seen[t.ID]; dup {
-		return Task{}, j.onLine(p.errAt("$.id", "id", "duplicate id %q (first used at line %d)", t.ID, first))
+		return jobs.Task{}, j.onLine(p.errAt("$.id", "id", "duplicate id %q (first used at line %d)", t.ID, first))
 	}
 	j.seen[t.ID] = j.line
 	return t, nil
@@ -93,7 +95,7 @@ func (j *JSONLSource) task(line []byte) (Task, error) {
 
 // invalid returns the task that stands for a bad line: it never runs, and its result
 // says what was wrong.
-func (j *JSONLSource) invalid(line []byte, err *InputError) Task {
+func (j *JSONLSource) invalid(line []byte, err *jobs.InputError) jobs.Task {
 	item := string(line)
 	if len(item) > maxInvalidItem {
 		cut := maxInvalidItem
@@ -102,12 +104,12 @@ func (j *JSONLSource) invalid(line []byte, err *InputError) Task {
 		}
 		item = item[:cut] + "…"
 	}
-	return Task{Index: j.index, Line: j.line, ID: DefaultID(j.index), Item: item, Invalid: err}
+	return jobs.Task{Index: j.index, Line: j.line, ID: jobs.DefaultID(j.index), Item: item, Invalid: err}
 }
 
 // onLine moves an error found in a line read alone to the line's place in the input.
 func (j *JSONLSource) onLine(err error) error {
-	var ie *InputError
+	var ie *jobs.InputError
 	if errors.As(err, &ie) {
 		ie.Line = j.line
 		ie.Col = max(ie.Col, 1)
@@ -115,23 +117,23 @@ func (j *JSONLSource) onLine(err error) error {
 	return err
 }
 
-func (j *JSONLSource) parse(line []byte) (Spec, *fileParser, error) {
+func (j *JSONLSource) parse(line []byte) (jobs.Spec, *fileParser, error) {
 	p := &fileParser{name: j.name, single: true}
 	af, err := parseYAML(j.name, line)
 	if err != nil {
-		return Spec{}, p, j.onLine(p.yamlError(err))
+		return jobs.Spec{}, p, j.onLine(p.yamlError(err))
 	}
 	if len(af.Docs) != 1 || af.Docs[0].Body == nil {
 		col := 1
 		if len(af.Docs) > 1 {
 			_, col = nodePos(af.Docs[1])
 		}
-		return Spec{}, p, &InputError{File: j.name, Line: j.line, Col: col, Msg: "want one task object on the line"}
+		return jobs.Spec{}, p, &jobs.InputError{File: j.name, Line: j.line, Col: col, Msg: "want one task object on the line"}
 	}
 	p.root = af.Docs[0].Body
 	var rt rawTask
 	if err := p.decodeNode(p.root, &rt); err != nil {
-		return Spec{}, p, j.onLine(p.yamlError(err))
+		return jobs.Spec{}, p, j.onLine(p.yamlError(err))
 	}
 	sp, err := p.task(j.index-1, &rt)
 	return sp, p, j.onLine(err)

@@ -1,12 +1,13 @@
 //go:build linux
 
-package jobs
+package process
 
 import (
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/testutil"
 )
 
@@ -45,7 +46,7 @@ func TestRunStopsLeftoversAtExit(t *testing.T) {
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("Run took %v, want well under the 5s grace", took)
 			}
-			if st != Succeeded || a.Leftovers != 2 || out.Tail() != "hi\n" {
+			if st != jobs.Succeeded || a.Leftovers != 2 || out.Tail() != "hi\n" {
 				t.Errorf("got %s, %d leftovers, stdout %q; want succeeded, 2, hi", st, a.Leftovers, out.Tail())
 			}
 			if a.Duration > time.Second {
@@ -65,7 +66,7 @@ func TestRunKillsStubbornLeftovers(t *testing.T) {
 	if took := time.Since(start); took < 300*time.Millisecond || took > 5*time.Second {
 		t.Errorf("Run took %v, want the 300ms grace and a little", took)
 	}
-	if st != Succeeded || a.Leftovers == 0 {
+	if st != jobs.Succeeded || a.Leftovers == 0 {
 		t.Errorf("got %s with %d leftovers, want succeeded with the stubborn one counted", st, a.Leftovers)
 	}
 	testutil.NoSurvivors(t, mark)

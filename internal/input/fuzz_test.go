@@ -1,4 +1,4 @@
-package jobs
+package input
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 // badInputs are inputs users found to crash gorun, to cost it gigabytes, or to give
@@ -46,7 +47,7 @@ func checkPositioned(t *testing.T, err error) {
 	if err == nil {
 		return
 	}
-	var ie *InputError
+	var ie *jobs.InputError
 	if !errors.As(err, &ie) || ie.Line < 1 || ie.Col < 1 || !positioned.MatchString(err.Error()) {
 		t.Fatalf("error %q (%T) lacks FILE:LINE:COL or is not one line", err, err)
 	}
@@ -72,13 +73,13 @@ func FuzzLoad(f *testing.F) {
 		_, err := Parse("f.yaml", data)
 		checkPositioned(t, err)
 
-		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), Settings{})
+		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		checkPositioned(t, err)
 		if err != nil && tasks != nil {
 			t.Fatalf("ReadJSONL returned %d tasks with its error, want none", len(tasks))
 		}
 
-		src := NewJSONLSource("stdin", io.NopCloser(bytes.NewReader(data)), Settings{})
+		src := NewJSONLSource("stdin", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		for {
 			task, err := src.Next()
 			if errors.Is(err, io.EOF) {
@@ -89,7 +90,7 @@ func FuzzLoad(f *testing.F) {
 			}
 			if task.Invalid != nil {
 				checkPositioned(t, task.Invalid)
-				if r := InvalidResult(&task); r.Status != Invalid || r.Status.OK() {
+				if r := jobs.InvalidResult(&task); r.Status != jobs.Invalid || r.Status.OK() {
 					t.Fatalf("invalid task's result: %+v", r)
 				}
 			}

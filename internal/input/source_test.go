@@ -1,15 +1,17 @@
-package jobs
+package input
 
 import (
 	"errors"
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/gorun/gorun/internal/jobs"
 )
 
-func drain(t *testing.T, src Source) ([]Task, error) {
+func drain(t *testing.T, src jobs.Source) ([]jobs.Task, error) {
 	t.Helper()
-	var tasks []Task
+	var tasks []jobs.Task
 	for {
 		task, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -39,7 +41,7 @@ func TestLineSource(t *testing.T) {
 }
 
 func TestLineSourceNullAndTemplate(t *testing.T) {
-	tmpl, err := NewTemplate([]string{"cat", "{}"}, DefaultShell)
+	tmpl, err := NewTemplate([]string{"cat", "{}"}, jobs.DefaultShell)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func TestLineSourceNullAndTemplate(t *testing.T) {
 
 func TestJSONLSource(t *testing.T) {
 	in := `{"id": "a", "run": "echo a", "timeout": "2s"}` + "\n\n" + `{"cmd": ["ls", "-l"]}` + "\n"
-	tasks, err := drain(t, NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader(in)), Settings{}))
+	tasks, err := drain(t, NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader(in)), jobs.Settings{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +84,8 @@ func TestJSONLErrors(t *testing.T) {
 		{`{"run": "a", "env": ` + strings.Repeat("[", 100), `t.jsonl:1:84: nested deeper than 64 levels`},
 	}
 	for _, tt := range tests {
-		tasks, err := ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(tt.in)), Settings{})
-		var ie *InputError
+		tasks, err := ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(tt.in)), jobs.Settings{})
+		var ie *jobs.InputError
 		if !errors.As(err, &ie) || !strings.HasPrefix(err.Error(), tt.want) || ie.Line < 1 || ie.Col < 1 {
 			t.Errorf("input %q:\n got %v\nwant prefix %q", tt.in, err, tt.want)
 		}
@@ -98,7 +100,7 @@ func TestJSONLErrors(t *testing.T) {
 func TestJSONLStreamInvalid(t *testing.T) {
 	in := "\ufeff" + `{"id": "a", "run": "echo a"}` + "\n" + `{"run": "echo b", "timeuot": "1s"}` + "\n" +
 		`{"id": "a", "run": "echo again"}` + "\n" + `{"run": "echo d"}` + "\n"
-	tasks, err := drain(t, NewJSONLSource("stdin", io.NopCloser(strings.NewReader(in)), Settings{}))
+	tasks, err := drain(t, NewJSONLSource("stdin", io.NopCloser(strings.NewReader(in)), jobs.Settings{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +115,11 @@ func TestJSONLStreamInvalid(t *testing.T) {
 		2: `stdin:3:8: id: duplicate id "a" (first used at line 1)`,
 	} {
 		bad := tasks[i]
-		if bad.Invalid == nil || bad.Invalid.Error() != want || bad.Line != i+1 || bad.ID != DefaultID(i+1) {
+		if bad.Invalid == nil || bad.Invalid.Error() != want || bad.Line != i+1 || bad.ID != jobs.DefaultID(i+1) {
 			t.Errorf("task %d: got %+v (%v), want invalid with %q", i+1, bad, bad.Invalid, want)
 		}
-		r := InvalidResult(&bad)
-		if r.Status != Invalid || r.Status.OK() || r.Error != want || r.Attempts != 0 || r.Command == "" {
+		r := jobs.InvalidResult(&bad)
+		if r.Status != jobs.Invalid || r.Status.OK() || r.Error != want || r.Attempts != 0 || r.Command == "" {
 			t.Errorf("task %d: got result %+v, want status invalid with the error and the line", i+1, r)
 		}
 	}
@@ -130,49 +132,5 @@ func TestLineSourceByteOrderMark(t *testing.T) {
 	}
 	if len(tasks) != 2 || tasks[0].Run != "echo a" || tasks[1].Run != "\ufeffecho b" {
 		t.Errorf("got %+v, want the mark dropped at the start of the stream only", tasks)
-	}
-}
-
-func TestCaptureTail(t *testing.T) {
-	for _, spool := range []bool{false, true} {
-		c := NewCapture(spool)
-		var all strings.Builder
-		for i := 0; i < 3000; i++ {
-			s := strings.Repeat(string(rune('a'+i%26)), i%7+1)
-			all.WriteString(s)
-			_, _ = c.Write([]byte(s))
-		}
-		want := all.String()
-		if got := c.Tail(); got != want[len(want)-TailBytes:] {
-			t.Errorf("spool=%v: tail differs from the last %d bytes", spool, TailBytes)
-		}
-		if c.Len() != int64(len(want)) {
-			t.Errorf("spool=%v: got length %d, want %d", spool, c.Len(), len(want))
-		}
-		if spool {
-			var b strings.Builder
-			_, _ = c.WriteTo(&b)
-			if b.String() != want {
-				t.Error("spooled output differs from what was written")
-			}
-		}
-		c.Close()
-	}
-}
-
-func TestCaptureSpillsToDisk(t *testing.T) {
-	c := NewCapture(true)
-	defer c.Close()
-	chunk := strings.Repeat("z", 100<<10)
-	for i := 0; i < 10; i++ {
-		_, _ = c.Write([]byte(chunk))
-	}
-	if c.MemSize() > SpoolMemBytes {
-		t.Errorf("holds %d bytes in memory after 1 MB, want at most %d", c.MemSize(), SpoolMemBytes)
-	}
-	var b strings.Builder
-	_, _ = c.WriteTo(&b)
-	if b.Len() != 10*len(chunk) {
-		t.Errorf("got %d bytes back, want %d", b.Len(), 10*len(chunk))
 	}
 }

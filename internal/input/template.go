@@ -1,9 +1,11 @@
-package jobs
+package input
 
 import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 // Repl is a replacement string of a command template.
@@ -265,7 +267,7 @@ func (t *Template) Args(item string, seq, slot int) []string {
 // template with each value single-quoted in place, in argv mode the words joined.
 func (t *Template) Command(item string, seq int) string {
 	if t.shell == "" {
-		return joinArgv(t.Args(item, seq, 0))
+		return jobs.JoinArgv(t.Args(item, seq, 0))
 	}
 	var b strings.Builder
 	src := t.source
@@ -273,7 +275,7 @@ func (t *Template) Command(item string, seq int) string {
 	for i := 0; i < len(src); {
 		if r, n, ok := matchRepl(src[i:]); ok {
 			found = true
-			b.WriteString(quoteWord(r.Value(item, seq, 0)))
+			b.WriteString(jobs.QuoteWord(r.Value(item, seq, 0)))
 			i += n
 			continue
 		}
@@ -281,7 +283,7 @@ func (t *Template) Command(item string, seq int) string {
 		i++
 	}
 	if !found {
-		b.WriteString(" " + quoteWord(item))
+		b.WriteString(" " + jobs.QuoteWord(item))
 	}
 	return b.String()
 }

@@ -1,4 +1,4 @@
-package jobs
+package input
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 func TestReplacementStrings(t *testing.T) {
@@ -22,7 +24,7 @@ func TestReplacementStrings(t *testing.T) {
 		{"dir/sub/", "dir/sub/", "sub", "dir", "sub"},
 		{"my file.jpeg", "my file", "my file.jpeg", ".", "my file"},
 	}
-	tmpl, err := NewTemplate([]string{"x", "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}", "pre-{/.}-post"}, DefaultShell)
+	tmpl, err := NewTemplate([]string{"x", "{}", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}", "pre-{/.}-post"}, jobs.DefaultShell)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestTemplateModes(t *testing.T) {
 		{[]string{`echo {x} {}`}, "v", []string{"/bin/sh", "-c", `echo {x} "${1}"`, "gorun", "v"}},
 	}
 	for _, tt := range tests {
-		tmpl, err := NewTemplate(tt.words, DefaultShell)
+		tmpl, err := NewTemplate(tt.words, jobs.DefaultShell)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +60,7 @@ func TestTemplateModes(t *testing.T) {
 			t.Errorf("%q with %q:\n got %q\nwant %q", tt.words, tt.item, got, tt.want)
 		}
 	}
-	if _, err := NewTemplate(nil, DefaultShell); err == nil {
+	if _, err := NewTemplate(nil, jobs.DefaultShell); err == nil {
 		t.Error("an empty template should be an error")
 	}
 }
@@ -97,7 +99,7 @@ func TestNoInjection(t *testing.T) {
 		"appended":      {"printf %s"},
 	}
 	for name, words := range forms {
-		tmpl, err := NewTemplate(words, DefaultShell)
+		tmpl, err := NewTemplate(words, jobs.DefaultShell)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,11 +123,11 @@ func TestNoInjection(t *testing.T) {
 }
 
 func TestTemplateCommandForDisplay(t *testing.T) {
-	tmpl, _ := NewTemplate([]string{"convert {} {.}.jpg"}, DefaultShell)
+	tmpl, _ := NewTemplate([]string{"convert {} {.}.jpg"}, jobs.DefaultShell)
 	if got, want := tmpl.Command("my pic.png", 1), "convert 'my pic.png' 'my pic'.jpg"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	tmpl, _ = NewTemplate([]string{"convert", "{}", "{.}.jpg"}, DefaultShell)
+	tmpl, _ = NewTemplate([]string{"convert", "{}", "{.}.jpg"}, jobs.DefaultShell)
 	if got, want := tmpl.Command("a.png", 1), "convert a.png a.jpg"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

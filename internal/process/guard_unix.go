@@ -1,21 +1,20 @@
 //go:build unix
 
-package jobs
+package process
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/gorun/gorun/internal/proc"
 )
 
-// GuardArg is the argument that makes the gorun binary run as a Guard (see GuardMain).
+// GuardArg is the argument that makes the gorun binary run as a Guard: its main reads
+// standard input to the end and, unless the last line is GuardBye, calls KillRun.
 const GuardArg = "__gorun_guard"
 
 // RunIDVar is the environment variable that carries a run's id to its tasks.
@@ -66,33 +65,28 @@ func StartGuard(exe, id, cgroupDir string) (*Guard, error) {
 	return &Guard{w: w, cmd: cmd}, nil
 }
 
-// guardBye is what gorun writes when it ends normally: the guard then kills nothing.
-const guardBye = "bye\n"
+// GuardBye is the line gorun writes to its guard when it ends normally: a guard whose
+// standard input ends with it kills nothing.
+const GuardBye = "bye"
 
 // Close tells the guard that gorun ends normally, and waits for it to exit.
 func (g *Guard) Close() error {
 	if g == nil || g.w == nil {
 		return nil
 	}
-	_, _ = io.WriteString(g.w, guardBye)
+	_, _ = io.WriteString(g.w, GuardBye+"\n")
 	g.w.Close()
 	g.w = nil
 	return g.cmd.Wait()
 }
 
-// GuardMain is the guard process's main: it waits for end-of-file on r; unless gorun
-// said goodbye first, it kills the cgroup subtree cgroupDir (if not empty), and every
-// process that carries GuardVar=id, and its process group. It returns the process exit
-// code.
-func GuardMain(r io.Reader, id, cgroupDir string) int {
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	last := ""
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		last = sc.Text() + "\n"
-	}
-	if last == guardBye || id == "" {
-		return 0
+// KillRun is what a guard does when gorun dies without saying goodbye: it kills the
+// cgroup subtree cgroupDir (if not empty), and every process that carries GuardVar=id,
+// and its process group. It goes over /proc a few times, since tasks may be forking as
+// it kills. An empty id kills nothing.
+func KillRun(id, cgroupDir string) {
+	if id == "" {
+		return
 	}
 	if cgroupDir != "" {
 		_ = proc.KillTree(cgroupDir, 5*time.Second)
@@ -110,5 +104,4 @@ func GuardMain(r io.Reader, id, cgroupDir string) int {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	return 0
 }

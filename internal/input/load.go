@@ -1,18 +1,21 @@
-package jobs
+package input
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+	"github.com/gorun/gorun/internal/jobs"
 	"golang.org/x/time/rate"
 )
 
@@ -25,16 +28,16 @@ type File struct {
 	Name     string      // the path it was read from
 	Workers  *int        // nil: not set
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
-	Defaults Defaults
-	Specs    []Spec
+	Defaults jobs.Defaults
+	Specs    []jobs.Spec
 	Needs    [][]int // by position: the positions each task needs; nil when no task has needs
 }
 
 // Tasks resolves every spec of f against the command-line settings s.
-func (f *File) Tasks(s Settings) []Task {
-	tasks := make([]Task, len(f.Specs))
+func (f *File) Tasks(s jobs.Settings) []jobs.Task {
+	tasks := make([]jobs.Task, len(f.Specs))
 	for i := range f.Specs {
-		tasks[i] = Resolve(i+1, &f.Specs[i], s, &f.Defaults)
+		tasks[i] = jobs.Resolve(i+1, &f.Specs[i], s, &f.Defaults)
 	}
 	return tasks
 }
@@ -50,7 +53,7 @@ func ReadFile(path string) (*File, error) {
 	defer fh.Close()
 	data, err := io.ReadAll(fh)
 	if err != nil {
-		return nil, &InputError{File: path, Msg: unwrapPathError(err)}
+		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
 	}
 	return Parse(path, data)
 }
@@ -61,11 +64,11 @@ func ReadFile(path string) (*File, error) {
 func Open(path string) (*os.File, error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return nil, &InputError{File: path, Msg: unwrapPathError(err)}
+		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
 	}
 	if st, err := fh.Stat(); err == nil && st.IsDir() {
 		fh.Close()
-		return nil, &InputError{File: path, Msg: "is a directory: want a task file or a file of commands"}
+		return nil, &jobs.InputError{File: path, Msg: "is a directory: want a task file or a file of commands"}
 	}
 	return fh, nil
 }
@@ -132,10 +135,10 @@ func Parse(name string, data []byte) (*File, error) {
 	}
 	switch {
 	case len(docs) == 0:
-		return nil, &InputError{File: name, Line: 1, Col: 1, Msg: "empty task file: want `version: 1` and `tasks:`"}
+		return nil, &jobs.InputError{File: name, Line: 1, Col: 1, Msg: "empty task file: want `version: 1` and `tasks:`"}
 	case len(docs) > 1:
 		line, col := nodePos(docs[1])
-		return nil, &InputError{File: name, Line: line, Col: col, Msg: "a task file holds one document; this is a second one"}
+		return nil, &jobs.InputError{File: name, Line: line, Col: col, Msg: "a task file holds one document; this is a second one"}
 	}
 	p.root = docs[0].Body
 	var raw rawFile
@@ -183,7 +186,7 @@ type fileParser struct {
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
 // selects, or at the start of the document when that node cannot be found.
 func (p *fileParser) errAt(path, key, format string, args ...any) error {
-	e := &InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
+	e := &jobs.InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
 	e.Line, e.Col = nodePos(p.root)
 	if yp, err := yaml.PathString(path); err == nil {
 		if n, err := yp.FilterNode(p.root); err == nil && n != nil {
@@ -219,9 +222,9 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 	}
 	if raw.Tasks == nil {
 		line, col := nodePos(p.root)
-		return nil, &InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
+		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
 	}
-	f.Specs = make([]Spec, len(*raw.Tasks))
+	f.Specs = make([]jobs.Spec, len(*raw.Tasks))
 	for i := range *raw.Tasks {
 		sp, err := p.task(i, &(*raw.Tasks)[i])
 		if err != nil {
@@ -279,11 +282,11 @@ func (p *fileParser) needs(f *File) error {
 	return nil
 }
 
-func specID(specs []Spec, i int) string {
+func specID(specs []jobs.Spec, i int) string {
 	if specs[i].ID != "" {
 		return specs[i].ID
 	}
-	return DefaultID(i + 1)
+	return jobs.DefaultID(i + 1)
 }
 
 // findCycle returns a cycle of needs (its first position repeated at the end), or nil.
@@ -327,13 +330,13 @@ func findCycle(needs [][]int) []int {
 	return nil
 }
 
-func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
+func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 	path := fmt.Sprintf("$.tasks[%d]", i)
 	if p.single {
 		path = "$"
 	}
 	where := fmt.Sprintf("task %d: ", i+1)
-	var sp Spec
+	var sp jobs.Spec
 	if rt.ID != nil {
 		id := *rt.ID
 		if strings.TrimSpace(id) == "" || strings.ContainsAny(id, "\n\r\t") {
@@ -368,8 +371,8 @@ func (p *fileParser) task(i int, rt *rawTask) (Spec, error) {
 
 // defaults converts the settings a task or the `defaults` block gives. path selects
 // the mapping that holds them; where prefixes the key in errors.
-func (p *fileParser) defaults(path, where string, r *RawSettings) (Defaults, error) {
-	d := Defaults{Retries: r.Retries, Shell: r.Shell, Dir: r.Dir, Env: r.Env}
+func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults, error) {
+	d := jobs.Defaults{Retries: r.Retries, Shell: r.Shell, Dir: r.Dir, Env: r.Env}
 	var err error
 	if d.Timeout, err = p.duration(path, where, "timeout", r.Timeout); err != nil {
 		return d, err
@@ -383,7 +386,7 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (Defaults, err
 	if r.Shell != nil && strings.TrimSpace(*r.Shell) == "" {
 		return d, p.errAt(path+".shell", where+"shell", "empty shell")
 	}
-	for _, k := range sortedKeys(r.Env) {
+	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return d, p.errAt(path+".env", where+"env", "invalid variable name %q", k)
 		}
@@ -402,15 +405,15 @@ func (p *fileParser) duration(path, where, key string, s *string) (*time.Duratio
 	return &d, nil
 }
 
-func (p *fileParser) checkIDs(specs []Spec) error {
+func (p *fileParser) checkIDs(specs []jobs.Spec) error {
 	seen := make(map[string]int, len(specs))
 	for i := range specs {
 		id := specs[i].ID
 		if id == "" {
-			id = DefaultID(i + 1)
+			id = jobs.DefaultID(i + 1)
 		}
 		if j, dup := seen[id]; dup {
-			first := p.errAt(fmt.Sprintf("$.tasks[%d]", j), "", "").(*InputError)
+			first := p.errAt(fmt.Sprintf("$.tasks[%d]", j), "", "").(*jobs.InputError)
 			return p.errAt(fmt.Sprintf("$.tasks[%d]", i), fmt.Sprintf("task %d: id", i+1),
 				"duplicate id %q (first used by task %d at line %d)", id, j+1, first.Line)
 		}
@@ -422,17 +425,17 @@ func (p *fileParser) checkIDs(specs []Spec) error {
 // yamlError turns an error of the YAML library into a one-line InputError, positioned
 // at the token the library names, else at the start of the document.
 func (p *fileParser) yamlError(err error) error {
-	var ie *InputError
+	var ie *jobs.InputError
 	if errors.As(err, &ie) {
 		return ie
 	}
 	var ye yaml.Error
 	if !errors.As(err, &ye) || ye.GetToken() == nil || ye.GetToken().Position == nil || ye.GetToken().Position.Line < 1 {
 		line, col := nodePos(p.root)
-		return &InputError{File: p.name, Line: line, Col: col, Msg: firstLine(err.Error())}
+		return &jobs.InputError{File: p.name, Line: line, Col: col, Msg: firstLine(err.Error())}
 	}
 	tk := ye.GetToken()
-	e := &InputError{File: p.name, Line: tk.Position.Line, Col: max(tk.Position.Column, 1), Msg: firstLine(ye.GetMessage())}
+	e := &jobs.InputError{File: p.name, Line: tk.Position.Line, Col: max(tk.Position.Column, 1), Msg: firstLine(ye.GetMessage())}
 	var te *yaml.TypeError
 	var ue *yaml.UnknownFieldError
 	switch {

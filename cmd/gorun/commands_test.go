@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/journal"
+	"github.com/gorun/gorun/internal/process"
+	"github.com/gorun/gorun/internal/report"
+)
+
+// parseCmd runs `gorun ARGV` with cmd in place of the root's command of the same name,
+// up to the point where cmd's runF receives the options.
+func parseCmd(t *testing.T, cmd *cobra.Command, argv string) error {
+	t.Helper()
+	t.Chdir(t.TempDir()) // no ./gorun.yaml
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	ios, _, _, _ := iostreams.Test()
+	root := NewCmdRoot(ios, nil)
+	for _, c := range root.Commands() {
+		if c.Name() == cmd.Name() {
+			root.RemoveCommand(c)
+		}
+	}
+	root.AddCommand(cmd)
+	root.SetArgs(strings.Fields(argv))
+	return root.ExecuteContext(context.Background())
+}
+
+// checkParsed checks the error of a parse: a usage error containing wantErr, or none.
+func checkParsed(t *testing.T, err error, wantErr string) {
+	t.Helper()
+	var ue *usageError
+	switch {
+	case wantErr == "" && err != nil:
+		t.Fatalf("got error %v, want none", err)
+	case wantErr != "" && (!errors.As(err, &ue) || !strings.Contains(err.Error(), wantErr)):
+		t.Fatalf("got error %v, want a usage error containing %q", err, wantErr)
+	}
+}
+
+func TestWorkerOptions(t *testing.T) {
+	tests := []struct {
+		name, argv string
+		want       WorkerOptions
+		wantErr    string
+	}{
+		{name: "defaults", argv: "worker --broker nats://b:4222",
+			want: WorkerOptions{Broker: "nats://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: dist.DefaultAckWait}},
+		{name: "flags", argv: "worker --broker nats://b:4222 -j 8 --grace 1m --ack-wait 10s -v",
+			want: WorkerOptions{Broker: "nats://b:4222", Slots: 8, Grace: time.Minute, AckWait: 10 * time.Second, Verbose: true}},
+		{name: "no broker", argv: "worker -j 2", wantErr: "--broker is required"},
+		{name: "no slots", argv: "worker --broker nats://b:4222 -j 0", wantErr: "--workers must be at least 1, got 0"},
+		{name: "an argument", argv: "worker --broker nats://b:4222 extra", wantErr: "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *WorkerOptions
+			ios, _, _, _ := iostreams.Test()
+			err := parseCmd(t, NewCmdWorker(ios, nil, func(o *WorkerOptions) error { got = o; return nil }), tt.argv)
+			checkParsed(t, err, tt.wantErr)
+			if tt.wantErr != "" {
+				return
+			}
+			if got.Connect == nil || got.StartGuard == nil {
+				t.Error("dependencies not injected")
+			}
+			got.IO, got.Connect, got.StartGuard = nil, nil, nil
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunWorker(t *testing.T) {
+	refused := errors.New("connection refused")
+	ios, _, out, errOut := iostreams.Test()
+	opts := &WorkerOptions{IO: ios, Broker: "nats://b:4222", Slots: 1,
+		Connect: func(context.Context, string, time.Duration) (*dist.Conn, error) { return nil, refused },
+		StartGuard: func(string, string) (*process.Guard, error) {
+			t.Error("started a guard without a broker")
+			return nil, nil
+		}}
+	if err := runWorker(context.Background(), opts); !errors.Is(err, refused) {
+		t.Errorf("got error %v, want %v", err, refused)
+	}
+	if out.Len()+errOut.Len() != 0 {
+		t.Errorf("got stdout %q, stderr %q, want nothing: main prints the error", out, errOut)
+	}
+}
+
+func TestBrokerOptions(t *testing.T) {
+	tests := []struct {
+		name, argv string
+		want       BrokerOptions
+		wantErr    string
+	}{
+		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222"}},
+		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0"}},
+		{name: "no store", argv: "broker", wantErr: "--store is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *BrokerOptions
+			ios, _, _, _ := iostreams.Test()
+			err := parseCmd(t, NewCmdBroker(ios, func(o *BrokerOptions) error { got = o; return nil }), tt.argv)
+			checkParsed(t, err, tt.wantErr)
+			if tt.wantErr != "" {
+				return
+			}
+			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Serve == nil {
+				t.Errorf("got %+v, want %+v and a Serve", *got, tt.want)
+			}
+		})
+	}
+}
+
+// fakeServer is a broker that is up at once.
+type fakeServer struct{ down bool }
+
+func (s *fakeServer) ClientURL() string { return "nats://127.0.0.1:4999" }
+func (s *fakeServer) Shutdown()         { s.down = true }
+func (s *fakeServer) WaitForShutdown()  {}
+
+func TestRunBroker(t *testing.T) {
+	failed := errors.New("store: permission denied")
+	tests := []struct {
+		name     string
+		serveErr error
+		wantOut  string
+	}{
+		{name: "prints its URL and stops with the context", wantOut: "nats://127.0.0.1:4999\n"},
+		{name: "cannot serve", serveErr: failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, out, errOut := iostreams.Test()
+			srv := &fakeServer{}
+			var gotStore, gotListen string
+			opts := &BrokerOptions{IO: ios, Store: "s", Listen: "127.0.0.1:0", Serve: func(store, listen string) (Server, error) {
+				gotStore, gotListen = store, listen
+				if tt.serveErr != nil {
+					return nil, tt.serveErr
+				}
+				return srv, nil
+			}}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := runBroker(ctx, opts)
+			if !errors.Is(err, tt.serveErr) {
+				t.Errorf("got error %v, want %v", err, tt.serveErr)
+			}
+			if gotStore != "s" || gotListen != "127.0.0.1:0" {
+				t.Errorf("served %q on %q, want s on 127.0.0.1:0", gotStore, gotListen)
+			}
+			if out.String() != tt.wantOut || errOut.Len() != 0 {
+				t.Errorf("got stdout %q, stderr %q, want %q and nothing", out, errOut, tt.wantOut)
+			}
+			if tt.serveErr == nil && !srv.down {
+				t.Error("the broker was not shut down")
+			}
+		})
+	}
+}
+
+func TestReportOptions(t *testing.T) {
+	tests := []struct {
+		name, argv string
+		want       ReportOptions
+		wantErr    string
+	}{
+		{name: "defaults", argv: "report run.journal", want: ReportOptions{Journal: "run.journal", Format: report.Text}},
+		{name: "junit", argv: "report run.journal --format junit", want: ReportOptions{Journal: "run.journal", Format: report.JUnit}},
+		{name: "bad format", argv: "report run.journal --format pdf", wantErr: "--format: "},
+		{name: "no journal", argv: "report", wantErr: "report takes one journal file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *ReportOptions
+			ios, _, _, _ := iostreams.Test()
+			err := parseCmd(t, NewCmdReport(ios, func(o *ReportOptions) error { got = o; return nil }), tt.argv)
+			checkParsed(t, err, tt.wantErr)
+			if tt.wantErr != "" {
+				return
+			}
+			if got.Journal != tt.want.Journal || got.Format != tt.want.Format {
+				t.Errorf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunReport(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run.journal")
+	w, err := journal.Create(path, journal.Header{RunID: "r1", StartedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notJournal := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notJournal, []byte("shopping list\nmilk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	three := 3
+	if err := w.Write(jobs.Result{ID: "b", Index: 1, Status: jobs.Failed, ExitCode: &three, StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, journal string
+		format        report.Format
+		wantOut       string
+		wantInputErr  bool
+	}{
+		{name: "text", journal: path, format: report.Text, wantOut: "b  failed  exit 3"},
+		{name: "json", journal: path, format: report.JSON, wantOut: `"status":"failed"`},
+		{name: "not a journal", journal: notJournal, wantInputErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, out, errOut := iostreams.Test()
+			err := runReport(&ReportOptions{IO: ios, Journal: tt.journal, Format: tt.format})
+			var ie *jobs.InputError
+			if got := errors.As(err, &ie); got != tt.wantInputErr || (!tt.wantInputErr && err != nil) {
+				t.Fatalf("got error %v, want an input error: %v", err, tt.wantInputErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) || errOut.Len() != 0 {
+				t.Errorf("got stdout %q, stderr %q, want %q and nothing", out, errOut, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestValidateOptions(t *testing.T) {
+	dur := func(d time.Duration) *time.Duration { return &d }
+	tests := []struct {
+		name, argv string
+		env        map[string]string
+		want       ValidateOptions
+		wantErr    string
+	}{
+		{name: "defaults", argv: "validate t.yaml", want: ValidateOptions{File: "t.yaml", Format: "yaml"}},
+		{name: "flags", argv: "validate t.txt -t 5s --format lines", want: ValidateOptions{File: "t.txt", Format: "lines", Settings: jobs.Settings{Timeout: dur(5 * time.Second)}}},
+		{name: "environment", argv: "validate t.yaml", env: map[string]string{"GORUN_TIMEOUT": "5m"},
+			want: ValidateOptions{File: "t.yaml", Format: "yaml", Settings: jobs.Settings{Timeout: dur(5 * time.Minute)}}},
+		{name: "a bad exec setting", argv: "validate t.yaml", env: map[string]string{"GORUN_WORKERS": "lots"}, wantErr: `GORUN_WORKERS: invalid number "lots"`},
+		{name: "no file", argv: "validate", wantErr: "validate takes one task file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var got *ValidateOptions
+			ios, _, _, _ := iostreams.Test()
+			err := parseCmd(t, NewCmdValidate(ios, func(o *ValidateOptions) error { got = o; return nil }), tt.argv)
+			checkParsed(t, err, tt.wantErr)
+			if tt.wantErr != "" {
+				return
+			}
+			got.IO = nil
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("got %+v, want %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("version: 1\ntasks:\n  - id: hello\n    run: echo hi\n"), 0o644)
+	os.WriteFile(bad, []byte("version: 1\ntasks:\n  - id: hello\n    timeout: soon\n    run: echo hi\n"), 0o644)
+	tests := []struct {
+		name, file   string
+		wantOut      string
+		wantInputErr bool
+	}{
+		{name: "good", file: good, wantOut: "hello  -        0        .    echo hi"},
+		{name: "bad", file: bad, wantInputErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, out, errOut := iostreams.Test()
+			err := runValidate(&ValidateOptions{IO: ios, File: tt.file, Format: "yaml"})
+			var ie *jobs.InputError
+			if got := errors.As(err, &ie); got != tt.wantInputErr || (!tt.wantInputErr && err != nil) {
+				t.Fatalf("got error %v, want an input error: %v", err, tt.wantInputErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) || errOut.Len() != 0 {
+				t.Errorf("got stdout %q, stderr %q, want %q and nothing", out, errOut, tt.wantOut)
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/input"
+	"github.com/gorun/gorun/internal/pipeline"
+	"github.com/gorun/gorun/internal/process"
+	"github.com/gorun/gorun/internal/report"
+)
+
+// The flags of exec, in groups. Each group adds its flags, bound to its fields, and
+// resolves them into ExecOptions once the command line, the environment and the
+// config file have set them (see applyEnvAndConfig): a flag is named once, where it
+// is added, and a value that does not fit is an error naming its source.
+
+// TaskFlags shape each task; exec and validate share them.
+type TaskFlags struct {
+	Timeout    time.Duration
+	Retries    int
+	RetryDelay time.Duration
+	Format     string
+}
+
+func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
+	f.DurationVarP(&g.Timeout, "timeout", "t", 0, "per-task timeout; 0: none")
+	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
+	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
+	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
+}
+
+func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
+	if o.Settings.Timeout, err = durationIfSet(f, s, "timeout", g.Timeout); err != nil {
+		return err
+	}
+	if f.Changed("retries") {
+		if g.Retries < 0 {
+			return s.errorf("retries", "must be at least 0, got %d", g.Retries)
+		}
+		o.Settings.Retries = &g.Retries
+	}
+	if o.Settings.RetryDelay, err = durationIfSet(f, s, "retry-delay", g.RetryDelay); err != nil {
+		return err
+	}
+	switch o.Format = strings.TrimSpace(g.Format); o.Format {
+	case "auto":
+		o.Format = detectFormat(o.File)
+	case "yaml", "json", "jsonl", "lines":
+	default:
+		return s.errorf("format", "invalid format %q: want auto, yaml, json, jsonl or lines", o.Format)
+	}
+	return nil
+}
+
+// RunFlags say how many tasks start, how fast, where, and how they are stopped.
+type RunFlags struct {
+	Workers     int
+	Rate        string
+	Burst       int
+	Grace       time.Duration
+	Containment string
+	Null        bool
+	Halt        string
+	FailFast    bool
+	Lock        string
+	DryRun      bool
+	Broker      string
+	AckWait     time.Duration
+}
+
+func (g *RunFlags) addFlags(f *pflag.FlagSet) {
+	f.IntVarP(&g.Workers, "workers", "j", 0, "tasks running at once (default: number of CPUs)")
+	f.StringVarP(&g.Rate, "rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
+	f.IntVar(&g.Burst, "burst", 1, "starts allowed at once before the rate applies")
+	f.DurationVar(&g.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL what is left of the task")
+	f.StringVar(&g.Containment, "containment", "auto", "how a task's processes are held together: auto (cgroup where possible), subreaper or process-group")
+	f.BoolVarP(&g.Null, "null", "0", false, "input items end with NUL, not newline (for find -print0)")
+	f.StringVar(&g.Halt, "halt", "never", "stop early: never, soon or now[,fail=N|fail=P%|success=N|success=P%]")
+	f.BoolVar(&g.FailFast, "fail-fast", false, "stop starting tasks at the first failure (--halt soon,fail=1)")
+	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
+	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
+	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222)")
+	f.DurationVar(&g.AckWait, "ack-wait", dist.DefaultAckWait, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
+}
+
+func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
+	if f.Changed("workers") {
+		if g.Workers < 1 {
+			return s.errorf("workers", "must be at least 1, got %d", g.Workers)
+		}
+		o.Workers = &g.Workers
+	}
+	if f.Changed("rate") {
+		r, err := input.ParseRate(g.Rate)
+		if err != nil {
+			return s.errorf("rate", "%v", err)
+		}
+		o.Rate = &r
+	}
+	if o.Burst = g.Burst; g.Burst < 1 {
+		return s.errorf("burst", "must be at least 1, got %d", g.Burst)
+	}
+	if o.Grace = g.Grace; g.Grace < 0 {
+		return s.errorf("grace", "invalid duration %q: must not be negative", g.Grace)
+	}
+	if o.Containment, err = process.ParseContainment(strings.TrimSpace(g.Containment)); err != nil {
+		return s.errorf("containment", "%v", err)
+	}
+	if o.Halt, err = pipeline.ParseHalt(strings.TrimSpace(g.Halt)); err != nil {
+		return s.errorf("halt", "%v", err)
+	}
+	if g.FailFast {
+		if f.Changed("halt") {
+			return usagef(s.cmd, "--fail-fast is --halt soon,fail=1: give one or the other")
+		}
+		o.Halt = pipeline.Halt{When: "soon", Count: 1}
+	}
+	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
+	if o.AckWait = g.AckWait; g.AckWait < 100*time.Millisecond {
+		return s.errorf("ack-wait", "must be at least 100ms")
+	}
+	return nil
+}
+
+// OutputFlags say what the terminal shows.
+type OutputFlags struct {
+	Output    string
+	KeepOrder bool
+	Quiet     bool
+	Progress  string
+	Verbose   bool
+	LogFormat string
+}
+
+func (g *OutputFlags) addFlags(f *pflag.FlagSet) {
+	f.StringVarP(&g.Output, "output", "o", string(pipeline.Grouped), "task output: grouped, line, tag, jsonl or none")
+	f.BoolVarP(&g.KeepOrder, "keep-order", "k", false, "print outputs and results in input order")
+	f.BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
+	f.StringVar(&g.Progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
+	f.BoolVarP(&g.Verbose, "verbose", "v", false, "log each run and task event on stderr")
+	f.StringVar(&g.LogFormat, "log-format", "text", "format of -v logs: text or json")
+}
+
+func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
+	if o.Output, err = pipeline.ParseOutput(strings.TrimSpace(g.Output)); err != nil {
+		return s.errorf("output", "%v", err)
+	}
+	o.KeepOrder, o.Quiet, o.Verbose = g.KeepOrder, g.Quiet, g.Verbose
+	if o.Quiet {
+		o.Output = pipeline.None // chronic's way: output only when something failed, in the summary
+	}
+	switch o.Progress = strings.TrimSpace(g.Progress); o.Progress {
+	case "auto", "always", "never":
+	default:
+		return s.errorf("progress", "invalid value %q: want auto, always or never", o.Progress)
+	}
+	switch o.LogFormat = strings.TrimSpace(g.LogFormat); o.LogFormat {
+	case "text", "json":
+	default:
+		return s.errorf("log-format", "invalid value %q: want text or json", o.LogFormat)
+	}
+	return nil
+}
+
+// RecordFlags say what the run leaves behind: a journal, a report, metrics.
+type RecordFlags struct {
+	Journal      string
+	Resume       bool
+	Report       string
+	ReportFormat string
+	Metrics      string
+}
+
+func (g *RecordFlags) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&g.Journal, "journal", "", "append each task's result to this file (JSON Lines)")
+	f.BoolVar(&g.Resume, "resume", false, "skip tasks that already succeeded in the --journal")
+	f.StringVar(&g.Report, "report", "", "also write a report: .json, .xml (JUnit) or .md by extension")
+	f.StringVar(&g.ReportFormat, "report-format", "", "format of --report: json, junit, markdown or text (default: by extension)")
+	f.StringVar(&g.Metrics, "metrics", "", "write Prometheus metrics here (for node_exporter's textfile collector)")
+}
+
+func (g *RecordFlags) resolve(s *sources, o *ExecOptions) (err error) {
+	o.Journal, o.Resume, o.Report, o.Metrics = strings.TrimSpace(g.Journal), g.Resume, strings.TrimSpace(g.Report), strings.TrimSpace(g.Metrics)
+	if o.Resume && o.Journal == "" {
+		return usagef(s.cmd, "--resume needs a --journal to resume from")
+	}
+	if o.Report == "" {
+		return nil
+	}
+	o.ReportFmt = report.FormatOf(o.Report)
+	if rf := strings.TrimSpace(g.ReportFormat); rf != "" {
+		if o.ReportFmt, err = report.ParseFormat(rf); err != nil {
+			return s.errorf("report-format", "%v", err)
+		}
+	}
+	if o.ReportFmt == "" {
+		return usagef(s.cmd, "--report %s: cannot tell the format from the extension; name it with --report-format", o.Report)
+	}
+	return nil
+}
+
+// durationIfSet returns d when flag name was set, else nil; a negative d is an error.
+func durationIfSet(f *pflag.FlagSet, s *sources, name string, d time.Duration) (*time.Duration, error) {
+	if !f.Changed(name) {
+		return nil, nil
+	}
+	if d < 0 {
+		return nil, s.errorf(name, "invalid duration %q: must not be negative", d)
+	}
+	return &d, nil
+}
