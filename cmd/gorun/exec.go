@@ -17,7 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/time/rate"
 
-	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
@@ -61,7 +61,7 @@ type ExecOptions struct {
 	Quiet       bool
 	DryRun      bool
 	Broker      string        // run on the workers of this NATS broker
-	AckWait     time.Duration // the broker's redelivery timeout
+	AckWait     time.Duration // with Broker: the run's lease (--ack-wait)
 	Progress    string        // auto, always or never
 	Verbose     bool
 	LogFormat   string // text or json
@@ -164,7 +164,7 @@ usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by 
 	f.BoolP("quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
 	f.Bool("dry-run", false, "print the tasks that would run, and run nothing")
 	f.String("broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222)")
-	f.Duration("ack-wait", dist.DefaultAckWait, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
+	f.Duration("ack-wait", cluster.DefaultLease, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
 	f.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	f.BoolP("verbose", "v", false, "log each run and task event on stderr")
 	f.String("log-format", "text", "format of -v logs: text or json")
@@ -252,9 +252,12 @@ func (o *ExecOptions) fill(cmd *cobra.Command, template []string) error {
 	if err != nil {
 		return err
 	}
-	o.AckWait = deref(ackWait, dist.DefaultAckWait)
-	if o.AckWait < 100*time.Millisecond {
-		return c.errorf("ack-wait", "must be at least 100ms")
+	o.AckWait = deref(ackWait, cluster.DefaultLease)
+	if o.AckWait < cluster.MinLease {
+		return c.errorf("ack-wait", "must be at least %v", cluster.MinLease)
+	}
+	if o.Broker != "" && c.isSet("containment") {
+		return usagef(cmd.CommandPath(), "--containment cannot be set with --broker: each worker holds its tasks as its own containment allows")
 	}
 	switch o.Progress = c.str("progress", "auto"); o.Progress {
 	case "auto", "always", "never":
@@ -379,22 +382,24 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	if limit != rate.Inf {
 		limiter = rate.NewLimiter(limit, opts.Burst)
 	}
-	runTasks := opts.Pipeline
-	if opts.Broker != "" {
-		conn, err := dist.Connect(ctx, opts.Broker, opts.AckWait)
+	var taskRunner pipeline.Runner = runner
+	if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
+		rem, err := openRemote(ctx, opts, run.ID)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		// workers caps tasks in flight across all workers, when given; else no cap.
-		sub := &dist.Submitter{Conn: conn, RunID: run.ID, InFlight: workers, Grace: opts.Grace}
-		runTasks = sub.Run
+		defer rem.Close()
+		defer onHurry(opts.Hurry, rem.exec.KillAll)()
+		taskRunner = rem.runner()
+		if workers == 0 {
+			workers = rem.slots // attempts in flight: the live workers' slots
+		}
 	}
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: runner, Halt: opts.Halt,
+		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{
@@ -429,7 +434,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 
 	sum := report.Summary{KeepTails: opts.Quiet}
-	inputErr := runTasks(ctx, src, popts, func(r jobs.Result) {
+	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.Add(r)
 		if bar != nil {

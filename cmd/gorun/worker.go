@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
 )
@@ -44,7 +44,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 			if slots < 1 {
 				return usagef(cmd.CommandPath(), "--workers must be at least 1, got %d", slots)
 			}
-			conn, err := dist.Connect(cmd.Context(), url, ackWait)
+			conn, err := cluster.Connect(cmd.Context(), url)
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 				_ = g.Close()
 			}()
 			defer onHurry(hurry, runner.KillAll)()
-			w := &dist.Worker{Conn: conn, Runner: runner, Slots: slots, Grace: grace}
+			w := &cluster.Worker{Conn: conn, Runner: runner, Slots: slots, Grace: grace}
 			if verbose {
 				w.Log = (&ExecOptions{Verbose: true, LogFormat: "text"}).logger(ios.ErrOut)
 				w.Log.Info("worker containment", "containment", containment)
@@ -83,7 +83,8 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 	f.StringVar(&url, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
 	f.IntVarP(&slots, "workers", "j", 1, "tasks running at once on this worker")
 	f.DurationVar(&grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
-	f.DurationVar(&ackWait, "ack-wait", dist.DefaultAckWait, "how long a task may go without a heartbeat before the broker delivers it again")
+	f.DurationVar(&ackWait, "ack-wait", cluster.DefaultLease, "no effect: the lease belongs to each run (gorun exec --ack-wait)")
+	_ = f.MarkDeprecated("ack-wait", "the lease belongs to each run: set it with gorun exec --ack-wait")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log task events on stderr")
 	return cmd
 }
@@ -108,7 +109,7 @@ with authentication, TLS and replicated streams.`,
 			if store == "" {
 				return usagef(cmd.CommandPath(), "--store is required")
 			}
-			s, err := dist.Serve(store, listen)
+			s, err := cluster.Serve(store, listen)
 			if err != nil {
 				return err
 			}

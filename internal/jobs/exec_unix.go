@@ -53,6 +53,13 @@ type Attempt struct {
 	Err       error // it could not start; or Wait failed
 	Stopped   bool  // gorun signalled it because ctx ended
 	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
+	// Executions counts the times the attempt ran: 0 or 1 for a local run; a remote
+	// attempt that a worker's crash or lost lease handed to another worker ran more
+	// than once. The scheduler counts every execution in the task's attempts.
+	Executions int
+	// Duplicates counts executions of the task, up to this attempt, whose end did not
+	// count because another execution superseded them (remote runs only).
+	Duplicates int
 }
 
 // Run runs one attempt of t in worker slot (1-based) and blocks until the attempt's
@@ -83,6 +90,9 @@ func (r *Runner) Run(ctx context.Context, t *Task, slot, attempt int, stdout, st
 	box, boxErr := r.cgroup()
 	cmd.SysProcAttr = sysProcAttr(box)
 	grace := r.Grace
+	if t.Grace > 0 {
+		grace = t.Grace
+	}
 	var cancelledAt atomic.Int64 // unix nanoseconds
 	cmd.Cancel = func() error {
 		cancelledAt.Store(time.Now().UnixNano())
