@@ -221,7 +221,9 @@ func TestRedeliveryCountsEveryExecution(t *testing.T) {
 	e := openRun(t, conn, "redeliver", 300*time.Millisecond)
 	done := make(chan jobs.Attempt, 1)
 	out := capture()
-	go func() { done <- e.Run(context.Background(), shellTask(1, `echo "attempt $GORUN_ATTEMPT"`), 1, 1, out, capture()) }()
+	go func() {
+		done <- e.Run(context.Background(), shellTask(1, `echo "attempt $GORUN_ATTEMPT"`), 1, 1, out, capture())
+	}()
 
 	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("redeliver"))
 	if err != nil {
