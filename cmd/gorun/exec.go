@@ -164,7 +164,7 @@ usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by 
 	f.BoolP("quiet", "q", false, "print nothing if every task succeeds; else the summary with failed tasks' output")
 	f.Bool("dry-run", false, "print the tasks that would run, and run nothing")
 	f.String("broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222)")
-	f.Duration("ack-wait", cluster.DefaultLease, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
+	f.Duration("ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 	f.String("progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	f.BoolP("verbose", "v", false, "log each run and task event on stderr")
 	f.String("log-format", "text", "format of -v logs: text or json")

@@ -22,14 +22,17 @@ func newCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}) *cobra.Comman
 	cmd := &cobra.Command{
 		Use:   "worker --broker URL [-j N]",
 		Short: "Run tasks from a NATS JetStream broker",
-		Long: `Serve tasks that gorun exec --broker publishes, N at a time, with the same executor as a
-local run: process groups, timeouts, grace, retries, output capture, and the task
-environment plus GORUN_RUN_ID. A task is fetched only when a slot is free; while it
-runs, the worker sends heartbeats; when it ends, its result is published before the
-task is acknowledged.
+		Long: `Execute attempts of the runs that gorun exec --broker submits, N at a time, with the
+same executor as a local run (process groups or cgroups, the task environment plus
+GORUN_RUN_ID). A worker only executes: the submitter decides retries, timeouts and
+halts. An attempt is fetched only when a slot is free; while it runs, the worker
+renews its lease (the run's --ack-wait) and streams its output to the submitter; when
+it ends, its end is reported before the attempt is acknowledged. A worker that cannot
+renew a lease for the whole lease time stops that attempt: the broker may have
+delivered it elsewhere.
 
-The first SIGINT or SIGTERM drains the worker: it takes no new task, lets running ones
-finish for up to --grace, hands those still running back to the broker (they run
+The first SIGINT or SIGTERM drains the worker: it takes no new attempt, lets running
+ones finish for up to --grace, hands those still running back to the broker (they run
 elsewhere), and exits. A second signal kills its tasks at once.`,
 		Example: `  # on each machine of the fleet
   gorun worker --broker nats://broker.internal:4222 -j 8
