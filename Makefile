@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 FUZZTIME    ?= 30s
 
-.PHONY: all build run test fuzz lint bench docs clean
+.PHONY: all build run test fuzz lint bench bench-cluster docs clean
 
 all: lint test
 
@@ -33,6 +33,11 @@ lint:
 ## bench: per-task overhead against spawnlimit, xargs -P and GNU parallel (QUICK=1 for a smoke run)
 bench:
 	bash scripts/bench.sh
+	bash scripts/bench-cluster.sh
+
+## bench-cluster: distributed against local runs: per-task broker overhead, scaling over workers (QUICK=1 for a smoke run)
+bench-cluster:
+	bash scripts/bench-cluster.sh
 
 ## docs: man pages for every command, generated into docs/man/ (not committed)
 docs: build

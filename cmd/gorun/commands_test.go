@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
@@ -57,7 +57,7 @@ func TestWorkerOptions(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "defaults", argv: "worker --broker nats://b:4222",
-			want: WorkerOptions{Broker: "nats://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: dist.DefaultAckWait}},
+			want: WorkerOptions{Broker: "nats://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: cluster.DefaultLease}},
 		{name: "flags", argv: "worker --broker nats://b:4222 -j 8 --grace 1m --ack-wait 10s -v",
 			want: WorkerOptions{Broker: "nats://b:4222", Slots: 8, Grace: time.Minute, AckWait: 10 * time.Second, Verbose: true}},
 		{name: "no broker", argv: "worker -j 2", wantErr: "--broker is required"},
@@ -88,7 +88,7 @@ func TestRunWorker(t *testing.T) {
 	refused := errors.New("connection refused")
 	ios, _, out, errOut := iostreams.Test()
 	opts := &WorkerOptions{IO: ios, Broker: "nats://b:4222", Slots: 1,
-		Connect: func(context.Context, string, time.Duration) (*dist.Conn, error) { return nil, refused },
+		Connect: func(context.Context, string) (*cluster.Conn, error) { return nil, refused },
 		StartGuard: func(string, string) (*process.Guard, error) {
 			t.Error("started a guard without a broker")
 			return nil, nil

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/process"
@@ -84,7 +84,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
 	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222)")
-	f.DurationVar(&g.AckWait, "ack-wait", dist.DefaultAckWait, "with --broker: how long a task may go without a worker's heartbeat before it is delivered again")
+	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }
 
 func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
@@ -120,8 +120,11 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 		o.Halt = pipeline.Halt{When: "soon", Count: 1}
 	}
 	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
-	if o.AckWait = g.AckWait; g.AckWait < 100*time.Millisecond {
-		return s.errorf("ack-wait", "must be at least 100ms")
+	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
+		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
+	}
+	if o.Broker != "" && f.Changed("containment") {
+		return usagef(s.cmd, "--containment cannot be set with --broker: each worker holds its tasks as its own containment allows")
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/gorun/gorun/internal/dist"
 	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
@@ -70,22 +69,24 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	if limit != rate.Inf {
 		limiter = rate.NewLimiter(limit, opts.Burst)
 	}
-	runTasks := opts.Pipeline
-	if opts.Broker != "" {
-		conn, err := dist.Connect(ctx, opts.Broker, opts.AckWait)
+	var taskRunner pipeline.Runner = runner
+	if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
+		rem, err := openRemote(ctx, opts, run.ID)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		// workers caps tasks in flight across all workers, when given; else no cap.
-		sub := &dist.Submitter{Conn: conn, RunID: run.ID, InFlight: workers, Grace: opts.Grace}
-		runTasks = sub.Run
+		defer rem.Close()
+		defer onHurry(opts.Hurry, rem.exec.KillAll)()
+		taskRunner = rem.runner()
+		if workers == 0 {
+			workers = rem.slots // attempts in flight: the live workers' slots
+		}
 	}
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: runner, Halt: opts.Halt,
+		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{
@@ -120,7 +121,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 
 	sum := report.Summary{KeepTails: opts.Quiet}
-	inputErr := runTasks(ctx, src, popts, func(r jobs.Result) {
+	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.Add(r)
 		if bar != nil {

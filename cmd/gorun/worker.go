@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gorun/gorun/internal/dist"
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/iostreams"
 	"github.com/gorun/gorun/internal/process"
 )
@@ -16,7 +16,7 @@ import (
 // the values of its flags.
 type WorkerOptions struct {
 	IO         *iostreams.IOStreams
-	Connect    func(ctx context.Context, url string, ackWait time.Duration) (*dist.Conn, error)
+	Connect    func(ctx context.Context, url string) (*cluster.Conn, error)
 	StartGuard func(id, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                    // closed at a second interrupt
 
@@ -30,18 +30,21 @@ type WorkerOptions struct {
 // NewCmdWorker returns `gorun worker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*WorkerOptions) error) *cobra.Command {
-	opts := &WorkerOptions{IO: ios, Connect: dist.Connect, StartGuard: startGuard, Hurry: hurry}
+	opts := &WorkerOptions{IO: ios, Connect: cluster.Connect, StartGuard: startGuard, Hurry: hurry}
 	cmd := &cobra.Command{
 		Use:   "worker --broker URL [-j N]",
 		Short: "Run tasks from a NATS JetStream broker",
-		Long: `Serve tasks that gorun exec --broker publishes, N at a time, with the same executor as a
-local run: process groups, timeouts, grace, retries, output capture, and the task
-environment plus GORUN_RUN_ID. A task is fetched only when a slot is free; while it
-runs, the worker sends heartbeats; when it ends, its result is published before the
-task is acknowledged.
+		Long: `Execute attempts of the runs that gorun exec --broker submits, N at a time, with the
+same executor as a local run (process groups or cgroups, the task environment plus
+GORUN_RUN_ID). A worker only executes: the submitter decides retries, timeouts and
+halts. An attempt is fetched only when a slot is free; while it runs, the worker
+renews its lease (the run's --ack-wait) and streams its output to the submitter; when
+it ends, its end is reported before the attempt is acknowledged. A worker that cannot
+renew a lease for the whole lease time stops that attempt: the broker may have
+delivered it elsewhere.
 
-The first SIGINT or SIGTERM drains the worker: it takes no new task, lets running ones
-finish for up to --grace, hands those still running back to the broker (they run
+The first SIGINT or SIGTERM drains the worker: it takes no new attempt, lets running
+ones finish for up to --grace, hands those still running back to the broker (they run
 elsewhere), and exits. A second signal kills its tasks at once.`,
 		Example: `  # on each machine of the fleet
   gorun worker --broker nats://broker.internal:4222 -j 8
@@ -66,14 +69,15 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
 	f.IntVarP(&opts.Slots, "workers", "j", 1, "tasks running at once on this worker")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
-	f.DurationVar(&opts.AckWait, "ack-wait", dist.DefaultAckWait, "how long a task may go without a heartbeat before the broker delivers it again")
+	f.DurationVar(&opts.AckWait, "ack-wait", cluster.DefaultLease, "no effect: the lease belongs to each run (gorun exec --ack-wait)")
+	_ = f.MarkDeprecated("ack-wait", "the lease belongs to each run: set it with gorun exec --ack-wait")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log task events on stderr")
 	return cmd
 }
 
 // runWorker serves tasks until ctx ends: a drain on a signal is a clean end.
 func runWorker(ctx context.Context, opts *WorkerOptions) error {
-	conn, err := opts.Connect(ctx, opts.Broker, opts.AckWait)
+	conn, err := opts.Connect(ctx, opts.Broker)
 	if err != nil {
 		return err
 	}
@@ -87,7 +91,7 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 		return err
 	}
 	defer release()
-	w := &dist.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace}
+	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace}
 	if w.Log = newLogger(opts.Verbose, "text", opts.IO.ErrOut); w.Log != nil {
 		w.Log.Info("worker containment", "containment", containment)
 		if why != nil {
@@ -111,7 +115,7 @@ type BrokerOptions struct {
 	Listen string
 }
 
-// Server is a running broker, as dist.Serve starts it.
+// Server is a running broker, as cluster.Serve starts it.
 type Server interface {
 	ClientURL() string
 	Shutdown()
@@ -121,7 +125,7 @@ type Server interface {
 // NewCmdBroker returns `gorun broker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *cobra.Command {
-	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string) (Server, error) { return dist.Serve(store, listen) }}
+	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string) (Server, error) { return cluster.Serve(store, listen) }}
 	cmd := &cobra.Command{
 		Use:   "broker --store DIR [--listen 127.0.0.1:4222]",
 		Short: "Run an embedded NATS JetStream broker for small fleets and tests",

@@ -16,6 +16,13 @@ type Attempt struct {
 	Err       error // it could not start; or Wait failed
 	Stopped   bool  // gorun signalled it because ctx ended
 	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
+	// Executions counts the times the attempt ran: 0 or 1 for a local run; a remote
+	// attempt that a worker's crash or lost lease handed to another worker ran more
+	// than once. The scheduler counts every execution in the task's attempts.
+	Executions int
+	// Duplicates counts executions of the task, up to this attempt, whose end did not
+	// count because another execution superseded them (remote runs only).
+	Duplicates int
 }
 
 // StatusOf decides how an attempt ended. ctx is the attempt's context: when gorun

@@ -28,14 +28,17 @@ func (s Status) OK() bool { return s != Failed && s != TimedOut && s != Invalid 
 
 // Result is how one task ended. Its JSON field names are part of gorun's interface.
 type Result struct {
-	ID          string    `json:"id"`
-	Index       int       `json:"index"`
-	Key         string    `json:"-"` // the task's identity in a journal
-	Command     string    `json:"command"`
-	Status      Status    `json:"status"`
-	ExitCode    *int      `json:"exit_code"`        // nil: the process did not exit by itself
-	Signal      string    `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
-	Attempts    int       `json:"attempts"`
+	ID       string `json:"id"`
+	Index    int    `json:"index"`
+	Key      string `json:"-"` // the task's identity in a journal
+	Command  string `json:"command"`
+	Status   Status `json:"status"`
+	ExitCode *int   `json:"exit_code"`        // nil: the process did not exit by itself
+	Signal   string `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
+	Attempts int    `json:"attempts"`
+	// Duplicates counts executions whose end did not count: a remote attempt that ran
+	// again elsewhere after its worker lost its lease, and then ended late.
+	Duplicates  int       `json:"duplicates,omitempty"`
 	Slot        int       `json:"slot,omitempty"` // the worker slot that ran the last attempt
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	Duration    Seconds   `json:"duration_s"`

@@ -38,6 +38,9 @@ type Task struct {
 	Timeout    time.Duration // 0: none
 	Retries    int           // attempts after the first
 	RetryDelay time.Duration // first backoff
+	// Grace, when above 0, replaces the Runner's grace for this task: the time from
+	// SIGTERM to SIGKILL. A remote attempt carries its submitter's grace so.
+	Grace time.Duration
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template

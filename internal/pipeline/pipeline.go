@@ -52,7 +52,11 @@ type Options struct {
 // MaxRetryDelay caps the backoff between attempts.
 const MaxRetryDelay = time.Minute
 
-// Runner runs one attempt of a task; *process.Runner runs it as a process.
+// Runner runs one attempt of a task; *process.Runner runs it as a process, a cluster
+// executor on a worker of a broker. attempt is the 1-based number of the attempt's
+// first execution; a Runner that executed it more than once says so in
+// Attempt.Executions. When ctx ends, Run stops the attempt and returns once it has
+// ended, with Attempt.Stopped set if it had to stop it.
 type Runner interface {
 	Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt
 }
@@ -118,7 +122,8 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
 			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
-			Retry: retryPolicy(opts.Jitter, opts.Log),
+			Retry:      retryPolicy(opts.Jitter, opts.Log),
+			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
 				if cause, now := halt.add(d.Started, d.Result.status); cause != nil {
@@ -195,6 +200,8 @@ func retryPolicy(jitter func() float64, log *slog.Logger) func(t jobs.Task, o ou
 		jitter = rand.Float64
 	}
 	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		// attempt counts the scheduler's attempts: an execution a crash repeated does
+		// not use up a retry.
 		if (o.status != jobs.Failed && o.status != jobs.TimedOut) || attempt > t.Retries {
 			return 0, false
 		}
@@ -417,6 +424,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		r.Signal = process.SignalName(a.Signal)
 	}
 	r.Leftovers = a.Leftovers
+	r.Duplicates = a.Duplicates
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")

@@ -20,9 +20,15 @@ type Options[T, R any] struct {
 	Limiter *rate.Limiter
 	// TimeoutCause is the context cause of an attempt that runs past its timeout.
 	TimeoutCause error
-	// Retry, when not nil, is asked after each attempt (1-based) whether to run the job
-	// again, and after what delay. A job waiting for its retry holds no worker.
-	Retry func(v T, r R, attempt int) (delay time.Duration, again bool)
+	// Retry, when not nil, is asked after each attempt whether to run the job again,
+	// and after what delay; tries is the 1-based number of attempts so far (Done.Tries).
+	// A job waiting for its retry holds no worker.
+	Retry func(v T, r R, tries int) (delay time.Duration, again bool)
+	// Executions, when not nil, says how many executions one attempt's result stands
+	// for (an attempt that ran twice, as a remote attempt may); values below 1 count
+	// as 1. Done.Attempts counts executions, and the next attempt's number follows
+	// them. nil: each attempt is one execution.
+	Executions func(r R) int
 	// Finished, when not nil, is called with each job's final Done as soon as it is
 	// known, before another attempt is handed out: a policy that stops the run from
 	// here (by cancelling startCtx) lets no further attempt start. It runs on the
@@ -45,14 +51,15 @@ type Done[T, R any] struct {
 	Job      Job[T]
 	Slot     int // 1-based worker slot of the last attempt; 0 when not started
 	Started  bool
-	Attempts int
+	Attempts int // executions of the job, counted as Options.Executions says
+	Tries    int // attempts handed to fn: Attempts without the extra executions
 	Result   R
 	Panic    error
 }
 
 // Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
 // cause is then Options.TimeoutCause) or when the run is cancelled. slot is the
-// 1-based worker slot, attempt the 1-based attempt number.
+// 1-based worker slot, attempt the 1-based number of its (first) execution.
 type Func[T, R any] func(ctx context.Context, slot, attempt int, v T) R
 
 // Run starts fn for each job received from in, with at most opts.Workers attempts
@@ -92,10 +99,11 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-ch
 // attempt is a job on its way to a worker: its number, and the last attempt's Done
 // when it is a retry.
 type attempt[T, R any] struct {
-	job  Job[T]
-	n    int
-	last *Done[T, R]
-	due  time.Time
+	job   Job[T]
+	n     int // the number of its first execution
+	tries int // attempts before this one
+	last  *Done[T, R]
+	due   time.Time
 }
 
 // runAttempt runs one attempt in slot, unless starting has ended.
@@ -103,7 +111,11 @@ func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], 
 	if !mayStart(startCtx, runCtx, opts.Limiter) {
 		return notStarted(a)
 	}
-	return call(runCtx, opts.TimeoutCause, slot, a, fn)
+	d := call(runCtx, opts.TimeoutCause, slot, a, fn)
+	if opts.Executions != nil && d.Panic == nil {
+		d.Attempts += max(opts.Executions(d.Result), 1) - 1
+	}
+	return d
 }
 
 // notStarted is the Done of an attempt that did not start: the last attempt's, for a
@@ -129,7 +141,7 @@ func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 }
 
 func call[T, R any](runCtx context.Context, cause error, slot int, a attempt[T, R], fn Func[T, R]) (d Done[T, R]) {
-	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n}
+	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1}
 	ctx := runCtx
 	if a.job.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -229,13 +241,13 @@ func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 		d.final(r)
 		return
 	}
-	delay, again := d.opts.Retry(r.Job.Value, r.Result, r.Attempts)
+	delay, again := d.opts.Retry(r.Job.Value, r.Result, r.Tries)
 	if !again {
 		d.final(r)
 		return
 	}
 	last := r
-	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, last: &last, due: time.Now().Add(delay)})
+	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, tries: r.Tries, last: &last, due: time.Now().Add(delay)})
 }
 
 // stop ends starting: what waits to start ends now, as not started or with its last

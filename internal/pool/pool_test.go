@@ -270,3 +270,32 @@ func TestStopEndsWaitingRetriesWithTheirLastAttempt(t *testing.T) {
 		t.Errorf("got %d ended with their first attempt and %d not started, want 3 in all", tried, skipped)
 	}
 }
+
+// TestExecutionsCountInAttempts: an attempt that stands for several executions
+// counts them all, the next attempt's number follows them, and the retry budget
+// counts attempts only.
+func TestExecutionsCountInAttempts(t *testing.T) {
+	var numbers []int
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
+		numbers = append(numbers, attempt) // one worker: no race
+		if attempt == 1 {
+			return 2 // ran twice (say, redelivered after a crash), and failed
+		}
+		return 1
+	}
+	opts := Options[int, int]{
+		Workers:    1,
+		Executions: func(r int) int { return r },
+		Retry: func(v, r, tries int) (time.Duration, bool) {
+			return 0, tries < 2 // one retry
+		},
+	}
+	ctx := context.Background()
+	done := runAll(ctx, ctx, opts, 1, 0, fn)
+	if len(done) != 1 || done[0].Attempts != 3 || done[0].Tries != 2 {
+		t.Fatalf("got %+v, want 3 executions in 2 attempts", done)
+	}
+	if len(numbers) != 2 || numbers[0] != 1 || numbers[1] != 3 {
+		t.Errorf("attempt numbers %v, want [1 3]", numbers)
+	}
+}

@@ -74,6 +74,9 @@ func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 	box, boxErr := r.cgroup()
 	cmd.SysProcAttr = sysProcAttr(box)
 	grace := r.Grace
+	if t.Grace > 0 {
+		grace = t.Grace
+	}
 	var cancelledAt atomic.Int64 // unix nanoseconds
 	cmd.Cancel = func() error {
 		cancelledAt.Store(time.Now().UnixNano())

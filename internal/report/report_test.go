@@ -206,3 +206,15 @@ func TestQuietSummaryShowsTails(t *testing.T) {
 		t.Errorf("quiet summary lacks the failed task's tails:\n%s", buf.String())
 	}
 }
+
+func TestTextShowsDuplicateExecutions(t *testing.T) {
+	var s Summary
+	s.Add(jobs.Result{ID: "a", Index: 1, Status: jobs.Succeeded, Attempts: 2, Duplicates: 1})
+	var b strings.Builder
+	if err := WriteText(&b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "duplicate executions: 1 ") {
+		t.Errorf("got %q, want the duplicate executions counted", b.String())
+	}
+}

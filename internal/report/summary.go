@@ -27,7 +27,10 @@ type Summary struct {
 	// KeepTails keeps the output tails of listed tasks, for a summary that shows them
 	// (quiet mode); else only the last stderr line is shown.
 	KeepTails bool
-	hist      histogram // durations of tasks that started
+	// Duplicates counts executions of remote tasks whose end did not count (their
+	// worker had lost its lease and another execution superseded them).
+	Duplicates int
+	hist       histogram // durations of tasks that started
 }
 
 // Summarize sums up results.
@@ -46,6 +49,7 @@ func (s *Summary) Add(r jobs.Result) {
 	}
 	s.Total++
 	s.Counts[r.Status]++
+	s.Duplicates += r.Duplicates
 	if !r.StartedAt.IsZero() {
 		s.hist.add(time.Duration(r.Duration))
 	}

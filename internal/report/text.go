@@ -50,6 +50,9 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 		sep = ", "
 	}
 	b.WriteByte('\n')
+	if s.Duplicates > 0 {
+		fmt.Fprintf(&b, "duplicate executions: %d (a worker lost its lease and the task ran again elsewhere; each result counted once)\n", s.Duplicates)
+	}
 	if s.Started() > 0 {
 		fmt.Fprintf(&b, "durations: p50 %s, p95 %s, max %s\n",
 			FormatDuration(s.Quantile(0.5)), FormatDuration(s.Quantile(0.95)), FormatDuration(s.Max()))

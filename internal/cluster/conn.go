@@ -1,9 +1,12 @@
-// Package dist runs tasks across machines on NATS JetStream: a submitter publishes a
-// run's tasks to a work-queue stream and collects their results from a results stream;
-// workers fetch tasks one per free slot and run them with the same executor as a local
-// run. Delivery is at least once: a task whose worker dies is delivered again after
-// the ack wait, and the submitter counts the first result of each task.
-package dist
+// Package cluster runs attempts of tasks on other machines, through NATS JetStream.
+// It holds the two ends of a remote attempt: the Executor, which the scheduler of a
+// run (the pipeline) uses as its runner, publishes each attempt to a work-queue
+// stream and receives its output and its end; the Worker takes attempts one per free
+// slot, runs each with the local executor under a lease, streams its output, and
+// reports its end. The Worker decides nothing: retries, timeouts, halts and order are
+// the scheduler's. Delivery is at least once: an attempt whose worker dies or loses
+// its lease is delivered again, and every execution is counted.
+package cluster
 
 import (
 	"context"
@@ -20,30 +23,43 @@ import (
 
 // The JetStream objects a run uses.
 const (
-	TasksStream   = "GORUN_TASKS"   // work queue: subject gorun.task.<run>
-	ResultsStream = "GORUN_RESULTS" // results: subject gorun.res.<run>.<index>
-	ConsumerName  = "gorun-workers" // the durable pull consumer all workers share
-	RunsBucket    = "gorun_runs"    // key <run> -> "running" | "cancelling" | "done"
+	TasksStream   = "GORUN_TASKS"   // work queue of attempts: subject gorun.task.<run>
+	RunsBucket    = "gorun_runs"    // key <run> -> runInfo (JSON): state and lease
+	WorkersBucket = "gorun_workers" // key <worker> -> its slots, while it lives
+	// legacyConsumer is the consumer all workers shared before each run had its own;
+	// it would overlap the runs' consumers on the work queue, so Connect removes it.
+	legacyConsumer = "gorun-workers"
 )
 
 // Run states in the RunsBucket.
 const (
-	StateRunning    = "running"
-	StateCancelling = "cancelling"
-	StateDone       = "done"
+	StateRunning = "running"
+	StateDone    = "done"
 )
 
-// DefaultAckWait is how long a delivered task may go without a heartbeat before the
-// broker delivers it again, to another worker.
-const DefaultAckWait = 30 * time.Second
+// DefaultLease is how long a delivered attempt may go without its worker renewing
+// the lease before the broker delivers it again, to another worker.
+const DefaultLease = 30 * time.Second
 
-// MaxDeliver bounds deliveries of one task (crashes of its workers included).
+// MinLease is the shortest lease a run may have.
+const MinLease = 100 * time.Millisecond
+
+// MaxDeliver bounds deliveries of one attempt (crashes of its workers included).
 const MaxDeliver = 10
+
+// workerTTL is how long a worker stays listed in the WorkersBucket after its last
+// announcement; it announces itself every third of it.
+const workerTTL = 15 * time.Second
 
 func taskSubject(run string) string { return "gorun.task." + run }
 
-func resultSubject(run string, index int) string {
-	return "gorun.res." + run + "." + strconv.Itoa(index)
+// consumerName is the durable consumer of a run's attempts.
+func consumerName(run string) string { return "gorun-run-" + run }
+
+// runInfo is a run's entry in the RunsBucket.
+type runInfo struct {
+	State string        `json:"state"`
+	Lease time.Duration `json:"lease"`
 }
 
 // MinServer is the oldest server gorun accepts: older ones stall other runs when one
@@ -55,15 +71,14 @@ type Conn struct {
 	NC      *nats.Conn
 	JS      jetstream.JetStream
 	Tasks   jetstream.Stream
-	Cons    jetstream.Consumer
 	Runs    jetstream.KeyValue
-	AckWait time.Duration
+	Workers jetstream.KeyValue
 }
 
 // Connect connects to the broker at url, checks the server's version, and creates
-// (or updates) the streams, the consumer and the bucket a run needs. The connection
-// reconnects by itself if the broker restarts.
-func Connect(ctx context.Context, url string, ackWait time.Duration) (*Conn, error) {
+// (or updates) the stream and the buckets runs need. The connection reconnects by
+// itself if the broker restarts.
+func Connect(ctx context.Context, url string) (*Conn, error) {
 	nc, err := nats.Connect(url, nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", url, err)
@@ -72,7 +87,7 @@ func Connect(ctx context.Context, url string, ackWait time.Duration) (*Conn, err
 		nc.Close()
 		return nil, fmt.Errorf("broker %s: %w", url, err)
 	}
-	c := &Conn{NC: nc, AckWait: ackWait}
+	c := &Conn{NC: nc}
 	if err := c.setup(ctx); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("broker %s: %w", url, err)
@@ -105,24 +120,38 @@ func (c *Conn) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tasks stream: %w", err)
 	}
-	if _, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: ResultsStream, Subjects: []string{"gorun.res.>"}, Retention: jetstream.LimitsPolicy,
-		Storage: jetstream.FileStorage, MaxAge: 7 * 24 * time.Hour, Duplicates: 10 * time.Minute,
-	}); err != nil {
-		return fmt.Errorf("results stream: %w", err)
-	}
-	c.Cons, err = js.CreateOrUpdateConsumer(ctx, TasksStream, jetstream.ConsumerConfig{
-		Durable: ConsumerName, AckPolicy: jetstream.AckExplicitPolicy, AckWait: c.AckWait,
-		MaxDeliver: MaxDeliver, FilterSubject: "gorun.task.>", MaxAckPending: 100_000,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
+	if err := js.DeleteConsumer(ctx, TasksStream, legacyConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("remove the shared consumer of older versions: %w", err)
 	}
 	c.Runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunsBucket, TTL: 7 * 24 * time.Hour})
 	if err != nil {
 		return fmt.Errorf("runs bucket: %w", err)
 	}
+	c.Workers, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: workerTTL})
+	if err != nil {
+		return fmt.Errorf("workers bucket: %w", err)
+	}
 	return nil
+}
+
+// LiveSlots returns the slots of the workers that announced themselves within the
+// last 15 seconds, summed; 0 when none did.
+func (c *Conn) LiveSlots(ctx context.Context) (int, error) {
+	keys, err := c.Workers.ListKeys(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("list workers: %w", err)
+	}
+	total := 0
+	for k := range keys.Keys() {
+		e, err := c.Workers.Get(ctx, k)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if n, err := strconv.Atoi(string(e.Value())); err == nil && n > 0 {
+			total += n
+		}
+	}
+	return total, nil
 }
 
 // Close drains and closes the connection.

@@ -1,0 +1,317 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
+)
+
+// stopResend is how often the Executor repeats a stop until the end arrives.
+const stopResend = 500 * time.Millisecond
+
+// endMargin is how long, beyond the grace, the Executor waits for the end of an
+// execution it stopped before it writes the execution off.
+const endMargin = 500 * time.Millisecond
+
+// Executor runs attempts of one run's tasks on the workers of a broker. Its Run has
+// the method set of the pipeline's Runner: the run's scheduler hands it attempts as
+// it would hand them to the local executor, and decides everything (retries,
+// timeouts, halts, order) as locally.
+//
+// Open one per run; Run is safe for concurrent use; call Close after the last Run
+// has returned.
+type Executor struct {
+	conn  *Conn
+	run   string
+	lease time.Duration
+	grace time.Duration
+
+	hurry     chan struct{} // closed by KillAll
+	hurryOnce sync.Once
+
+	mu   sync.Mutex
+	dups map[int]int // task index → duplicate executions so far
+}
+
+// Open prepares run on the broker: a durable consumer of its attempts whose ack wait
+// is lease (the run's lease: no other run or client changes it), and the run's entry
+// in the RunsBucket, from which workers learn of it. grace is the time from SIGTERM
+// to SIGKILL that every attempt carries to its worker.
+func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duration) (*Executor, error) {
+	if lease < MinLease {
+		return nil, fmt.Errorf("run %s: lease %v is shorter than %v", run, lease, MinLease)
+	}
+	if _, err := conn.JS.CreateOrUpdateConsumer(ctx, TasksStream, jetstream.ConsumerConfig{
+		Durable: consumerName(run), AckPolicy: jetstream.AckExplicitPolicy, AckWait: lease,
+		MaxDeliver: MaxDeliver, FilterSubject: taskSubject(run), MaxAckPending: 100_000,
+	}); err != nil {
+		return nil, fmt.Errorf("run %s: create its consumer: %w", run, err)
+	}
+	info, _ := json.Marshal(runInfo{State: StateRunning, Lease: lease})
+	if _, err := conn.Runs.Put(ctx, run, info); err != nil {
+		return nil, fmt.Errorf("run %s: announce it: %w", run, err)
+	}
+	return &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}}, nil
+}
+
+// Close ends the run on the broker: its state becomes done, its consumer and any
+// attempt still queued are removed.
+func (e *Executor) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, _ := json.Marshal(runInfo{State: StateDone, Lease: e.lease})
+	_, err := e.conn.Runs.Put(ctx, e.run, info)
+	if derr := e.conn.JS.DeleteConsumer(ctx, TasksStream, consumerName(e.run)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
+		err = errors.Join(err, derr)
+	}
+	err = errors.Join(err, e.conn.Tasks.Purge(ctx, jetstream.WithPurgeSubject(taskSubject(e.run))))
+	if err != nil {
+		return fmt.Errorf("run %s: end it on the broker: %w", e.run, err)
+	}
+	return nil
+}
+
+// KillAll stops waiting for the ends of stopped attempts: every Run that was told to
+// stop returns at once. It is the answer to a second interrupt; the workers stop the
+// executions by themselves (the stops already went out, and their leases lapse).
+func (e *Executor) KillAll() { e.hurryOnce.Do(func() { close(e.hurry) }) }
+
+// Run publishes one attempt of t and relays what the worker that takes it reports:
+// its output into stdout and stderr as it comes, then its end. slot is the run's slot
+// of the attempt (the template's {%}), attempt the number of its first execution.
+//
+// When ctx ends (a timeout, a halt, an interrupt), an attempt no worker has started
+// is withdrawn and returns at once, Stopped; a running one is told to stop (SIGTERM,
+// the grace, SIGKILL on its worker), again until its end arrives or the grace and
+// half a second have passed. An attempt delivered again (its worker died or lost its
+// lease) counts each execution in Attempt.Executions; the end of a superseded
+// execution never counts, and is counted in Attempt.Duplicates.
+func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
+	a := jobs.Attempt{Start: time.Now(), ExitCode: -1}
+	if ctx.Err() != nil {
+		a.Stopped = true
+		return a
+	}
+	msg := toMsg(e.run, t, slot, attempt, e.grace)
+	st := &remote{base: attempt, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
+		starts: map[string]startReply{}, ends: map[string]bool{}}
+	sub, err := e.conn.NC.Subscribe(msg.Subject+".*", st.handle)
+	if err != nil {
+		a.Err = fmt.Errorf("task %s: listen for attempt %d: %w", t.ID, attempt, err)
+		return a
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	seq, err := e.publish(ctx, &msg)
+	if err != nil {
+		st.finish()
+		if ctx.Err() != nil {
+			a.Stopped = true
+			return a
+		}
+		a.Err = fmt.Errorf("task %s: %w", t.ID, err)
+		return a
+	}
+
+	var (
+		stopped <-chan struct{} = ctx.Done()
+		resend  <-chan time.Time
+		giveUp  <-chan time.Time
+		hurry   <-chan struct{}
+	)
+	for {
+		select {
+		case end := <-st.endCh:
+			return e.ended(t.Index, st, &end)
+		case <-stopped:
+			stopped = nil
+			if !st.stop() { // no execution runs: withdraw the attempt
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_ = e.conn.Tasks.DeleteMsg(ctx, seq)
+				cancel()
+				return e.abandoned(t.Index, st, nil)
+			}
+			e.sendStop(msg.Subject)
+			tick := time.NewTicker(stopResend)
+			defer tick.Stop()
+			resend, giveUp, hurry = tick.C, time.After(e.grace+endMargin), e.hurry
+		case <-resend:
+			e.sendStop(msg.Subject)
+		case <-giveUp:
+			return e.abandoned(t.Index, st, fmt.Errorf("task %s: no end from worker %s within the grace after it was told to stop", t.ID, st.worker()))
+		case <-hurry:
+			return e.abandoned(t.Index, st, nil)
+		}
+	}
+}
+
+// publish puts the attempt on the work queue, trying again while the broker cannot
+// take it (a restart) until ctx ends. Its message id makes a second publish of the
+// same attempt a no-op.
+func (e *Executor) publish(ctx context.Context, m *attemptMsg) (uint64, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	id := fmt.Sprintf("%s/%d/%d", m.Run, m.Index, m.Attempt)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		nm := nats.NewMsg(taskSubject(m.Run))
+		nm.Data = data
+		ack, err := e.conn.JS.PublishMsg(ctx, nm, jetstream.WithMsgID(id))
+		if err == nil {
+			return ack.Sequence, nil
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if errors.Is(err, nats.ErrMaxPayload) {
+			return 0, fmt.Errorf("publish attempt %d: %w", m.Attempt, err)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (e *Executor) sendStop(subject string) { _ = e.conn.NC.Publish(subject+".stop", nil) }
+
+// addDups adds n duplicate executions to the task's count and returns the total.
+func (e *Executor) addDups(index, n int) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dups[index] += n
+	return e.dups[index]
+}
+
+// ended is the attempt as its counting execution reported it.
+func (e *Executor) ended(index int, st *remote, end *endMsg) jobs.Attempt {
+	execs, dups := st.finish()
+	a := jobs.Attempt{Start: end.Start, Duration: end.Duration, ExitCode: end.ExitCode, Signal: syscall.Signal(end.Signal),
+		Stopped: end.Stopped, Leftovers: end.Leftovers, Executions: execs, Duplicates: e.addDups(index, dups)}
+	if end.Err != "" {
+		a.Err = errors.New(end.Err)
+	}
+	return a
+}
+
+// abandoned is an attempt stopped without an end that counts.
+func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
+	execs, dups := st.finish()
+	return jobs.Attempt{Start: time.Now(), ExitCode: -1, Stopped: true, Err: err, Executions: execs, Duplicates: e.addDups(index, dups)}
+}
+
+// remote is the state of one attempt as the Executor sees it. Its handle runs on the
+// subscription's goroutine, one message at a time; the fields are guarded by mu.
+type remote struct {
+	base           int // the number of the attempt's first execution
+	stdout, stderr *process.Capture
+	endCh          chan endMsg // the counting end; room for one
+
+	mu       sync.Mutex
+	starts   map[string]startReply // every execution that asked to start, and the answer
+	ends     map[string]bool       // executions whose end came
+	execs    int                   // executions started
+	owner    string                // the execution whose output and end count: the latest started
+	ownerW   string                // its worker
+	running  bool                  // the owner started and has not ended
+	stopping bool                  // ctx ended: no execution may start
+	over     bool                  // the attempt returned: nothing more is written
+	next     [2]int                // the owner's next chunk of stdout, stderr
+	dups     int                   // executions whose end came and did not count
+}
+
+func (r *remote) handle(m *nats.Msg) {
+	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	switch kind {
+	case "start":
+		var s startMsg
+		if json.Unmarshal(m.Data, &s) != nil {
+			return
+		}
+		r.mu.Lock()
+		rep, seen := r.starts[s.Exec] // a start asked again gets the same answer
+		if !seen && !r.stopping && !r.over {
+			r.execs++
+			r.owner, r.ownerW, r.running, r.next = s.Exec, s.Worker, true, [2]int{}
+			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}
+		}
+		r.starts[s.Exec] = rep
+		r.mu.Unlock()
+		data, _ := json.Marshal(rep)
+		_ = m.Respond(data)
+	case "out", "err":
+		stream := 0
+		if kind == "err" {
+			stream = 1
+		}
+		seq, err := strconv.Atoi(m.Header.Get(hdrSeq))
+		r.mu.Lock()
+		if err == nil && !r.over && m.Header.Get(hdrExec) == r.owner && seq == r.next[stream] {
+			if stream == 0 {
+				_, _ = r.stdout.Write(m.Data)
+			} else {
+				_, _ = r.stderr.Write(m.Data)
+			}
+			r.next[stream]++
+		}
+		r.mu.Unlock()
+		_ = m.Respond(nil)
+	case "end":
+		var end endMsg
+		if json.Unmarshal(m.Data, &end) != nil {
+			return
+		}
+		r.mu.Lock()
+		if !r.ends[end.Exec] {
+			r.ends[end.Exec] = true
+			switch {
+			case end.Exec == r.owner && end.LeaseLost:
+				r.running = false // the broker delivers it again
+			case end.Exec == r.owner && !r.over:
+				r.running = false
+				r.over = true
+				r.endCh <- end
+			case r.starts[end.Exec].Run:
+				r.dups++ // superseded by a later execution
+			}
+		}
+		r.mu.Unlock()
+		_ = m.Respond(nil)
+	}
+}
+
+// stop refuses every later start and reports whether an execution is running.
+func (r *remote) stop() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopping = true
+	return r.running
+}
+
+// finish ends the attempt: nothing more is written to its captures. It returns the
+// executions started and the duplicate ends.
+func (r *remote) finish() (execs, dups int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.over = true
+	return r.execs, r.dups
+}
+
+func (r *remote) worker() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ownerW
+}

@@ -1,0 +1,92 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/process"
+)
+
+// An attempt travels so:
+//
+//   - the Executor subscribes to <subject>.* (subject: gorun.att.<run>.<index>.<attempt>),
+//     then publishes an attemptMsg to the work queue (gorun.task.<run>);
+//   - a worker that takes it asks <subject>.start (startMsg) and runs it only if the
+//     reply (startReply) says so, with the execution number the reply gives;
+//   - while it runs, each output stream goes to <subject>.out or <subject>.err as
+//     requests of at most one chunk, the next sent only once the last was answered;
+//   - once all output is answered, the worker asks <subject>.end (endMsg) until it is
+//     answered, and only then acknowledges the message;
+//   - the Executor publishes on <subject>.stop when the attempt's context ends, again
+//     every stopResend, until the end arrives.
+const (
+	hdrExec = "Gorun-Exec" // the execution a chunk belongs to
+	hdrSeq  = "Gorun-Seq"  // a chunk's 0-based number within its stream
+)
+
+// Chunk sizes: a chunk is at most maxChunk and leaves chunkHeadroom of the server's
+// payload limit for headers.
+const (
+	maxChunk      = 128 << 10
+	chunkHeadroom = 1 << 10
+)
+
+func attemptSubject(run string, index, attempt int) string {
+	return fmt.Sprintf("gorun.att.%s.%d.%d", run, index, attempt)
+}
+
+// attemptMsg is one attempt of a task on the wire: everything a worker needs to run
+// it, resolved by the submitter.
+type attemptMsg struct {
+	Run     string        `json:"run"`
+	Index   int           `json:"index"`
+	ID      string        `json:"id"`
+	Attempt int           `json:"attempt"` // the number of its first execution
+	Args    []string      `json:"args"`
+	Dir     string        `json:"dir,omitempty"`
+	Env     []string      `json:"env,omitempty"`
+	Grace   time.Duration `json:"grace"`
+	Subject string        `json:"subject"`
+}
+
+func toMsg(run string, t *jobs.Task, slot, attempt int, grace time.Duration) attemptMsg {
+	return attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env,
+		Grace: grace, Subject: attemptSubject(run, t.Index, attempt)}
+}
+
+// task rebuilds the task a worker runs: its argv as resolved by the submitter, and
+// GORUN_RUN_ID the submitter's run.
+func (m *attemptMsg) task() jobs.Task {
+	env := append(m.Env[:len(m.Env):len(m.Env)], process.RunIDVar+"="+m.Run)
+	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env, Grace: m.Grace}
+}
+
+// startMsg asks whether an execution may start.
+type startMsg struct {
+	Exec      string `json:"exec"` // unique per execution
+	Worker    string `json:"worker"`
+	Delivered int    `json:"delivered"` // the broker's delivery count
+}
+
+// startReply answers a startMsg.
+type startReply struct {
+	Run     bool `json:"run"`     // false: the attempt is over or stopped; drop it
+	Attempt int  `json:"attempt"` // the execution's number: GORUN_ATTEMPT
+}
+
+// endMsg is how an execution ended.
+type endMsg struct {
+	Exec      string        `json:"exec"`
+	Worker    string        `json:"worker"`
+	Start     time.Time     `json:"start"`
+	Duration  time.Duration `json:"duration"`
+	ExitCode  int           `json:"exit_code"`
+	Signal    int           `json:"signal,omitempty"`
+	Err       string        `json:"error,omitempty"`
+	Stopped   bool          `json:"stopped,omitempty"`
+	Leftovers int           `json:"leftovers,omitempty"`
+	// LeaseLost: the worker could not renew its lease and stopped the execution; the
+	// broker delivers the attempt again, so this end does not count.
+	LeaseLost bool `json:"lease_lost,omitempty"`
+}
