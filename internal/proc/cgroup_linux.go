@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,12 +32,14 @@ type Cgroups struct {
 	mu   sync.Mutex
 	idle []*Cgroup
 	all  []*Cgroup
+	made int // cgroups made so far: names are a1, a2, …
 }
 
 // Cgroup is one child cgroup of a run. Its methods are safe for concurrent use.
 type Cgroup struct {
-	dir string
-	fd  int // the directory, for CLONE_INTO_CGROUP
+	dir    string
+	fd     int         // the directory, for CLONE_INTO_CGROUP
+	killed atomic.Bool // cgroup.kill was written: never start a process here again
 }
 
 // OpenCgroups creates the subtree name beneath gorun's own cgroup v2 and checks that a
@@ -99,7 +103,8 @@ func (c *Cgroups) Get() (*Cgroup, error) {
 		c.idle = c.idle[:n-1]
 		return g, nil
 	}
-	dir := filepath.Join(c.dir, "a"+strconv.Itoa(len(c.all)+1))
+	c.made++
+	dir := filepath.Join(c.dir, "a"+strconv.Itoa(c.made))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
@@ -114,10 +119,23 @@ func (c *Cgroups) Get() (*Cgroup, error) {
 }
 
 // Put hands back g, which must be empty, for another attempt.
+//
+// A cgroup that was killed through cgroup.kill is removed instead: on the kernels
+// gorun was tested on (6.18), every process later started into it with
+// CLONE_INTO_CGROUP is killed at birth, as if the kill were still under way.
 func (c *Cgroups) Put(g *Cgroup) {
 	c.mu.Lock()
-	c.idle = append(c.idle, g)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if !g.killed.Load() {
+		c.idle = append(c.idle, g)
+		return
+	}
+	_ = syscall.Close(g.fd)
+	g.fd = -1
+	if err := syscall.Rmdir(g.dir); err != nil {
+		return // not empty after all: Close removes it
+	}
+	c.all = slices.DeleteFunc(c.all, func(x *Cgroup) bool { return x == g })
 }
 
 // Close kills whatever is left in the subtree and removes it.
@@ -125,7 +143,9 @@ func (c *Cgroups) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, g := range c.all {
-		_ = syscall.Close(g.fd)
+		if g.fd >= 0 {
+			_ = syscall.Close(g.fd)
+		}
 	}
 	c.all, c.idle = nil, nil
 	return KillTree(c.dir, 5*time.Second)
@@ -158,7 +178,10 @@ func (g *Cgroup) Signal(sig syscall.Signal) {
 
 // Kill sends SIGKILL to every process in g at once, through cgroup.kill: a process
 // forking meanwhile cannot escape it.
-func (g *Cgroup) Kill() error { return writeKill(g.dir) }
+func (g *Cgroup) Kill() error {
+	g.killed.Store(true)
+	return writeKill(g.dir)
+}
 
 // Empty reports whether no process is left in g.
 func (g *Cgroup) Empty() bool { return !populated(g.dir) }

@@ -99,8 +99,13 @@ func TestCgroupHoldsTheTree(t *testing.T) {
 	_ = cmd.Wait()
 	waitUntil(t, "the cgroup to empty", g.Empty)
 	cg.Put(g)
-	if again, err := cg.Get(); err != nil || again != g {
-		t.Errorf("Get after Put: got %p (%v), want the idle cgroup %p back", again, err, g)
+	idle, err := cg.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg.Put(idle)
+	if again, err := cg.Get(); err != nil || again != idle {
+		t.Errorf("Get after Put: got %p (%v), want the idle cgroup %p back", again, err, idle)
 	}
 }
 
@@ -112,4 +117,34 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// A cgroup killed through cgroup.kill is not handed out again: the kernel kills every
+// process later started into it.
+func TestKilledCgroupIsNotReused(t *testing.T) {
+	cg, err := OpenCgroups("gorun-proctest-kill-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	defer cg.Close()
+	g, err := cg.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cg.Put(g)
+	next, err := cg.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next == g {
+		t.Fatal("Get after a killed cgroup was put back: got the killed one, want a new one")
+	}
+	cmd := exec.Command("sh", "-c", "echo ok")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: next.FD()}
+	if out, err := cmd.Output(); err != nil || string(out) != "ok\n" {
+		t.Errorf("a process in the new cgroup: got %q, %v; want ok", out, err)
+	}
 }

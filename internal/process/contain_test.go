@@ -70,6 +70,10 @@ func TestRunKillsStubbornLeftovers(t *testing.T) {
 		t.Errorf("got %s with %d leftovers, want succeeded with the stubborn one counted", st, a.Leftovers)
 	}
 	testutil.NoSurvivors(t, mark)
+	// The next task, in the cgroup the kill used or another, is not killed with it.
+	if _, st, out, _, _ := runShell(t, r, 0, "echo next"); st != jobs.Succeeded || out.Tail() != "next\n" {
+		t.Errorf("the task after a killed one: got %s, stdout %q; want succeeded, next", st, out.Tail())
+	}
 }
 
 func TestParseContainment(t *testing.T) {
