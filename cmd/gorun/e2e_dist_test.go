@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -20,20 +19,7 @@ import (
 // startBroker starts `gorun broker` on a free loopback port and returns its URL.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command(gorunBin, "broker", "--store", t.TempDir(), "--listen", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "nats://") {
-		t.Fatalf("broker printed %q, %v", line, err)
-	}
-	return strings.TrimSpace(line)
+	return startBrokerAt(t, t.TempDir(), "127.0.0.1:0").URL
 }
 
 // startWorker starts `gorun worker` with a short ack wait; every process it starts
@@ -179,25 +165,13 @@ func freePort(t *testing.T) int {
 func TestE2EDistributedBrokerRestart(t *testing.T) {
 	store := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startAt := func() *exec.Cmd {
-		cmd := exec.Command(gorunBin, "broker", "--store", store, "--listen", listen)
-		out, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
-			t.Fatalf("broker did not start: %v", err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd
-	}
+	startAt := func() *brokerProc { return startBrokerAt(t, store, listen) }
 	b := startAt()
 	url := "nats://" + listen
 	// Submit 50 tasks with no worker yet: they wait in the broker's store.
 	r := startGorun(t, strings.NewReader(strings.Repeat("echo done\n", 50)), "exec", "-", "--broker", url, "--ack-wait", "2s", "-o", "none")
 	time.Sleep(time.Second)
-	_ = b.Process.Signal(syscall.SIGKILL)
-	_ = b.Wait()
+	b.kill()
 	startAt() // the same store
 	startWorker(t, url, testutil.NewMark(t), 4)
 	if code := r.wait(t, 60*time.Second); code != 0 {
