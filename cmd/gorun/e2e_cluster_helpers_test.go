@@ -110,9 +110,9 @@ func startWorkerArgs(t *testing.T, url, mark string, args ...string) (*exec.Cmd,
 	return cmd, log
 }
 
-// cluster is an embedded broker on a free loopback port, with a store of its own,
+// testCluster is an embedded broker on a free loopback port, with a store of its own,
 // and the workers the test started on it.
-type cluster struct {
+type testCluster struct {
 	URL     string
 	Store   string
 	Listen  string
@@ -124,9 +124,9 @@ type cluster struct {
 
 // startCluster starts a broker and n workers, each with the flags workerArgs (for
 // example "-j", "4", "--ack-wait", "2s"), and waits until all of them are ready.
-func startCluster(t *testing.T, n int, workerArgs ...string) *cluster {
+func startCluster(t *testing.T, n int, workerArgs ...string) *testCluster {
 	t.Helper()
-	c := &cluster{Store: t.TempDir(), Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Mark: testutil.NewMark(t)}
+	c := &testCluster{Store: t.TempDir(), Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Mark: testutil.NewMark(t)}
 	c.Broker = startBrokerAt(t, c.Store, c.Listen)
 	c.URL = c.Broker.URL
 	for range n {
@@ -136,7 +136,7 @@ func startCluster(t *testing.T, n int, workerArgs ...string) *cluster {
 }
 
 // addWorker starts one more worker with the flags args.
-func (c *cluster) addWorker(t *testing.T, args ...string) *exec.Cmd {
+func (c *testCluster) addWorker(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	w, log := startWorkerArgs(t, c.URL, c.Mark, args...)
 	c.Workers = append(c.Workers, w)
@@ -146,7 +146,7 @@ func (c *cluster) addWorker(t *testing.T, args ...string) *exec.Cmd {
 
 // restartBroker starts a new broker on the cluster's store and address, after the
 // test stopped the old one.
-func (c *cluster) restartBroker(t *testing.T) {
+func (c *testCluster) restartBroker(t *testing.T) {
 	t.Helper()
 	c.Broker = startBrokerAt(t, c.Store, c.Listen)
 	if c.Broker.URL != c.URL {
@@ -155,7 +155,7 @@ func (c *cluster) restartBroker(t *testing.T) {
 }
 
 // workerLogs returns every worker's stderr, for failure messages.
-func (c *cluster) workerLogs() string {
+func (c *testCluster) workerLogs() string {
 	var b strings.Builder
 	for i, l := range c.Logs {
 		fmt.Fprintf(&b, "--- worker %d:\n%s", i+1, l)
