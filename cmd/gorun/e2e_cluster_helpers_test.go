@@ -78,8 +78,8 @@ func (b *brokerProc) kill() {
 }
 
 // startWorkerArgs starts `gorun worker --broker url -v` with the extra flags args,
-// its processes carrying mark, and waits for its first log line (with -v the worker
-// logs once it is connected and ready). Its stderr is kept in the returned buffer.
+// its processes carrying mark, and waits for its "worker ready" log line (with -v the
+// worker logs it once it is connected and has announced its slots). Its stderr is kept in the returned buffer.
 // The worker is killed at the end of the test.
 func startWorkerArgs(t *testing.T, url, mark string, args ...string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
@@ -97,7 +97,7 @@ func startWorkerArgs(t *testing.T, url, mark string, args ...string) (*exec.Cmd,
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(log.String(), "\n"); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(log.String(), "worker ready"); time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-exited:
 			t.Fatalf("worker %v exited before it was ready: %v; stderr:\n%s", args, cmd.ProcessState, log)

@@ -26,12 +26,16 @@ func startBroker(t *testing.T) string {
 // carries mark.
 func startWorker(t *testing.T, url, mark string, slots int) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(gorunBin, "worker", "--broker", url, "-j", fmt.Sprint(slots), "--ack-wait", "2s", "--grace", "1s")
+	cmd := exec.Command(gorunBin, "worker", "--broker", url, "-j", fmt.Sprint(slots), "--grace", "1s", "-v")
 	cmd.Env = append(os.Environ(), testutil.MarkVar+"="+mark)
+	log := &syncBuffer{}
+	cmd.Stderr = log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Ready once it has announced its slots: a run submitted then counts them.
+	waitFor(t, 30*time.Second, "the worker's ready line", func() bool { return strings.Contains(log.String(), "worker ready") })
 	return cmd
 }
 
@@ -215,5 +219,24 @@ func TestE2EDistributedWorkerDrains(t *testing.T) {
 		if res.Status != "succeeded" || res.Attempts < 2 {
 			t.Errorf("%s: %s after %d attempts, want succeeded on a second delivery", id, res.Status, res.Attempts)
 		}
+	}
+}
+
+// A task's timeout counts from its start on a worker, not while it waits in the queue.
+func TestE2EDistributedTimeoutCountsFromStart(t *testing.T) {
+	url := startBroker(t)
+	startWorker(t, url, testutil.NewMark(t), 1)
+	// Three tasks of 0.8 s on one slot, all in flight at once: the last waits 1.6 s in
+	// the queue, more than its 1.2 s timeout, and still has the whole of it to run.
+	tasks := writeFile(t, "t.yaml", "version: 1\ndefaults: {timeout: 1200ms}\ntasks:\n  - run: sleep 0.8\n  - run: sleep 0.8\n  - run: sleep 0.8\n")
+	r := startGorun(t, nil, "exec", tasks, "--broker", url, "--workers", "3", "-o", "none")
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Errorf("got exit %d, want 0 (no task ran past its timeout); stderr:\n%s", code, r.stderr)
+	}
+	// And a task that does run past it is stopped and timed out.
+	slow := writeFile(t, "s.yaml", "version: 1\ntasks:\n  - {run: sleep 30, timeout: 500ms}\n")
+	r = startGorun(t, nil, "exec", slow, "--broker", url, "--grace", "1s")
+	if code := r.wait(t, 30*time.Second); code != 1 || !strings.Contains(r.stderr.String(), "timed_out") {
+		t.Errorf("got exit %d, stderr %q; want 1 and the task timed out", code, r.stderr)
 	}
 }

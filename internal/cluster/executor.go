@@ -92,7 +92,12 @@ func (e *Executor) KillAll() { e.hurryOnce.Do(func() { close(e.hurry) }) }
 // its output into stdout and stderr as it comes, then its end. slot is the run's slot
 // of the attempt (the template's {%}), attempt the number of its first execution.
 //
-// When ctx ends (a timeout, a halt, an interrupt), an attempt no worker has started
+// The task's timeout (t.Timeout) counts from the moment a worker starts the attempt,
+// not from its publication: an attempt may wait in the queue for a free worker (see
+// pipeline.Options.RunnerTimesOut). When it passes, the attempt is stopped as below
+// and returns TimedOut.
+//
+// When ctx ends (a halt, an interrupt), an attempt no worker has started
 // is withdrawn and returns at once, Stopped; a running one is told to stop (SIGTERM,
 // the grace, SIGKILL on its worker), again until its end arrives or the grace and
 // half a second have passed. An attempt delivered again (its worker died or lost its
@@ -106,7 +111,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
 	st := &remote{base: attempt, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
-		starts: map[string]startReply{}, ends: map[string]bool{}}
+		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
 	sub, err := e.conn.NC.Subscribe(msg.Subject+".*", st.handle)
 	if err != nil {
 		a.Err = fmt.Errorf("task %s: listen for attempt %d: %w", t.ID, attempt, err)
@@ -125,34 +130,56 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 	}
 
 	var (
-		stopped <-chan struct{} = ctx.Done()
-		resend  <-chan time.Time
-		giveUp  <-chan time.Time
-		hurry   <-chan struct{}
+		stopped  <-chan struct{} = ctx.Done()
+		started  <-chan struct{}
+		deadline <-chan time.Time
+		timedOut bool
+		resend   <-chan time.Time
+		giveUp   <-chan time.Time
+		hurry    <-chan struct{}
 	)
+	if t.Timeout > 0 {
+		started = st.started // the task's timeout counts from its start on a worker
+	}
+	stopping := false
 	for {
+		stopNow := false
 		select {
 		case end := <-st.endCh:
-			return e.ended(t.Index, st, &end)
+			a := e.ended(t.Index, st, &end)
+			a.TimedOut = timedOut && a.Stopped
+			return a
+		case <-started:
+			started, deadline = nil, time.After(t.Timeout)
+		case <-deadline:
+			deadline, timedOut, stopNow = nil, true, true
 		case <-stopped:
-			stopped = nil
-			if !st.stop() { // no execution runs: withdraw the attempt
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_ = e.conn.Tasks.DeleteMsg(ctx, seq)
-				cancel()
-				return e.abandoned(t.Index, st, nil)
-			}
-			e.sendStop(msg.Subject)
-			tick := time.NewTicker(stopResend)
-			defer tick.Stop()
-			resend, giveUp, hurry = tick.C, time.After(e.grace+endMargin), e.hurry
+			stopped, stopNow = nil, true
 		case <-resend:
 			e.sendStop(msg.Subject)
 		case <-giveUp:
-			return e.abandoned(t.Index, st, fmt.Errorf("task %s: no end from worker %s within the grace after it was told to stop", t.ID, st.worker()))
+			a := e.abandoned(t.Index, st, fmt.Errorf("task %s: no end from worker %s within the grace after it was told to stop", t.ID, st.worker()))
+			a.TimedOut = timedOut
+			return a
 		case <-hurry:
+			a := e.abandoned(t.Index, st, nil)
+			a.TimedOut = timedOut
+			return a
+		}
+		if !stopNow || stopping {
+			continue
+		}
+		stopping, stopped, deadline = true, nil, nil
+		if !st.stop() { // no execution runs: withdraw the attempt
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = e.conn.Tasks.DeleteMsg(ctx, seq)
+			cancel()
 			return e.abandoned(t.Index, st, nil)
 		}
+		e.sendStop(msg.Subject)
+		tick := time.NewTicker(stopResend)
+		defer tick.Stop()
+		resend, giveUp, hurry = tick.C, time.After(e.grace+endMargin), e.hurry
 	}
 }
 
@@ -218,7 +245,8 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 type remote struct {
 	base           int // the number of the attempt's first execution
 	stdout, stderr *process.Capture
-	endCh          chan endMsg // the counting end; room for one
+	endCh          chan endMsg   // the counting end; room for one
+	started        chan struct{} // closed when the first execution starts; nil: not watched
 
 	mu       sync.Mutex
 	starts   map[string]startReply // every execution that asked to start, and the answer
@@ -244,6 +272,9 @@ func (r *remote) handle(m *nats.Msg) {
 		r.mu.Lock()
 		rep, seen := r.starts[s.Exec] // a start asked again gets the same answer
 		if !seen && !r.stopping && !r.over {
+			if r.execs == 0 && r.started != nil {
+				close(r.started)
+			}
 			r.execs++
 			r.owner, r.ownerW, r.running, r.next = s.Exec, s.Worker, true, [2]int{}
 			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}

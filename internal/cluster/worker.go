@@ -49,6 +49,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Name = host + "/" + strconv.Itoa(os.Getpid())
 	}
 	runs := &runSet{cons: map[string]jetstream.Consumer{}, changed: make(chan struct{})}
+	key := w.announceKey()
+	if _, err := w.Conn.Workers.Put(ctx, key, w.slotsValue()); err != nil {
+		return fmt.Errorf("worker %s: announce it: %w", w.Name, err)
+	}
 	bg, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
 	watcher, err := w.Conn.Runs.WatchAll(bg)
@@ -67,8 +71,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer bgWG.Done()
-		w.announce(bg)
+		w.announce(bg, key)
 	}()
+	if w.Log != nil { // after the first announcement: a run submitted from now on counts this worker's slots
+		w.Log.Info("worker ready", "worker", w.Name, "slots", max(w.Slots, 1))
+	}
 	defer func() {
 		_ = watcher.Stop()
 		stopBg()
@@ -93,13 +100,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// announce keeps this worker and its slots in the WorkersBucket until ctx ends.
-func (w *Worker) announce(ctx context.Context) {
-	key := strings.NewReplacer("/", "_", ".", "_", ":", "_", " ", "_").Replace(w.Name)
+// announceKey is this worker's key in the WorkersBucket.
+func (w *Worker) announceKey() string {
+	return strings.NewReplacer("/", "_", ".", "_", ":", "_", " ", "_").Replace(w.Name)
+}
+
+func (w *Worker) slotsValue() []byte { return []byte(strconv.Itoa(max(w.Slots, 1))) }
+
+// announce keeps this worker and its slots in the WorkersBucket, announced every
+// third of their time to live, until ctx ends; then it removes them.
+func (w *Worker) announce(ctx context.Context, key string) {
 	tick := time.NewTicker(workerTTL / 3)
 	defer tick.Stop()
 	for {
-		_, _ = w.Conn.Workers.Put(ctx, key, []byte(strconv.Itoa(max(w.Slots, 1))))
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -108,6 +121,7 @@ func (w *Worker) announce(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		_, _ = w.Conn.Workers.Put(ctx, key, w.slotsValue())
 	}
 }
 

@@ -16,6 +16,10 @@ type Attempt struct {
 	Err       error // it could not start; or Wait failed
 	Stopped   bool  // gorun signalled it because ctx ended
 	Leftovers int   // processes of the task still alive when its main process exited; all were stopped
+	// TimedOut: the runner itself stopped the attempt because the task's timeout
+	// passed (a runner that applies timeouts itself, from the moment an attempt really
+	// starts; see pipeline.Options.RunnerTimesOut).
+	TimedOut bool
 	// Executions counts the times the attempt ran: 0 or 1 for a local run; a remote
 	// attempt that a worker's crash or lost lease handed to another worker ran more
 	// than once. The scheduler counts every execution in the task's attempts.
@@ -30,7 +34,7 @@ type Attempt struct {
 // whatever the process's exit status; otherwise the exit status decides.
 func StatusOf(ctx context.Context, a Attempt) Status {
 	switch {
-	case a.Stopped && errors.Is(context.Cause(ctx), ErrTimeout):
+	case a.Stopped && (a.TimedOut || errors.Is(context.Cause(ctx), ErrTimeout)):
 		return TimedOut
 	case a.Stopped:
 		return Cancelled

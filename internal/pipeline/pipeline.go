@@ -47,6 +47,20 @@ type Options struct {
 	// that error as the reason. A recorder that can no longer keep results (a journal
 	// on a full disk) stops the run so.
 	Abort func() error
+	// RunnerTimesOut: the Runner applies each task's timeout itself (Task.Timeout),
+	// from the moment an attempt really starts, and says so in Attempt.TimedOut; the
+	// pool then gives attempts no deadline. A remote executor does, since its attempts
+	// may wait in a queue before a worker takes them.
+	RunnerTimesOut bool
+}
+
+// poolTimeout is the deadline the pool gives an attempt of t: none when the Runner
+// times out attempts itself.
+func (o *Options) poolTimeout(t *jobs.Task) time.Duration {
+	if o.RunnerTimesOut {
+		return 0
+	}
+	return t.Timeout
 }
 
 // MaxRetryDelay caps the backoff between attempts.
@@ -258,7 +272,7 @@ func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known c
 				}
 			}
 		}
-		in <- pool.Job[jobs.Task]{Index: t.Index, Value: t, Timeout: t.Timeout}
+		in <- pool.Job[jobs.Task]{Index: t.Index, Value: t, Timeout: opts.poolTimeout(&t)}
 	}
 }
 
@@ -292,7 +306,7 @@ func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<-
 		)
 		if len(ready) > 0 {
 			t := g.Task(ready[0])
-			inCh, next = in, pool.Job[jobs.Task]{Index: t.Index, Value: *t, Timeout: t.Timeout}
+			inCh, next = in, pool.Job[jobs.Task]{Index: t.Index, Value: *t, Timeout: opts.poolTimeout(t)}
 		}
 		if len(skips) > 0 {
 			knownCh, skip = known, skips[0]
