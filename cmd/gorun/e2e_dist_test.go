@@ -240,3 +240,33 @@ func TestE2EDistributedTimeoutCountsFromStart(t *testing.T) {
 		t.Errorf("got exit %d, stderr %q; want 1 and the task timed out", code, r.stderr)
 	}
 }
+
+// Ctrl-C ends a run within the grace and a second, whatever its standard input is
+// doing: here it stays open and silent after one line. Locally and on a broker.
+func TestE2EInterruptWithStdinOpen(t *testing.T) {
+	url := startBroker(t)
+	startWorker(t, url, testutil.NewMark(t), 2)
+	for name, args := range map[string][]string{"local": nil, "broker": {"--broker", url}} {
+		t.Run(name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pw.Close()
+			r := startGorun(t, pr, append([]string{"exec", "-", "-o", "line", "--grace", "1s"}, args...)...)
+			pr.Close()
+			if _, err := pw.WriteString("echo hi\n"); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "the first task's output", func() bool { return strings.Contains(r.stdout.String(), "hi") })
+			start := time.Now()
+			_ = r.cmd.Process.Signal(syscall.SIGINT)
+			if code := r.wait(t, 30*time.Second); code != 130 {
+				t.Errorf("got exit %d, want 130", code)
+			}
+			if took := time.Since(start); took > 4*time.Second { // grace 1s + 1s, and a margin for a loaded machine
+				t.Errorf("exited %v after SIGINT with stdin open, want within the grace and a second", took)
+			}
+		})
+	}
+}
