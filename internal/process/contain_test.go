@@ -92,3 +92,20 @@ func TestParseContainment(t *testing.T) {
 		t.Errorf("Contain with --containment process-group: got %s, %v; want process-group with a reason", mode, why)
 	}
 }
+
+// For a stopped attempt, whose whole tree got SIGTERM at once, only the processes
+// that outlived the grace count as leftovers, not those that were merely dying.
+func TestRunStoppedLeftovers(t *testing.T) {
+	r, _ := containedRunner(t, ContainCgroup)
+	r.Grace = 300 * time.Millisecond
+	a, st, _, _, mark := runShell(t, r, 200*time.Millisecond, "sleep 30 & sleep 30 & wait")
+	if st != jobs.TimedOut || a.Leftovers != 0 {
+		t.Errorf("tree that dies on SIGTERM: got %s with %d leftovers, want timed_out with 0", st, a.Leftovers)
+	}
+	testutil.NoSurvivors(t, mark)
+	a, st, _, _, mark = runShell(t, r, 200*time.Millisecond, "(trap '' TERM; sleep 30) & wait")
+	if st != jobs.TimedOut || a.Leftovers == 0 {
+		t.Errorf("a child that ignores SIGTERM: got %s with %d leftovers, want timed_out with it counted", st, a.Leftovers)
+	}
+	testutil.NoSurvivors(t, mark)
+}

@@ -115,7 +115,7 @@ func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 	if ns := cancelledAt.Load(); ns != 0 {
 		deadline = time.Unix(0, ns).Add(grace)
 	}
-	a.Leftovers = r.stopTree(box, pgid, slot, deadline)
+	a.Leftovers = r.stopTree(box, pgid, slot, deadline, a.Stopped)
 	r.untrack(pgid)
 	// The tree is gone, so the pipes are closed, unless a process escaped every
 	// containment (see Contain): give it a moment, then stop reading.
@@ -196,16 +196,24 @@ func (r *Runner) signalTree(box *proc.Cgroup, pid int, sig syscall.Signal) error
 // stopTree stops what is left of an attempt whose main process (pid, also its process
 // group) has exited: SIGTERM and SIGCONT now, SIGKILL at deadline or at once when
 // hurried; it returns when all of it is gone (or, for processes that no containment
-// reaches, when they were sent SIGKILL). It returns how many processes were left.
-func (r *Runner) stopTree(box *proc.Cgroup, pid, slot int, deadline time.Time) int {
+// reaches, when they were sent SIGKILL). It returns how many processes were left
+// over: those alive when the main process exited; for an attempt that was stopped
+// (its whole tree got SIGTERM with it), those still alive when the grace ran out, so
+// that a process merely dying at that moment does not count.
+func (r *Runner) stopTree(box *proc.Cgroup, pid, slot int, deadline time.Time, stopped bool) int {
 	left := r.leftovers(box, pid, slot)
 	if len(left) == 0 {
 		return 0
+	}
+	counted := len(left)
+	if stopped {
+		counted = 0
 	}
 	killed := r.isHurried() || !time.Now().Before(deadline)
 	if killed {
 		r.signalLeft(box, pid, left, syscall.SIGKILL)
 		deadline = time.Now().Add(killWait)
+		counted = len(left)
 	} else {
 		r.signalLeft(box, pid, left, syscall.SIGTERM)
 	}
@@ -216,6 +224,9 @@ func (r *Runner) stopTree(box *proc.Cgroup, pid, slot int, deadline time.Time) i
 		case !killed && (r.isHurried() || !time.Now().Before(deadline)):
 			r.signalLeft(box, pid, rest, syscall.SIGKILL)
 			killed, deadline = true, time.Now().Add(killWait)
+			if stopped {
+				counted = len(rest)
+			}
 			continue
 		case killed && !time.Now().Before(deadline):
 			// Unkillable for now (uninterruptible sleep): SIGKILL is pending and will
@@ -227,7 +238,7 @@ func (r *Runner) stopTree(box *proc.Cgroup, pid, slot int, deadline time.Time) i
 		break
 	}
 	r.reapOrphans()
-	return len(left)
+	return counted
 }
 
 // killWait bounds the wait for processes to die after SIGKILL.
