@@ -365,3 +365,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// While an execution renews its lease, a second one of the same attempt (the broker
+// delivered it again after a restart) may not start beside it; once the first has
+// lost its lease and said so, it may.
+func TestNoSecondExecutionWhileTheFirstBeats(t *testing.T) {
+	r := &remote{base: 1, fence: time.Hour, stdout: capture(), stderr: capture(), endCh: make(chan endMsg, 1), starts: map[string]startReply{}, ends: map[string]bool{}}
+	call := func(kind string, v any) {
+		data, _ := json.Marshal(v)
+		if b, ok := v.([]byte); ok {
+			data = b
+		}
+		r.handle(&nats.Msg{Subject: "gorun.att.r.1.1." + kind, Data: data})
+	}
+	owner := func() (string, int) { r.mu.Lock(); defer r.mu.Unlock(); return r.owner, r.execs }
+	call("start", startMsg{Exec: "a"})
+	call("beat", []byte("a"))
+	call("start", startMsg{Exec: "b"})
+	if o, n := owner(); o != "a" || n != 1 {
+		t.Fatalf("a second start while the first beats: got owner %s after %d executions, want a after 1", o, n)
+	}
+	call("end", endMsg{Exec: "a", LeaseLost: true})
+	call("start", startMsg{Exec: "b"})
+	if o, n := owner(); o != "b" || n != 2 {
+		t.Errorf("a start after the first lost its lease: got owner %s after %d executions, want b after 2", o, n)
+	}
+}

@@ -110,7 +110,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		return a
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
-	st := &remote{base: attempt, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
+	st := &remote{base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
 	sub, err := e.conn.NC.Subscribe(msg.Subject+".*", st.handle)
 	if err != nil {
@@ -243,7 +243,8 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 // remote is the state of one attempt as the Executor sees it. Its handle runs on the
 // subscription's goroutine, one message at a time; the fields are guarded by mu.
 type remote struct {
-	base           int // the number of the attempt's first execution
+	base           int           // the number of the attempt's first execution
+	fence          time.Duration // how long after its last beat an execution may still run
 	stdout, stderr *process.Capture
 	endCh          chan endMsg   // the counting end; room for one
 	started        chan struct{} // closed when the first execution starts; nil: not watched
@@ -255,6 +256,7 @@ type remote struct {
 	owner    string                // the execution whose output and end count: the latest started
 	ownerW   string                // its worker
 	running  bool                  // the owner started and has not ended
+	beat     time.Time             // when the owner last said it renewed its lease
 	stopping bool                  // ctx ended: no execution may start
 	over     bool                  // the attempt returned: nothing more is written
 	next     [2]int                // the owner's next chunk of stdout, stderr
@@ -271,18 +273,34 @@ func (r *remote) handle(m *nats.Msg) {
 		}
 		r.mu.Lock()
 		rep, seen := r.starts[s.Exec] // a start asked again gets the same answer
-		if !seen && !r.stopping && !r.over {
+		switch {
+		case seen || r.stopping || r.over:
+		case r.running && r.fence > 0 && time.Since(r.beat) < r.fence:
+			// The owner still renews its lease (or may still run, its lease lost but
+			// its grace not over): a second execution now would run beside it.
+			wait := r.fence - time.Since(r.beat)
+			r.mu.Unlock()
+			data, _ := json.Marshal(startReply{Busy: true, Wait: wait})
+			_ = m.Respond(data)
+			return
+		default:
 			if r.execs == 0 && r.started != nil {
 				close(r.started)
 			}
 			r.execs++
-			r.owner, r.ownerW, r.running, r.next = s.Exec, s.Worker, true, [2]int{}
+			r.owner, r.ownerW, r.running, r.next, r.beat = s.Exec, s.Worker, true, [2]int{}, time.Now()
 			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}
 		}
 		r.starts[s.Exec] = rep
 		r.mu.Unlock()
 		data, _ := json.Marshal(rep)
 		_ = m.Respond(data)
+	case "beat":
+		r.mu.Lock()
+		if string(m.Data) == r.owner {
+			r.beat = time.Now()
+		}
+		r.mu.Unlock()
 	case "out", "err":
 		stream := 0
 		if kind == "err" {

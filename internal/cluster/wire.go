@@ -73,6 +73,13 @@ type startMsg struct {
 type startReply struct {
 	Run     bool `json:"run"`     // false: the attempt is over or stopped; drop it
 	Attempt int  `json:"attempt"` // the execution's number: GORUN_ATTEMPT
+	// Busy: another execution of the attempt still runs and renews its lease (the
+	// broker delivered it again after a restart, say). Do not start; hand the
+	// attempt back for later, when that execution will have ended or died.
+	Busy bool `json:"busy,omitempty"`
+	// Wait, with Busy: how long until the other execution, if it went silent, is
+	// surely over.
+	Wait time.Duration `json:"wait,omitempty"`
 }
 
 // endMsg is how an execution ended.

@@ -200,7 +200,10 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		return
 	}
 	defer func() { _ = stopSub.Unsubscribe() }()
-	stopLease := w.keepLease(msg, lease, taken, func() { cancel(errLeaseLost) })
+	// Each confirmed renewal is also a beat to the submitter: while it hears them, it
+	// lets no other execution of the attempt start.
+	beat := func() { _ = nc.Publish(am.Subject+".beat", []byte(exec)) }
+	stopLease := w.keepLease(msg, lease, taken, beat, func() { cancel(errLeaseLost) })
 	defer stopLease()
 
 	var rep startReply
@@ -209,6 +212,11 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		// restarts. The attempt comes back later.
 		w.logf("attempt not started", "run", am.Run, "id", am.ID, "error", err)
 		_ = msg.NakWithDelay(lease)
+		return
+	}
+	if rep.Busy { // another execution runs: ask again when it will have ended or died
+		w.logf("attempt not started", "run", am.Run, "id", am.ID, "error", "another execution runs")
+		_ = msg.NakWithDelay(min(max(rep.Wait, 100*time.Millisecond), lease))
 		return
 	}
 	if !rep.Run { // over, or stopped before it started
@@ -286,10 +294,11 @@ func (w *Worker) ask(ctx context.Context, subject string, v any, patience time.D
 }
 
 // keepLease renews the attempt's lease every quarter of it, each renewal confirmed
-// by the server. Once no renewal was confirmed for the whole lease, counted from
-// taken, it calls lost (once): by then the broker may have delivered the attempt to
-// another worker. stop ends the renewals and waits for them.
-func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Time, lost func()) (stop func()) {
+// by the server, and calls renewed after each confirmed one. Once no renewal was
+// confirmed for the whole lease, counted from taken, it calls lost (once): by then
+// the broker may have delivered the attempt to another worker. stop ends the
+// renewals and waits for them.
+func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Time, renewed, lost func()) (stop func()) {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -306,6 +315,7 @@ func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Ti
 			sent := time.Now()
 			if _, err := w.Conn.NC.Request(msg.Reply(), []byte("+WPI"), every); err == nil {
 				last = sent
+				renewed()
 			} else if time.Since(last) >= lease {
 				lost()
 				return
