@@ -62,7 +62,8 @@ func Dial(ctx context.Context, url string, o ConnOptions) (*Conn, error) {
 			return c, nil
 		}
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-			return nil, fmt.Errorf("%w (give the broker's token with --token-file or GORUN_TOKEN, or credentials with --creds)", err)
+			// The server's own words are capitalised; ErrAuthorization says the same.
+			return nil, fmt.Errorf("broker %s refused the connection: %w: give its token with --token-file or GORUN_TOKEN, or credentials with --creds", url, nats.ErrAuthorization)
 		}
 		left := time.Until(deadline)
 		if !unreachable(err) || left <= 0 || ctx.Err() != nil {

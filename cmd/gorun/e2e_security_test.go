@@ -1,0 +1,277 @@
+//go:build linux
+
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorun/gorun/internal/testutil"
+)
+
+// secretToken is the broker token of these tests; it must show in no process list.
+const secretToken = "s3cret-token-4f9d1c"
+
+// tokenFile writes secretToken to a file of its own (mode 0600) and returns its name.
+func tokenFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(secretToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runGorun runs gorun with args and stdin to its end, within limit, and returns its
+// exit code and its stderr.
+func runGorun(t *testing.T, stdin string, limit time.Duration, args ...string) (int, string) {
+	t.Helper()
+	r := startGorun(t, strings.NewReader(stdin), args...)
+	code := r.wait(t, limit)
+	return code, r.stderr.String()
+}
+
+// cmdlinesWith returns the command lines of the processes of this machine that
+// contain s, as ps would show them.
+func cmdlinesWith(t *testing.T, s string) []string {
+	t.Helper()
+	files, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if line := strings.ReplaceAll(string(data), "\x00", " "); strings.Contains(line, s) {
+			found = append(found, f+": "+line)
+		}
+	}
+	return found
+}
+
+func TestE2EBrokerTokenRefusesAnonymous(t *testing.T) {
+	tok := tokenFile(t)
+	b := startBrokerAt(t, t.TempDir(), "127.0.0.1:0", "--token-file", tok)
+	dir := t.TempDir()
+	task := fmt.Sprintf("touch %s/ran\n", dir)
+
+	// A worker without the token is refused at once and fetches nothing.
+	w := exec.Command(gorunBin, "worker", "--broker", b.URL, "--connect-timeout", "0")
+	w.Env = append(os.Environ(), "GORUN_TOKEN=")
+	out, err := w.CombinedOutput()
+	if w.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "authorization violation") || !strings.Contains(string(out), "--token-file") {
+		t.Fatalf("worker without the token: exit %v, output %q; want exit 1 and a refusal naming --token-file", err, out)
+	}
+
+	mark := testutil.NewMark(t)
+	_, log := startWorkerArgs(t, b.URL, mark, "--token-file", tok)
+
+	// A client without the token is refused and submits nothing.
+	code, stderr := runGorun(t, task, 30*time.Second, "exec", "-", "--broker", b.URL, "--connect-timeout", "0")
+	if code != 1 || !strings.Contains(stderr, "authorization violation") || !strings.Contains(stderr, b.URL) {
+		t.Fatalf("client without the token: exit %d, stderr %q; want exit 1 and a refusal naming the broker", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil || strings.Contains(log.String(), "attempt started") {
+		t.Fatalf("a task ran for a client without the token; worker log:\n%s", log)
+	}
+
+	// With the token, from a file or the environment, it runs; no process list
+	// shows the token meanwhile.
+	r := startGorun(t, strings.NewReader(fmt.Sprintf("touch %s/ran; sleep 1\n", dir)), "exec", "-", "--broker", b.URL, "--token-file", tok)
+	waitFor(t, 30*time.Second, "the task to run", func() bool { _, err := os.Stat(filepath.Join(dir, "ran")); return err == nil })
+	if found := cmdlinesWith(t, secretToken); len(found) > 0 {
+		t.Errorf("the token shows in process lists:\n%s", strings.Join(found, "\n"))
+	}
+	if code := r.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("client with --token-file: exit %d; stderr:\n%s", code, r.stderr)
+	}
+	c := exec.Command(gorunBin, "exec", "-", "--broker", b.URL)
+	c.Env = append(os.Environ(), "GORUN_TOKEN="+secretToken, "XDG_CONFIG_HOME="+t.TempDir())
+	c.Stdin = strings.NewReader("true\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("client with GORUN_TOKEN: %v; output:\n%s", err, out)
+	}
+}
+
+func TestE2EBrokerOffLoopbackNeedsAuth(t *testing.T) {
+	start := time.Now()
+	cmd := exec.Command(gorunBin, "broker", "--store", t.TempDir(), "--listen", "0.0.0.0:0")
+	cmd.Env = append(os.Environ(), "GORUN_TOKEN=")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "anonymous clients off loopback") {
+		t.Fatalf("got exit %d, output %q; want exit 1 and a refusal to serve anonymous clients", cmd.ProcessState.ExitCode(), out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
+}
+
+func TestE2EBrokerPortInUse(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	start := time.Now()
+	cmd := exec.Command(gorunBin, "broker", "--store", t.TempDir(), "--listen", l.Addr().String())
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "address already in use") {
+		t.Fatalf("got exit %d, output %q; want exit 1 and \"address already in use\"", cmd.ProcessState.ExitCode(), out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("failed after %v, want at once", d)
+	}
+}
+
+func TestE2EBrokerStoreInUse(t *testing.T) {
+	store := t.TempDir()
+	startBrokerAt(t, store, "127.0.0.1:0")
+	cmd := exec.Command(gorunBin, "broker", "--store", store, "--listen", "127.0.0.1:0")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "in use by another broker") || !strings.Contains(string(out), store) {
+		t.Fatalf("got exit %d, output %q; want exit 1 and the store named in use", cmd.ProcessState.ExitCode(), out)
+	}
+}
+
+func TestE2EBrokerIPv6(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	l.Close()
+	b := startBrokerAt(t, t.TempDir(), "[::1]:0")
+	if !strings.HasPrefix(b.URL, "nats://[::1]:") {
+		t.Fatalf("broker URL %q, want nats://[::1]:PORT", b.URL)
+	}
+	startWorkerArgs(t, b.URL, testutil.NewMark(t))
+	if code, stderr := runGorun(t, "echo over-ipv6\n", 60*time.Second, "exec", "-", "--broker", b.URL); code != 0 || !strings.Contains(stderr, "1 succeeded") {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+}
+
+func TestE2EWorkerWaitsForBroker(t *testing.T) {
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	url := "nats://" + listen
+
+	// A client told to try once fails at once, naming the broker.
+	code, stderr := runGorun(t, "true\n", 30*time.Second, "exec", "-", "--broker", url, "--connect-timeout", "0")
+	if code != 1 || !strings.Contains(stderr, url) {
+		t.Fatalf("client without a broker: exit %d, stderr %q; want exit 1 naming %s", code, stderr, url)
+	}
+
+	// A worker started before the broker keeps trying, says so, and serves once the
+	// broker is up.
+	w := exec.Command(gorunBin, "worker", "--broker", url, "-v", "--connect-timeout", "2m")
+	log := &syncBuffer{}
+	w.Stderr = log
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = w.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = w.Process.Kill(); <-exited })
+	waitFor(t, 30*time.Second, "the worker to say it tries again", func() bool { return strings.Contains(log.String(), "trying again") })
+	startBrokerAt(t, t.TempDir(), listen)
+	waitFor(t, 60*time.Second, "the worker to be ready", func() bool { return strings.Contains(log.String(), "worker ready") })
+	if code, stderr := runGorun(t, "echo late\n", 60*time.Second, "exec", "-", "--broker", url); code != 0 || !strings.Contains(stderr, "1 succeeded") {
+		t.Fatalf("exit %d; stderr:\n%s\nworker:\n%s", code, stderr, log)
+	}
+	if n := strings.Count(log.String(), "trying again"); n > 20 {
+		t.Errorf("the worker said %d times that it tries again, want a line every few seconds at most:\n%s", n, log)
+	}
+}
+
+// testPKI is a CA and the certificates it signed, as PEM files in a directory.
+type testPKI struct{ CA, ServerCert, ServerKey, ClientCert, ClientKey string }
+
+// newTestPKI makes a CA, a certificate for 127.0.0.1 and a client certificate.
+func newTestPKI(t *testing.T) testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	write := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	newKey := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	keyDER := func(k *ecdsa.PrivateKey) []byte {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	caKey := newKey()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gorun test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	leaf := func(serial int64, name string, usage x509.ExtKeyUsage) (string, string) {
+		k := newKey()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", keyDER(k))
+	}
+	p := testPKI{CA: write("ca.pem", "CERTIFICATE", caDER)}
+	p.ServerCert, p.ServerKey = leaf(2, "server", x509.ExtKeyUsageServerAuth)
+	p.ClientCert, p.ClientKey = leaf(3, "client", x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func TestE2EBrokerTLS(t *testing.T) {
+	p := newTestPKI(t)
+	b := startBrokerAt(t, t.TempDir(), "127.0.0.1:0", "--tls-cert", p.ServerCert, "--tls-key", p.ServerKey, "--tls-ca", p.CA)
+	if !strings.HasPrefix(b.URL, "tls://") {
+		t.Fatalf("broker URL %q, want tls://", b.URL)
+	}
+	client := []string{"--tls-ca", p.CA, "--tls-cert", p.ClientCert, "--tls-key", p.ClientKey}
+	startWorkerArgs(t, b.URL, testutil.NewMark(t), client...)
+	code, stderr := runGorun(t, "echo over-tls\n", 60*time.Second, append([]string{"exec", "-", "--broker", b.URL}, client...)...)
+	if code != 0 || !strings.Contains(stderr, "1 succeeded") {
+		t.Fatalf("client with a certificate: exit %d; stderr:\n%s", code, stderr)
+	}
+	// Without a client certificate, or without trusting the CA, it is refused.
+	for name, args := range map[string][]string{
+		"no client certificate": {"--tls-ca", p.CA},
+		"unknown CA":            {"--tls-cert", p.ClientCert, "--tls-key", p.ClientKey},
+	} {
+		code, stderr := runGorun(t, "true\n", 30*time.Second, append([]string{"exec", "-", "--broker", b.URL, "--connect-timeout", "0"}, args...)...)
+		if code != 1 || !strings.Contains(stderr, b.URL) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 naming the broker", name, code, stderr)
+		}
+	}
+}
