@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -274,4 +275,59 @@ func TestE2EBrokerTLS(t *testing.T) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 1 naming the broker", name, code, stderr)
 		}
 	}
+}
+
+func TestE2EReportNamesWorkerAndHost(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, 0)
+	c.addWorker(t, "--name", "w-alpha")
+	dir := t.TempDir()
+	rep := filepath.Join(dir, "r.json")
+	r := startGorun(t, strings.NewReader("true\nfalse\n"), "exec", "-", "--broker", c.URL, "--report", rep, "-v")
+	if code := r.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1 (one task fails); stderr:\n%s", code, r.stderr)
+	}
+	for id, res := range rawResults(t, rep) {
+		if res["worker"] != "w-alpha" || res["host"] != host {
+			t.Errorf("task %s: worker %v, host %v; want w-alpha on %s", id, res["worker"], res["host"], host)
+		}
+	}
+	if want := "(on worker w-alpha, host " + host + ")"; !strings.Contains(r.stderr.String(), want) {
+		t.Errorf("summary does not name the worker of the failed task (%q):\n%s", want, r.stderr)
+	}
+	if want := "worker=w-alpha host=" + host; strings.Count(r.stderr.String(), want) < 2 {
+		t.Errorf("-v logs do not name the worker and host of each task (%q):\n%s", want, r.stderr)
+	}
+
+	// A local run names the local host, and no worker.
+	local := filepath.Join(dir, "local.json")
+	if code, stderr := runGorun(t, "true\n", 30*time.Second, "exec", "-", "--report", local); code != 0 {
+		t.Fatalf("local run: exit %d; stderr:\n%s", code, stderr)
+	}
+	for id, res := range rawResults(t, local) {
+		if res["host"] != host || res["worker"] != nil {
+			t.Errorf("local task %s: worker %v, host %v; want no worker, host %s", id, res["worker"], res["host"], host)
+		}
+	}
+}
+
+// rawResults returns the results of the JSON report at path by task id, as written.
+func rawResults(t *testing.T, path string) map[string]map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	var rep struct{ Results []map[string]any }
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report %s: %v", path, err)
+	}
+	byID := map[string]map[string]any{}
+	for _, r := range rep.Results {
+		byID[fmt.Sprint(r["id"])] = r
+	}
+	return byID
 }

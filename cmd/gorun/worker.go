@@ -96,7 +96,8 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 	// A guard kills this worker's tasks if the worker dies; the broker then
 	// delivers them again, to another worker.
 	guardID := newRunID()
-	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID)}
+	host, _ := os.Hostname()
+	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID), Host: host}
 	containment, why, release, err := guardRunner(runner, guardID, opts.StartGuard, opts.Hurry)
 	if err != nil {
 		return err

@@ -79,6 +79,7 @@ type startReply struct {
 type endMsg struct {
 	Exec      string        `json:"exec"`
 	Worker    string        `json:"worker"`
+	Host      string        `json:"host,omitempty"` // the worker's host name
 	Start     time.Time     `json:"start"`
 	Duration  time.Duration `json:"duration"`
 	ExitCode  int           `json:"exit_code"`

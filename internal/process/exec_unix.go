@@ -37,6 +37,8 @@ type Runner struct {
 	// Strongest caps the containment Contain tries: "" or ContainCgroup tries every
 	// one, ContainSubreaper skips cgroups, ContainGroup uses process groups alone.
 	Strongest Containment
+	// Host is named in every Attempt as the machine that ran it.
+	Host string
 
 	containment // how task trees are held together; see Contain
 
@@ -51,7 +53,7 @@ type Runner struct {
 // first, the whole tree gets SIGTERM, and SIGKILL after Grace. stdout and stderr
 // receive the task's output.
 func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *Capture) jobs.Attempt {
-	a := jobs.Attempt{Start: time.Now(), ExitCode: -1}
+	a := jobs.Attempt{Start: time.Now(), ExitCode: -1, Host: r.Host}
 	args := t.Args(slot)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = t.Dir
