@@ -331,3 +331,52 @@ func rawResults(t *testing.T, path string) map[string]map[string]any {
 	}
 	return byID
 }
+
+func TestE2EEnvFromWorker(t *testing.T) {
+	const secret = "canary-7d41e0b2"
+	dir := t.TempDir()
+	tasks := writeFile(t, "t.yaml", fmt.Sprintf(`version: 1
+tasks:
+  - id: uses-secret
+    run: printf %%s "$TOKEN" > %s/got
+    env:
+      TOKEN: {from_worker: API_TOKEN}
+`, dir))
+	got := func() string { data, _ := os.ReadFile(filepath.Join(dir, "got")); return string(data) }
+
+	// Locally, it reads gorun's own environment; without the variable the task fails
+	// and says which.
+	c := exec.Command(gorunBin, "exec", tasks)
+	c.Env = append(os.Environ(), "API_TOKEN="+secret, "XDG_CONFIG_HOME="+t.TempDir())
+	if out, err := c.CombinedOutput(); err != nil || got() != secret {
+		t.Fatalf("local run: %v, task got %q; output:\n%s", err, got(), out)
+	}
+	code, stderr := runGorun(t, "", 30*time.Second, "exec", tasks)
+	if code != 1 || !strings.Contains(stderr, "from_worker API_TOKEN is not set") {
+		t.Errorf("local run without API_TOKEN: exit %d, stderr %q; want exit 1 naming the variable", code, stderr)
+	}
+
+	// On a broker, the worker's environment gives it; the submitter has none, and
+	// the value rests nowhere in the broker's store.
+	_ = os.Remove(filepath.Join(dir, "got"))
+	t.Setenv("API_TOKEN", secret) // for the worker, which inherits the test's environment
+	cl := startCluster(t, 1)
+	os.Unsetenv("API_TOKEN") // not for the submitter
+	r := startGorun(t, nil, "exec", tasks, "--broker", cl.URL)
+	if code := r.wait(t, 60*time.Second); code != 0 || got() != secret {
+		t.Fatalf("remote run: exit %d, task got %q; stderr:\n%s", code, got(), r.stderr)
+	}
+	err := filepath.WalkDir(cl.Store, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err == nil && strings.Contains(string(data), secret) {
+			t.Errorf("the secret rests in the broker's store: %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
