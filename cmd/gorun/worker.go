@@ -52,7 +52,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
   gorun worker --broker nats://broker.internal:4222 -j 8
 
   # as a systemd service: SIGTERM drains it
-  ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 -j 4 --grace 1m`,
+  ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 --token-file /etc/gorun/token -j 4 --grace 1m`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Broker == "" {
@@ -147,13 +147,18 @@ func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *co
 		Long: `Run a NATS server with JetStream, its streams stored in DIR, for gorun exec --broker and
 gorun worker. It prints its URL on stdout once it takes connections, and stops on
 SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who can publish
-to it can run commands on every worker. For production, run nats-server 2.10 or newer
-with authentication, TLS and replicated streams.`,
+to it can run commands on every worker, so on any other address it refuses to start
+without a token (--token-file or GORUN_TOKEN) or client certificates (--tls-ca). Its
+store is locked while it runs: a second broker on it is refused.`,
 		Example: `  # a broker for one machine's tests, on a free port
   gorun broker --store /tmp/gorun-broker --listen 127.0.0.1:0
 
   # a small fleet on a private network
-  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222`,
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 --token-file /etc/gorun/token
+
+  # with TLS, and client certificates instead of a token
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 \
+    --tls-cert broker.pem --tls-key broker-key.pem --tls-ca ca.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Store == "" {
