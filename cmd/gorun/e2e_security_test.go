@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,9 +18,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/testutil"
 )
 
@@ -378,5 +381,70 @@ tasks:
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// storeHas tells whether a file under dir contains s.
+func storeHas(t *testing.T, dir, s string) bool {
+	t.Helper()
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if data, err := os.ReadFile(path); err == nil && strings.Contains(string(data), s) {
+			found = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// waitQueued waits until the broker at url holds n attempts in its tasks stream.
+func waitQueued(t *testing.T, url string, n uint64) {
+	t.Helper()
+	conn, err := cluster.Dial(context.Background(), url, cluster.ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitFor(t, 30*time.Second, "the attempt to be queued", func() bool {
+		info, err := conn.Tasks.Info(context.Background())
+		return err == nil && info.State.Msgs >= n
+	})
+}
+
+func TestE2EBrokerStoreEncrypted(t *testing.T) {
+	const canary = "canary-at-rest-93be17"
+	keyFile := filepath.Join(t.TempDir(), "store.key")
+	if err := os.WriteFile(keyFile, []byte("a-long-random-store-key-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, encrypted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("encrypted=%v", encrypted), func(t *testing.T) {
+			var args []string
+			if encrypted {
+				args = []string{"--store-key-file", keyFile}
+			}
+			store, listen := t.TempDir(), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			b := startBrokerAt(t, store, listen, args...)
+			// No worker yet: the attempt waits in the store.
+			r := startGorun(t, strings.NewReader("echo "+canary+"\n"), "exec", "-", "--broker", b.URL, "-o", "none", "--ack-wait", "2s")
+			waitQueued(t, b.URL, 1)
+			_ = b.Cmd.Process.Signal(syscall.SIGTERM) // a clean stop writes everything down
+			<-b.exited
+			if got := storeHas(t, store, canary); got == encrypted {
+				t.Fatalf("the queued command is in the store's files: %v, want %v", got, !encrypted)
+			}
+			// The same key reads the store back: the queued attempt runs.
+			startBrokerAt(t, store, listen, args...)
+			startWorkerArgs(t, b.URL, testutil.NewMark(t))
+			if code := r.wait(t, 60*time.Second); code != 0 || !strings.Contains(r.stderr.String(), "1 succeeded") {
+				t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+			}
+		})
 	}
 }
