@@ -585,10 +585,11 @@ var (
 	summaryTime  = regexp.MustCompile(`^gorun: (\d+ tasks?) in [^ ]+ \([^)]*\):`)
 	durationWord = regexp.MustCompile(`\b[0-9][0-9.]*(ns|µs|us|ms|s|m|h)([0-9][0-9.]*(ns|µs|us|ms|s|m|h))*\b`)
 	spaces       = regexp.MustCompile(` {2,}`)
+	ranOn        = regexp.MustCompile(` *\(on worker [^)]*\)`) // where a remote task ran: only remote runs say
 )
 
 // normaliseStderr sets aside the times in gorun's summary (and the column widths that
-// follow from them) and writes the case's directory as DIR.
+// follow from them) and where remote tasks ran, and writes the case's directory as DIR.
 func normaliseStderr(s, dir string) string {
 	s = strings.ReplaceAll(s, dir, "DIR")
 	lines := strings.SplitAfter(s, "\n")
@@ -604,7 +605,7 @@ func normaliseStderr(s, dir string) string {
 				lines[i] = "durations: T\n"
 				continue
 			}
-			lines[i] = spaces.ReplaceAllString(durationWord.ReplaceAllString(l, "T"), " ")
+			lines[i] = spaces.ReplaceAllString(durationWord.ReplaceAllString(ranOn.ReplaceAllString(l, ""), "T"), " ")
 		}
 	}
 	return strings.Join(lines, "")

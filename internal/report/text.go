@@ -66,7 +66,8 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 			if !r.StartedAt.IsZero() {
 				took = FormatDuration(time.Duration(r.Duration))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, lastLine(r), where(r))
+			last := strings.TrimSpace(lastLine(r) + where(r))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, last)
 		}
 		_ = tw.Flush()
 		if s.KeepTails {
