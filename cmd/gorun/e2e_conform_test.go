@@ -141,7 +141,7 @@ tasks:
 		tasks: `version: 1
 tasks:
   - id: t1
-    run: touch DIR/t1.started; echo t1 running; sleep 10
+    run: echo t1 running; touch DIR/t1.started; sleep 10
   - id: t2
     run: while [ ! -e DIR/t1.started ]; do sleep 0.02; done; echo t2 fails >&2; exit 1
   - id: t3
