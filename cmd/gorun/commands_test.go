@@ -57,9 +57,14 @@ func TestWorkerOptions(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "defaults", argv: "worker --broker nats://b:4222",
-			want: WorkerOptions{Broker: "nats://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: cluster.DefaultLease}},
-		{name: "flags", argv: "worker --broker nats://b:4222 -j 8 --grace 1m --ack-wait 10s -v",
-			want: WorkerOptions{Broker: "nats://b:4222", Slots: 8, Grace: time.Minute, AckWait: 10 * time.Second, Verbose: true}},
+			want: WorkerOptions{Broker: "nats://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: cluster.DefaultLease, Conn: ConnFlags{ConnectTimeout: 30 * time.Second}}},
+		{name: "flags", argv: "worker --broker nats://b:4222 -j 8 --grace 1m --ack-wait 10s -v --name w1",
+			want: WorkerOptions{Broker: "nats://b:4222", Slots: 8, Grace: time.Minute, AckWait: 10 * time.Second, Verbose: true, Name: "w1", Conn: ConnFlags{ConnectTimeout: 30 * time.Second}}},
+		{name: "security", argv: "worker --broker tls://b:4222 --token-file t --creds c --tls-cert c.pem --tls-key k.pem --tls-ca ca.pem --connect-timeout 0",
+			want: WorkerOptions{Broker: "tls://b:4222", Slots: 1, Grace: 5 * time.Second, AckWait: cluster.DefaultLease,
+				Conn: ConnFlags{TokenFile: "t", Creds: "c", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem"}}},
+		{name: "cert without key", argv: "worker --broker nats://b:4222 --tls-cert c.pem", wantErr: "--tls-cert and --tls-key go together"},
+		{name: "negative connect timeout", argv: "worker --broker nats://b:4222 --connect-timeout -1s", wantErr: "--connect-timeout must not be negative"},
 		{name: "no broker", argv: "worker -j 2", wantErr: "--broker is required"},
 		{name: "no slots", argv: "worker --broker nats://b:4222 -j 0", wantErr: "--workers must be at least 1, got 0"},
 		{name: "an argument", argv: "worker --broker nats://b:4222 extra", wantErr: "takes no arguments"},
@@ -88,7 +93,7 @@ func TestRunWorker(t *testing.T) {
 	refused := errors.New("connection refused")
 	ios, _, out, errOut := iostreams.Test()
 	opts := &WorkerOptions{IO: ios, Broker: "nats://b:4222", Slots: 1,
-		Connect: func(context.Context, string) (*cluster.Conn, error) { return nil, refused },
+		Connect: func(context.Context, string, cluster.ConnOptions) (*cluster.Conn, error) { return nil, refused },
 		StartGuard: func(string, string) (*process.Guard, error) {
 			t.Error("started a guard without a broker")
 			return nil, nil
@@ -110,6 +115,10 @@ func TestBrokerOptions(t *testing.T) {
 		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222"}},
 		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0"}},
 		{name: "no store", argv: "broker", wantErr: "--store is required"},
+		{name: "security", argv: "broker --store s --listen [::1]:0 --token-file t --tls-cert c.pem --tls-key k.pem --tls-ca ca.pem --store-key-file sk",
+			want: BrokerOptions{Store: "s", Listen: "[::1]:0", Sec: BrokerSecFlags{TokenFile: "t", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem", StoreKeyFile: "sk"}}},
+		{name: "key without cert", argv: "broker --store s --tls-key k.pem", wantErr: "--tls-cert and --tls-key go together"},
+		{name: "client CA without a certificate", argv: "broker --store s --tls-ca ca.pem", wantErr: "--tls-ca needs the broker's own --tls-cert"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +129,7 @@ func TestBrokerOptions(t *testing.T) {
 			if tt.wantErr != "" {
 				return
 			}
-			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Serve == nil {
+			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Sec != tt.want.Sec || got.Serve == nil {
 				t.Errorf("got %+v, want %+v and a Serve", *got, tt.want)
 			}
 		})
@@ -149,7 +158,7 @@ func TestRunBroker(t *testing.T) {
 			ios, _, out, errOut := iostreams.Test()
 			srv := &fakeServer{}
 			var gotStore, gotListen string
-			opts := &BrokerOptions{IO: ios, Store: "s", Listen: "127.0.0.1:0", Serve: func(store, listen string) (Server, error) {
+			opts := &BrokerOptions{IO: ios, Store: "s", Listen: "127.0.0.1:0", Serve: func(store, listen string, _ cluster.BrokerSecurity) (Server, error) {
 				gotStore, gotListen = store, listen
 				if tt.serveErr != nil {
 					return nil, tt.serveErr

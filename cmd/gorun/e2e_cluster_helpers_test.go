@@ -17,11 +17,11 @@ import (
 )
 
 // startBrokerAt starts `gorun broker` with its store in store, listening on listen
-// (host:port; port 0 picks a free one), waits for the URL it prints once it takes
-// connections. The broker is stopped at the end of the test, even if the test froze it.
-func startBrokerAt(t *testing.T, store, listen string) *brokerProc {
+// (host:port; port 0 picks a free one), with the extra flags args, waits for the URL
+// it prints once it takes connections. The broker is stopped at the end of the test, even if the test froze it.
+func startBrokerAt(t *testing.T, store, listen string, args ...string) *brokerProc {
 	t.Helper()
-	cmd := exec.Command(gorunBin, "broker", "--store", store, "--listen", listen)
+	cmd := exec.Command(gorunBin, append([]string{"broker", "--store", store, "--listen", listen}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +54,8 @@ func startBrokerAt(t *testing.T, store, listen string) *brokerProc {
 	}()
 	select {
 	case l := <-first:
-		if l.err != nil || !strings.HasPrefix(l.line, "nats://") {
-			t.Fatalf("broker printed %q, %v; want its nats:// URL", l.line, l.err)
+		if l.err != nil || !strings.HasPrefix(l.line, "nats://") && !strings.HasPrefix(l.line, "tls://") {
+			t.Fatalf("broker printed %q, %v; want its nats:// or tls:// URL", l.line, l.err)
 		}
 		return &brokerProc{Cmd: cmd, URL: strings.TrimSpace(l.line), exited: exited}
 	case <-time.After(30 * time.Second):

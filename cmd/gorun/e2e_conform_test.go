@@ -141,7 +141,7 @@ tasks:
 		tasks: `version: 1
 tasks:
   - id: t1
-    run: touch DIR/t1.started; echo t1 running; sleep 10
+    run: echo t1 running; touch DIR/t1.started; sleep 10
   - id: t2
     run: while [ ! -e DIR/t1.started ]; do sleep 0.02; done; echo t2 fails >&2; exit 1
   - id: t3
@@ -518,7 +518,7 @@ func diffJSON(path string, want, got any) []string {
 var (
 	volatileRun     = []string{"id", "started_at", "hostname"}
 	volatileTotals  = []string{"wall_s", "tasks_per_s", "p50_s", "p95_s", "max_s"}
-	volatileResults = []string{"started_at", "duration_s", "slot"}
+	volatileResults = []string{"started_at", "duration_s", "slot", "worker", "host"} // local runs have no worker
 )
 
 // normaliseReport decodes a JSON report, sets aside what differs between any two runs
@@ -585,10 +585,11 @@ var (
 	summaryTime  = regexp.MustCompile(`^gorun: (\d+ tasks?) in [^ ]+ \([^)]*\):`)
 	durationWord = regexp.MustCompile(`\b[0-9][0-9.]*(ns|µs|us|ms|s|m|h)([0-9][0-9.]*(ns|µs|us|ms|s|m|h))*\b`)
 	spaces       = regexp.MustCompile(` {2,}`)
+	ranOn        = regexp.MustCompile(` *\(on worker [^)]*\)`) // where a remote task ran: only remote runs say
 )
 
 // normaliseStderr sets aside the times in gorun's summary (and the column widths that
-// follow from them) and writes the case's directory as DIR.
+// follow from them) and where remote tasks ran, and writes the case's directory as DIR.
 func normaliseStderr(s, dir string) string {
 	s = strings.ReplaceAll(s, dir, "DIR")
 	lines := strings.SplitAfter(s, "\n")
@@ -604,7 +605,7 @@ func normaliseStderr(s, dir string) string {
 				lines[i] = "durations: T\n"
 				continue
 			}
-			lines[i] = spaces.ReplaceAllString(durationWord.ReplaceAllString(l, "T"), " ")
+			lines[i] = spaces.ReplaceAllString(durationWord.ReplaceAllString(ranOn.ReplaceAllString(l, ""), "T"), " ")
 		}
 	}
 	return strings.Join(lines, "")

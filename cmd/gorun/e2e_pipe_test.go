@@ -75,7 +75,7 @@ func stableJSONL(t *testing.T, out string) []byte {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("stdout line %q is not JSON: %v", line, err)
 		}
-		for _, k := range []string{"started_at", "duration_s"} {
+		for _, k := range []string{"started_at", "duration_s", "host"} { // host: the machine's name
 			if _, ok := m[k]; !ok {
 				t.Errorf("result has no %q: %s", k, line)
 			}

@@ -51,6 +51,7 @@ type ExecOptions struct {
 	DryRun      bool
 	Broker      string        // run on the workers of this NATS broker
 	AckWait     time.Duration // the broker's redelivery timeout
+	Conn        ConnFlags     // how to reach the broker: token, TLS, patience
 	Progress    string        // auto, always or never
 	Verbose     bool
 	LogFormat   string // text or json
@@ -159,6 +160,7 @@ type execFlags struct {
 	Run    RunFlags
 	Output OutputFlags
 	Record RecordFlags
+	Conn   ConnFlags
 }
 
 func newExecFlags() *execFlags {
@@ -168,6 +170,7 @@ func newExecFlags() *execFlags {
 	e.Run.addFlags(e.set)
 	e.Output.addFlags(e.set)
 	e.Record.addFlags(e.set)
+	e.Conn.addFlags(e.set)
 	return e
 }
 
@@ -195,6 +198,10 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 	if err := e.Record.resolve(s, o); err != nil {
 		return err
 	}
+	if err := e.Conn.check(); err != nil {
+		return usagef(path, "%v", err)
+	}
+	o.Conn = e.Conn
 	if template != nil {
 		if o.Format != "lines" {
 			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)

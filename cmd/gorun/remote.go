@@ -19,7 +19,11 @@ type remote struct {
 // openRemote connects to opts.Broker and opens the run there, with the lease and
 // grace of opts. Close it after the run.
 func openRemote(ctx context.Context, opts *ExecOptions, runID string) (*remote, error) {
-	conn, err := cluster.Connect(ctx, opts.Broker)
+	co, err := opts.Conn.options(opts.IO.ErrOut)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cluster.Dial(ctx, opts.Broker, co)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
-	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment}
+	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment, Host: run.Hostname}
 	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
 	if err != nil {
 		return err

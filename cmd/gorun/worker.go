@@ -16,11 +16,13 @@ import (
 // the values of its flags.
 type WorkerOptions struct {
 	IO         *iostreams.IOStreams
-	Connect    func(ctx context.Context, url string) (*cluster.Conn, error)
+	Connect    func(ctx context.Context, url string, o cluster.ConnOptions) (*cluster.Conn, error)
 	StartGuard func(id, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                    // closed at a second interrupt
 
 	Broker  string
+	Conn    ConnFlags
+	Name    string // "": host/pid
 	Slots   int
 	Grace   time.Duration
 	AckWait time.Duration
@@ -30,7 +32,7 @@ type WorkerOptions struct {
 // NewCmdWorker returns `gorun worker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdWorker(ios *iostreams.IOStreams, hurry <-chan struct{}, runF func(*WorkerOptions) error) *cobra.Command {
-	opts := &WorkerOptions{IO: ios, Connect: cluster.Connect, StartGuard: startGuard, Hurry: hurry}
+	opts := &WorkerOptions{IO: ios, Connect: cluster.Dial, StartGuard: startGuard, Hurry: hurry}
 	cmd := &cobra.Command{
 		Use:   "worker --broker URL [-j N]",
 		Short: "Run tasks from a NATS JetStream broker",
@@ -50,7 +52,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
   gorun worker --broker nats://broker.internal:4222 -j 8
 
   # as a systemd service: SIGTERM drains it
-  ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 -j 4 --grace 1m`,
+  ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 --token-file /etc/gorun/token -j 4 --grace 1m`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Broker == "" {
@@ -58,6 +60,9 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 			}
 			if opts.Slots < 1 {
 				return usagef(cmd.CommandPath(), "--workers must be at least 1, got %d", opts.Slots)
+			}
+			if err := opts.Conn.check(); err != nil {
+				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -72,12 +77,18 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 	f.DurationVar(&opts.AckWait, "ack-wait", cluster.DefaultLease, "no effect: the lease belongs to each run (gorun exec --ack-wait)")
 	_ = f.MarkDeprecated("ack-wait", "the lease belongs to each run: set it with gorun exec --ack-wait")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log task events on stderr")
+	f.StringVar(&opts.Name, "name", "", "this worker's name in reports and logs (default: HOST/PID)")
+	opts.Conn.addFlags(f)
 	return cmd
 }
 
 // runWorker serves tasks until ctx ends: a drain on a signal is a clean end.
 func runWorker(ctx context.Context, opts *WorkerOptions) error {
-	conn, err := opts.Connect(ctx, opts.Broker)
+	co, err := opts.Conn.options(opts.IO.ErrOut)
+	if err != nil {
+		return err
+	}
+	conn, err := opts.Connect(ctx, opts.Broker, co)
 	if err != nil {
 		return err
 	}
@@ -85,13 +96,14 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 	// A guard kills this worker's tasks if the worker dies; the broker then
 	// delivers them again, to another worker.
 	guardID := newRunID()
-	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID)}
+	host, _ := os.Hostname()
+	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.GuardVar+"="+guardID), Host: host}
 	containment, why, release, err := guardRunner(runner, guardID, opts.StartGuard, opts.Hurry)
 	if err != nil {
 		return err
 	}
 	defer release()
-	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace}
+	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace, Name: opts.Name}
 	if w.Log = newLogger(opts.Verbose, "text", opts.IO.ErrOut); w.Log != nil {
 		w.Log.Info("worker containment", "containment", containment)
 		if why != nil {
@@ -109,10 +121,11 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 // the values of its flags.
 type BrokerOptions struct {
 	IO    *iostreams.IOStreams
-	Serve func(store, listen string) (Server, error)
+	Serve func(store, listen string, sec cluster.BrokerSecurity) (Server, error)
 
 	Store  string
 	Listen string
+	Sec    BrokerSecFlags
 }
 
 // Server is a running broker, as cluster.Serve starts it.
@@ -125,24 +138,34 @@ type Server interface {
 // NewCmdBroker returns `gorun broker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *cobra.Command {
-	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string) (Server, error) { return cluster.Serve(store, listen) }}
+	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string, sec cluster.BrokerSecurity) (Server, error) {
+		return cluster.Serve(store, listen, sec)
+	}}
 	cmd := &cobra.Command{
 		Use:   "broker --store DIR [--listen 127.0.0.1:4222]",
 		Short: "Run an embedded NATS JetStream broker for small fleets and tests",
 		Long: `Run a NATS server with JetStream, its streams stored in DIR, for gorun exec --broker and
 gorun worker. It prints its URL on stdout once it takes connections, and stops on
 SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who can publish
-to it can run commands on every worker. For production, run nats-server 2.10 or newer
-with authentication, TLS and replicated streams.`,
+to it can run commands on every worker, so on any other address it refuses to start
+without a token (--token-file or GORUN_TOKEN) or client certificates (--tls-ca). Its
+store is locked while it runs: a second broker on it is refused.`,
 		Example: `  # a broker for one machine's tests, on a free port
   gorun broker --store /tmp/gorun-broker --listen 127.0.0.1:0
 
   # a small fleet on a private network
-  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222`,
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 --token-file /etc/gorun/token
+
+  # with TLS, and client certificates instead of a token
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 \
+    --tls-cert broker.pem --tls-key broker-key.pem --tls-ca ca.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Store == "" {
 				return usagef(cmd.CommandPath(), "--store is required")
+			}
+			if err := opts.Sec.check(); err != nil {
+				return usagef(cmd.CommandPath(), "%v", err)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -151,13 +174,18 @@ with authentication, TLS and replicated streams.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Store, "store", "", "directory of the JetStream store")
-	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on (port 0: any free port)")
+	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on, HOST:PORT or [IPv6]:PORT (port 0: any free port)")
+	opts.Sec.addFlags(cmd.Flags())
 	return cmd
 }
 
 // runBroker serves until ctx ends, once it has printed its URL.
 func runBroker(ctx context.Context, opts *BrokerOptions) error {
-	s, err := opts.Serve(opts.Store, opts.Listen)
+	sec, err := opts.Sec.security()
+	if err != nil {
+		return err
+	}
+	s, err := opts.Serve(opts.Store, opts.Listen, sec)
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func TestCheckVersion(t *testing.T) {
 // serveInProcess starts an embedded broker for the test and connects to it.
 func serveInProcess(t *testing.T) *Conn {
 	t.Helper()
-	srv, err := Serve(t.TempDir(), "127.0.0.1:0")
+	srv, err := Serve(t.TempDir(), "127.0.0.1:0", BrokerSecurity{})
 	if err != nil {
 		t.Fatal(err)
 	}

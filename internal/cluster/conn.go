@@ -77,9 +77,10 @@ type Conn struct {
 
 // Connect connects to the broker at url, checks the server's version, and creates
 // (or updates) the stream and the buckets runs need. The connection reconnects by
-// itself if the broker restarts.
-func Connect(ctx context.Context, url string) (*Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+// itself if the broker restarts. extra adds options (credentials, TLS: see Dial).
+func Connect(ctx context.Context, url string, extra ...nats.Option) (*Conn, error) {
+	opts := append([]nats.Option{nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, extra...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", url, err)
 	}
@@ -159,31 +160,20 @@ func (c *Conn) Close() {
 	_ = c.NC.Drain()
 }
 
-// Serve runs an embedded NATS server with JetStream, its store in dir, listening on
-// listen (host:port; port 0 picks one). It returns once the server takes connections;
+// Serve runs an embedded NATS server with JetStream, its store in dir (locked: a
+// second broker on it is refused with ErrStoreInUse), listening on listen (host:port,
+// [::1]:port for IPv6; port 0 picks one), guarded by sec: off loopback, it refuses
+// to start without a token or client certificates (ErrAnonymous). It returns once
+// the server takes connections, or at once if it cannot listen (the port is taken);
 // call Shutdown on the result to stop it.
-func Serve(dir, listen string) (*server.Server, error) {
-	host, portText, ok := strings.Cut(listen, ":")
-	if !ok {
-		return nil, fmt.Errorf("listen %q: want host:port", listen)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		return nil, fmt.Errorf("listen %q: bad port", listen)
-	}
-	if port == 0 {
-		port = server.RANDOM_PORT
-	}
-	s, err := server.NewServer(&server.Options{
-		ServerName: "gorun-broker", Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true,
-	})
+func Serve(dir, listen string, sec BrokerSecurity) (*Broker, error) {
+	host, port, err := parseListen(listen)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("broker: not ready after 10s")
+	opts := &server.Options{ServerName: "gorun-broker", Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true}
+	if err := sec.apply(opts); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
 	}
-	return s, nil
+	return start(opts)
 }

@@ -20,7 +20,7 @@ var _ pipeline.Runner = (*cluster.Executor)(nil)
 // TestSchedulerOnTheCluster runs the local scheduler with the remote executor: the
 // same retries, halts and output order as a local run.
 func TestSchedulerOnTheCluster(t *testing.T) {
-	srv, err := cluster.Serve(t.TempDir(), "127.0.0.1:0")
+	srv, err := cluster.Serve(t.TempDir(), "127.0.0.1:0", cluster.BrokerSecurity{})
 	if err != nil {
 		t.Fatal(err)
 	}

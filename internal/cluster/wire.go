@@ -46,12 +46,13 @@ type attemptMsg struct {
 	Args    []string      `json:"args"`
 	Dir     string        `json:"dir,omitempty"`
 	Env     []string      `json:"env,omitempty"`
+	EnvFrom []jobs.EnvRef `json:"env_from,omitempty"` // names only: the worker reads the values
 	Grace   time.Duration `json:"grace"`
 	Subject string        `json:"subject"`
 }
 
 func toMsg(run string, t *jobs.Task, slot, attempt int, grace time.Duration) attemptMsg {
-	return attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env,
+	return attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env, EnvFrom: t.EnvFrom,
 		Grace: grace, Subject: attemptSubject(run, t.Index, attempt)}
 }
 
@@ -59,7 +60,7 @@ func toMsg(run string, t *jobs.Task, slot, attempt int, grace time.Duration) att
 // GORUN_RUN_ID the submitter's run.
 func (m *attemptMsg) task() jobs.Task {
 	env := append(m.Env[:len(m.Env):len(m.Env)], process.RunIDVar+"="+m.Run)
-	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env, Grace: m.Grace}
+	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env, EnvFrom: m.EnvFrom, Grace: m.Grace}
 }
 
 // startMsg asks whether an execution may start.
@@ -86,6 +87,7 @@ type startReply struct {
 type endMsg struct {
 	Exec      string        `json:"exec"`
 	Worker    string        `json:"worker"`
+	Host      string        `json:"host,omitempty"` // the worker's host name
 	Start     time.Time     `json:"start"`
 	Duration  time.Duration `json:"duration"`
 	ExitCode  int           `json:"exit_code"`

@@ -234,7 +234,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	errOut.Close()
 
 	cause := context.Cause(ctx)
-	end := endMsg{Exec: exec, Worker: w.Name, Start: a.Start, Duration: a.Duration, ExitCode: a.ExitCode,
+	end := endMsg{Exec: exec, Worker: w.Name, Host: a.Host, Start: a.Start, Duration: a.Duration, ExitCode: a.ExitCode,
 		Signal: int(a.Signal), Stopped: a.Stopped, Leftovers: a.Leftovers}
 	if a.Err != nil {
 		end.Err = a.Err.Error()

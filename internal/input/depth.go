@@ -15,8 +15,8 @@ import (
 )
 
 // MaxDepth bounds how deeply collections (mappings and lists) nest in a task file or
-// a JSON Lines line. A task file needs 4 levels (the file, `tasks`, a task, its `env`
-// or `cmd`); the limit refuses input nested deeper before the YAML parser sees it,
+// a JSON Lines line. A task file needs 5 levels (the file, `tasks`, a task, its `env`,
+// a `from_worker` value); the limit refuses input nested deeper before the YAML parser sees it,
 // because the parser's memory grows with the square of the depth (100,000 levels in
 // 500 KB took it past 19 GB).
 const MaxDepth = 64
@@ -46,7 +46,7 @@ func parseYAML(name string, data []byte) (*ast.File, error) {
 
 func depthError(name string, line, col int) error {
 	return &jobs.InputError{File: name, Line: line, Col: col,
-		Msg: fmt.Sprintf("nested deeper than %d levels (a task file needs 4)", MaxDepth)}
+		Msg: fmt.Sprintf("nested deeper than %d levels (a task file needs 5)", MaxDepth)}
 }
 
 // prescanDepth walks data once, allocating nothing, and returns the line and column

@@ -93,12 +93,12 @@ func IsTaskFile(path string) bool {
 // RawSettings are per-task settings as a task file writes them, under `defaults` or in
 // a task. It is exported only because the YAML decoder needs it so; use Defaults.
 type RawSettings struct {
-	Timeout    *string           `yaml:"timeout"`
-	Retries    *int              `yaml:"retries"`
-	RetryDelay *string           `yaml:"retry_delay"`
-	Shell      *string           `yaml:"shell"`
-	Dir        *string           `yaml:"dir"`
-	Env        map[string]string `yaml:"env"`
+	Timeout    *string             `yaml:"timeout"`
+	Retries    *int                `yaml:"retries"`
+	RetryDelay *string             `yaml:"retry_delay"`
+	Shell      *string             `yaml:"shell"`
+	Dir        *string             `yaml:"dir"`
+	Env        map[string]envValue `yaml:"env"`
 }
 
 type rawTask struct {
@@ -372,7 +372,7 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 // defaults converts the settings a task or the `defaults` block gives. path selects
 // the mapping that holds them; where prefixes the key in errors.
 func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults, error) {
-	d := jobs.Defaults{Retries: r.Retries, Shell: r.Shell, Dir: r.Dir, Env: r.Env}
+	d := jobs.Defaults{Retries: r.Retries, Shell: r.Shell, Dir: r.Dir}
 	var err error
 	if d.Timeout, err = p.duration(path, where, "timeout", r.Timeout); err != nil {
 		return d, err
@@ -387,8 +387,23 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 		return d, p.errAt(path+".shell", where+"shell", "empty shell")
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
+		if !validVarName(k) {
 			return d, p.errAt(path+".env", where+"env", "invalid variable name %q", k)
+		}
+		value, ref, bad := envOf(r.Env[k])
+		switch {
+		case bad != "":
+			return d, p.errAt(path+".env."+k, where+"env."+k, "%s", bad)
+		case ref:
+			if d.EnvFrom == nil {
+				d.EnvFrom = map[string]string{}
+			}
+			d.EnvFrom[k] = value
+		default:
+			if d.Env == nil {
+				d.Env = map[string]string{}
+			}
+			d.Env[k] = value
 		}
 	}
 	return d, nil

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -123,6 +124,12 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:4:14: task 1: retries: must be 0 or more, got -2`},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
+		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
+			`f.yaml:5:10: task 1: env.T: want a string, or {from_worker: VARIABLE}`},
+		{"env from_worker empty", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: ''}\n",
+			`f.yaml:5:10: task 1: env.T: want a string, or {from_worker: VARIABLE}`},
+		{"env from_worker bad name", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A=B}\n",
+			`f.yaml:5:10: task 1: env.T: from_worker: invalid variable name "A=B"`},
 		{"cmd not a list", "version: 1\ntasks:\n  - cmd: ls -l\n",
 			`f.yaml:3:10: cmd: `},
 		{"empty cmd", "version: 1\ntasks:\n  - cmd: []\n",
@@ -349,5 +356,27 @@ func TestIdentityDir(t *testing.T) {
 	}
 	if got := (&jobs.Task{}).IdentityDir(); got != "" {
 		t.Errorf("no dir: got %q, want \"\" (keys of earlier versions kept)", got)
+	}
+}
+
+func TestEnvFromWorker(t *testing.T) {
+	src := "version: 1\ndefaults:\n  env:\n    A: '1'\n    TOKEN: {from_worker: API_TOKEN}\n    KEY: {from_worker: K}\n" +
+		"tasks:\n  - run: x\n    env:\n      KEY: literal\n      A: {from_worker: WA}\n      N: 5\n"
+	f, err := Parse("f.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Tasks(jobs.Settings{})[0]
+	wantEnv := []string{"KEY=literal", "N=5"}
+	wantFrom := []jobs.EnvRef{{Name: "A", From: "WA"}, {Name: "TOKEN", From: "API_TOKEN"}}
+	if !reflect.DeepEqual(got.Env, wantEnv) || !reflect.DeepEqual(got.EnvFrom, wantFrom) {
+		t.Errorf("got env %q from %v, want %q from %v (a task's value replaces the default's)", got.Env, got.EnvFrom, wantEnv, wantFrom)
+	}
+	env, err := jobs.ResolveEnvFrom(got.EnvFrom, []string{"WA=a", "API_TOKEN=old", "API_TOKEN=s3"})
+	if want := []string{"A=a", "TOKEN=s3"}; err != nil || !reflect.DeepEqual(env, want) {
+		t.Errorf("got %q, %v; want %q", env, err, want)
+	}
+	if _, err := jobs.ResolveEnvFrom(got.EnvFrom, []string{"WA=a"}); err == nil || !strings.Contains(err.Error(), "env TOKEN: from_worker API_TOKEN is not set") {
+		t.Errorf("got error %v, want one naming the missing variable", err)
 	}
 }

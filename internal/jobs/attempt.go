@@ -27,6 +27,9 @@ type Attempt struct {
 	// Duplicates counts executions of the task, up to this attempt, whose end did not
 	// count because another execution superseded them (remote runs only).
 	Duplicates int
+	// Worker and Host name where the attempt ran: the gorun worker (remote runs
+	// only) and its machine's host name; Host is the local one for a local run.
+	Worker, Host string
 }
 
 // StatusOf decides how an attempt ended. ctx is the attempt's context: when gorun

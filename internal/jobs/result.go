@@ -50,6 +50,10 @@ type Result struct {
 	// Leftovers counts the processes of the last attempt still alive when its main
 	// process exited; gorun stopped them all.
 	Leftovers int `json:"leftover_processes,omitempty"`
+	// Worker and Host name where the last attempt ran: the gorun worker (runs on a
+	// broker only) and the host name of its machine.
+	Worker string `json:"worker,omitempty"`
+	Host   string `json:"host,omitempty"`
 }
 
 // Seconds is a duration that JSON writes as a number of seconds.

@@ -35,6 +35,7 @@ type Task struct {
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
 	Env        []string      // KEY=VALUE pairs added to gorun's environment, later wins
+	EnvFrom    []EnvRef      // variables read from the running machine's environment, after Env
 	Timeout    time.Duration // 0: none
 	Retries    int           // attempts after the first
 	RetryDelay time.Duration // first backoff
@@ -135,6 +136,7 @@ type Defaults struct {
 	Shell      *string
 	Dir        *string
 	Env        map[string]string
+	EnvFrom    map[string]string // variable -> the variable of the running machine it is read from
 }
 
 // Spec is a task as written in the input, before defaults are applied.
@@ -166,7 +168,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 	} else {
 		t.Named = true
 	}
-	t.Env = mergeEnv(d.Env, sp.Env)
+	t.Env, t.EnvFrom = mergeEnvFrom(d, &sp.Defaults)
 	return t
 }
 

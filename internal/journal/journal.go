@@ -481,6 +481,10 @@ func (k *Keyer) Key(t *jobs.Task) string {
 		h.Write([]byte(e))
 		h.Write([]byte{0})
 	}
+	for _, r := range t.EnvFrom { // the names: the value is the machine's
+		h.Write([]byte(r.Name + "=from_worker:" + r.From))
+		h.Write([]byte{0})
+	}
 	h.Write([]byte{1})
 	h.Write([]byte(t.IdentityDir()))
 	var sum [16]byte

@@ -127,6 +127,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			if r.Error != "" {
 				args = append(args, "error", r.Error)
 			}
+			args = appendWhere(args, r.Worker, r.Host)
 			opts.Log.Info("task finished", args...)
 			inner(r)
 		}
@@ -222,11 +223,23 @@ func retryPolicy(jitter func() float64, log *slog.Logger) func(t jobs.Task, o ou
 		o.close() // a retried attempt's output is not printed; its tails stay in o
 		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt)))
 		if log != nil {
-			log.Info("task retried", "id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
-				"exit_code", o.attempt.ExitCode, "delay", delay)
+			log.Info("task retried", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
+				"exit_code", o.attempt.ExitCode, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
 		}
 		return delay, true
 	}
+}
+
+// appendWhere adds to log args the worker and the host an attempt ran on, those
+// known.
+func appendWhere(args []any, worker, host string) []any {
+	if worker != "" {
+		args = append(args, "worker", worker)
+	}
+	if host != "" {
+		args = append(args, "host", host)
+	}
+	return args
 }
 
 // Backoff is the longest delay before attempt n+1: base·2^(n-1), at most MaxRetryDelay.
@@ -439,6 +452,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	}
 	r.Leftovers = a.Leftovers
 	r.Duplicates = a.Duplicates
+	r.Worker, r.Host = a.Worker, a.Host
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")

@@ -37,6 +37,8 @@ type Runner struct {
 	// Strongest caps the containment Contain tries: "" or ContainCgroup tries every
 	// one, ContainSubreaper skips cgroups, ContainGroup uses process groups alone.
 	Strongest Containment
+	// Host is named in every Attempt as the machine that ran it.
+	Host string
 
 	containment // how task trees are held together; see Contain
 
@@ -51,11 +53,16 @@ type Runner struct {
 // first, the whole tree gets SIGTERM, and SIGKILL after Grace. stdout and stderr
 // receive the task's output.
 func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *Capture) jobs.Attempt {
-	a := jobs.Attempt{Start: time.Now(), ExitCode: -1}
+	a := jobs.Attempt{Start: time.Now(), ExitCode: -1, Host: r.Host}
 	args := t.Args(slot)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Dir = t.Dir
-	cmd.Env = r.env(t, slot, attempt)
+	env, err := r.env(t, slot, attempt)
+	if err != nil {
+		a.Err = fmt.Errorf("task %s: %w", t.ID, err)
+		return a
+	}
+	cmd.Env = env
 	cmd.Stdin = r.stdin()
 	// gorun's own pipes, not os/exec's: Wait then returns when the main process exits,
 	// and the copying ends when the tree is stopped, whoever holds the pipes.
@@ -293,16 +300,21 @@ func (r *Runner) stdin() *os.File {
 	return r.devNull
 }
 
-func (r *Runner) env(t *jobs.Task, slot, attempt int) []string {
-	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+4)
+func (r *Runner) env(t *jobs.Task, slot, attempt int) ([]string, error) {
+	from, err := jobs.ResolveEnvFrom(t.EnvFrom, r.BaseEnv)
+	if err != nil {
+		return nil, err
+	}
+	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+len(from)+4)
 	env = append(env, r.BaseEnv...)
 	env = append(env, t.Env...)
+	env = append(env, from...)
 	return append(env,
 		"GORUN_TASK_ID="+t.ID,
 		"GORUN_TASK_INDEX="+strconv.Itoa(t.Index),
 		"GORUN_ATTEMPT="+strconv.Itoa(attempt),
 		slotVar+strconv.Itoa(slot),
-	)
+	), nil
 }
 
 // slotVar names a task's worker slot in its environment; with the guard's id it also

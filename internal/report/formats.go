@@ -163,6 +163,10 @@ func failureText(r *jobs.Result) string {
 	if r.Command != "" {
 		b.WriteString("command: " + r.Command + "\n")
 	}
+	if r.Worker != "" || r.Host != "" {
+		// The Ant schema has no hostname per testcase: the failure text names it.
+		b.WriteString("ran on: " + ranOn(r) + "\n")
+	}
 	if r.Error != "" {
 		b.WriteString("error: " + r.Error + "\n")
 	}

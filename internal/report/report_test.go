@@ -218,3 +218,31 @@ func TestTextShowsDuplicateExecutions(t *testing.T) {
 		t.Errorf("got %q, want the duplicate executions counted", b.String())
 	}
 }
+
+func TestReportsNameWhereTasksRan(t *testing.T) {
+	code := 3
+	r := jobs.Result{ID: "a", Index: 1, Status: jobs.Failed, ExitCode: &code, Attempts: 1, Worker: "w1", Host: "node-7",
+		StartedAt: time.Unix(0, 0), StderrTail: "boom"}
+	var s Summary
+	s.Add(r)
+	var text, junit strings.Builder
+	if err := WriteText(&text, &s); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJUnit(&junit, Run{}, &s, func(yield func(jobs.Result) bool) { yield(r) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := "boom (on worker w1, host node-7)"; !strings.Contains(text.String(), want) {
+		t.Errorf("got summary %q, want it to contain %q", text.String(), want)
+	}
+	if want := "ran on: worker w1, host node-7"; !strings.Contains(junit.String(), want) {
+		t.Errorf("got JUnit %q, want it to contain %q", junit.String(), want)
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"worker":"w1","host":"node-7"`; !strings.Contains(string(data), want) {
+		t.Errorf("got JSON %s, want it to contain %s", data, want)
+	}
+}

@@ -66,7 +66,8 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 			if !r.StartedAt.IsZero() {
 				took = FormatDuration(time.Duration(r.Duration))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, lastLine(r))
+			last := strings.TrimSpace(lastLine(r) + where(r))
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, last)
 		}
 		_ = tw.Flush()
 		if s.KeepTails {
@@ -78,6 +79,27 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 	}
 	_, err := io.WriteString(w, trimLines(b.String()))
 	return err
+}
+
+// where names the worker and host a remote task ran on last, as " (on worker W,
+// host H)"; "" for a local run, whose host is the report's.
+func where(r *jobs.Result) string {
+	if r.Worker == "" {
+		return ""
+	}
+	return " (on " + ranOn(r) + ")"
+}
+
+// ranOn names the worker and the host of the task's last attempt: "worker W, host
+// H", or what of it is known.
+func ranOn(r *jobs.Result) string {
+	switch {
+	case r.Worker != "" && r.Host != "":
+		return "worker " + r.Worker + ", host " + r.Host
+	case r.Worker != "":
+		return "worker " + r.Worker
+	}
+	return "host " + r.Host
 }
 
 // how says how a task ended: its exit code or signal, or that it never started.
