@@ -246,9 +246,11 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	if err := w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil); err != nil {
 		w.logf("end not reported", "run", am.Run, "id", am.ID, "error", err)
 	}
-	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = msg.DoubleAck(actx)
-	acancel()
+	// The end is the submitter's now: a plain ack is enough. Were it lost, the broker
+	// would deliver the attempt again after the lease, and its start would be refused
+	// (the attempt is over): it never runs again, and waiting here for the server's
+	// confirmation would only hold the slot.
+	_ = msg.Ack()
 	w.logf("attempt finished", "run", am.Run, "id", am.ID, "attempt", rep.Attempt, "exit_code", a.ExitCode)
 }
 
