@@ -10,8 +10,10 @@ import (
 
 // An attempt travels so:
 //
-//   - the Executor subscribes to <subject>.* (subject: gorun.att.<run>.<index>.<attempt>),
-//     then publishes an attemptMsg to the work queue (gorun.task.<run>);
+//   - the Executor subscribes once per run to gorun.att.<run>.> and registers each
+//     attempt (subject: gorun.att.<run>.<index>.<attempt>) before it publishes its
+//     attemptMsg to the work queue (gorun.task.<run>); a message for an attempt no
+//     longer registered is answered as for one that is over (a start is refused);
 //   - a worker that takes it asks <subject>.start (startMsg) and runs it only if the
 //     reply (startReply) says so, with the execution number the reply gives;
 //   - while it runs, each output stream goes to <subject>.out or <subject>.err as
@@ -35,6 +37,9 @@ const (
 func attemptSubject(run string, index, attempt int) string {
 	return fmt.Sprintf("gorun.att.%s.%d.%d", run, index, attempt)
 }
+
+// attemptsOf is the subject of every message about the attempts of run.
+func attemptsOf(run string) string { return "gorun.att." + run + ".>" }
 
 // attemptMsg is one attempt of a task on the wire: everything a worker needs to run
 // it, resolved by the submitter.
