@@ -141,6 +141,12 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
 func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
+	var inbox *nats.Subscription // the slot's, for every pull; made anew after a pull went unanswered
+	defer func() {
+		if inbox != nil {
+			_ = inbox.Unsubscribe()
+		}
+	}()
 	turn := slot
 	for ctx.Err() == nil {
 		run, cons, n, changed := runs.pick(turn)
@@ -156,33 +162,76 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
 		if n > 1 {
 			wait = 200 * time.Millisecond // other runs wait their turn
 		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				runs.remove(run)
-				continue
+		var (
+			msg *nats.Msg
+			err error
+		)
+		if inbox == nil {
+			inbox, err = w.Conn.NC.SubscribeSync(w.Conn.NC.NewInbox())
+		}
+		if err == nil {
+			msg, err = w.pull(inbox, run, wait)
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
+			runs.remove(run)
+			continue
+		case err != nil:
+			if inbox != nil { // an answer may still come: not to this slot, which may be busy by then
+				_ = inbox.Unsubscribe()
+				inbox = nil
 			}
 			select { // the broker is away: try again soon
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
+		case msg != nil:
+			w.handle(ctx, taskCtx, slot, cons.CachedInfo().Config.AckWait, msg)
 		}
-		lease := cons.CachedInfo().Config.AckWait
-		for msg := range batch.Messages() {
-			w.handle(ctx, taskCtx, slot, lease, msg)
+	}
+}
+
+// pull asks the run's consumer for one attempt, answered on inbox within wait: the
+// attempt, or nil when none came. One pull is out at a time, and its answer is
+// awaited (or inbox given up), so no attempt is ever delivered to a busy slot.
+// (jetstream's Fetch does the same with a new inbox, subscribed and unsubscribed, for
+// each pull.)
+func (w *Worker) pull(inbox *nats.Subscription, run string, wait time.Duration) (*nats.Msg, error) {
+	req, _ := json.Marshal(struct {
+		Batch   int           `json:"batch"`
+		Expires time.Duration `json:"expires"`
+	}{1, wait})
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
+	if err := w.Conn.NC.PublishRequest(subject, inbox.Subject, req); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait + time.Second)
+	for {
+		m, err := inbox.NextMsg(time.Until(deadline))
+		if err != nil {
+			return nil, err
 		}
-		if errors.Is(batch.Error(), jetstream.ErrConsumerDeleted) || errors.Is(batch.Error(), jetstream.ErrConsumerNotFound) {
-			runs.remove(run)
+		if len(m.Data) > 0 || m.Header.Get("Status") == "" {
+			return m, nil
+		}
+		switch status, descr := m.Header.Get("Status"), strings.ToLower(m.Header.Get("Description")); {
+		case status == "408" || status == "404": // the pull expired: no attempt
+			return nil, nil
+		case status == "100": // a heartbeat
+		case status == "409" && strings.Contains(descr, "consumer deleted"):
+			return nil, jetstream.ErrConsumerDeleted
+		default:
+			return nil, fmt.Errorf("pull from run %s: %s %s", run, status, m.Header.Get("Description"))
 		}
 	}
 }
 
 // handle executes one delivered attempt.
-func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg jetstream.Msg) {
+func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg) {
 	taken := time.Now()
 	var am attemptMsg
-	if err := json.Unmarshal(msg.Data(), &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
+	if err := json.Unmarshal(msg.Data, &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
 		_ = msg.Term() // not an attempt: never deliver it again
 		return
 	}
@@ -291,7 +340,7 @@ func (w *Worker) ask(ctx context.Context, subject string, v any, patience time.D
 // by the server. Once no renewal was confirmed for the whole lease, counted from
 // taken, it calls lost (once): by then the broker may have delivered the attempt to
 // another worker. stop ends the renewals and waits for them.
-func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Time, lost func()) (stop func()) {
+func (w *Worker) keepLease(msg *nats.Msg, lease time.Duration, taken time.Time, lost func()) (stop func()) {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -306,7 +355,7 @@ func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Ti
 			case <-tick.C:
 			}
 			sent := time.Now()
-			if _, err := w.Conn.NC.Request(msg.Reply(), []byte("+WPI"), every); err == nil {
+			if _, err := w.Conn.NC.Request(msg.Reply, []byte("+WPI"), every); err == nil {
 				last = sent
 			} else if time.Since(last) >= lease {
 				lost()
