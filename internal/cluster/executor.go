@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -170,7 +171,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		case <-stopped:
 			stopped, stopNow = nil, true
 		case <-resend:
-			e.sendStop(msg.Subject)
+			e.sendStop(msg.Subject, st)
 		case <-giveUp:
 			a := e.abandoned(t.Index, st, fmt.Errorf("task %s: no end from worker %s within the grace after it was told to stop", t.ID, st.worker()))
 			a.TimedOut = timedOut
@@ -190,7 +191,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 			cancel()
 			return e.abandoned(t.Index, st, nil)
 		}
-		e.sendStop(msg.Subject)
+		e.sendStop(msg.Subject, st)
 		tick := time.NewTicker(stopResend)
 		defer tick.Stop()
 		resend, giveUp, hurry = tick.C, time.After(e.grace+endMargin), e.hurry
@@ -227,7 +228,12 @@ func (e *Executor) publish(ctx context.Context, m *attemptMsg) (uint64, error) {
 	}
 }
 
-func (e *Executor) sendStop(subject string) { _ = e.conn.NC.Publish(subject+".stop", nil) }
+// sendStop tells every worker that started an execution of the attempt to stop it.
+func (e *Executor) sendStop(subject string, r *remote) {
+	for _, to := range r.stopSubjects() {
+		_ = e.conn.NC.Publish(to, []byte(subject))
+	}
+}
 
 // dispatch hands a message of the run's subscription to its attempt. It never blocks:
 // it runs for every attempt of the run, and one attempt's slow output must not hold
@@ -291,6 +297,7 @@ type remote struct {
 
 	mu       sync.Mutex
 	starts   map[string]startReply // every execution that asked to start, and the answer
+	stopTo   []string              // where the stops of the executions started go, each once
 	ends     map[string]bool       // executions whose end came
 	execs    int                   // executions started
 	owner    string                // the execution whose output and end count: the latest started
@@ -336,6 +343,13 @@ func (r *remote) handle(kind string, m *nats.Msg) {
 			r.execs++
 			r.owner, r.ownerW, r.running, r.next = s.Exec, s.Worker, true, [2]int{}
 			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}
+			to := s.Stop
+			if to == "" { // a worker that listens on the attempt's own subject
+				to = m.Subject[:len(m.Subject)-len("start")] + "stop"
+			}
+			if !slices.Contains(r.stopTo, to) {
+				r.stopTo = append(r.stopTo, to)
+			}
 		}
 		r.starts[s.Exec] = rep
 		r.mu.Unlock()
@@ -434,6 +448,12 @@ func (r *remote) finish() (execs, dups int) {
 	r.wmu.Lock() // a chunk being written is the last
 	defer r.wmu.Unlock()
 	return execs, dups
+}
+
+func (r *remote) stopSubjects() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.stopTo)
 }
 
 func (r *remote) worker() string {

@@ -49,6 +49,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Name = host + "/" + strconv.Itoa(os.Getpid())
 	}
 	runs := &runSet{cons: map[string]jetstream.Consumer{}, changed: make(chan struct{})}
+	stops := &stopBoard{subject: stopSubject(nuid.Next()), execs: map[string]map[string]func(){}}
+	stopSub, err := w.Conn.NC.Subscribe(stops.subject, func(m *nats.Msg) { stops.stop(string(m.Data)) })
+	if err != nil {
+		return fmt.Errorf("worker %s: listen for stops: %w", w.Name, err)
+	}
+	defer func() { _ = stopSub.Unsubscribe() }()
 	key := w.announceKey()
 	if _, err := w.Conn.Workers.Put(ctx, key, w.slotsValue()); err != nil {
 		return fmt.Errorf("worker %s: announce it: %w", w.Name, err)
@@ -93,7 +99,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.serve(ctx, taskCtx, slot, runs)
+			w.serve(ctx, taskCtx, slot, runs, stops)
 		}()
 	}
 	wg.Wait()
@@ -140,7 +146,7 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 }
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
-func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
+func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, stops *stopBoard) {
 	var inbox *nats.Subscription // the slot's, for every pull; made anew after a pull went unanswered
 	defer func() {
 		if inbox != nil {
@@ -187,7 +193,7 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
 			}
 			continue
 		case msg != nil:
-			w.handle(ctx, taskCtx, slot, cons.CachedInfo().Config.AckWait, msg)
+			w.handle(ctx, taskCtx, slot, cons.CachedInfo().Config.AckWait, msg, stops)
 		}
 	}
 }
@@ -228,7 +234,7 @@ func (w *Worker) pull(inbox *nats.Subscription, run string, wait time.Duration) 
 }
 
 // handle executes one delivered attempt.
-func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg) {
+func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard) {
 	taken := time.Now()
 	var am attemptMsg
 	if err := json.Unmarshal(msg.Data, &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
@@ -243,17 +249,13 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	exec := nuid.Next()
 	ctx, cancel := context.WithCancelCause(taskCtx)
 	defer cancel(nil)
-	stopSub, err := nc.Subscribe(am.Subject+".stop", func(*nats.Msg) { cancel(errStopped) })
-	if err != nil {
-		_ = msg.NakWithDelay(lease)
-		return
-	}
-	defer func() { _ = stopSub.Unsubscribe() }()
+	stops.add(am.Subject, exec, func() { cancel(errStopped) }) // before it asks to start: no stop is missed
+	defer stops.remove(am.Subject, exec)
 	stopLease := w.keepLease(msg, lease, taken, func() { cancel(errLeaseLost) })
 	defer stopLease()
 
 	var rep startReply
-	if err := w.ask(ctx, am.Subject+".start", startMsg{Exec: exec, Worker: w.Name, Delivered: delivered}, lease, &rep); err != nil {
+	if err := w.ask(ctx, am.Subject+".start", startMsg{Exec: exec, Worker: w.Name, Delivered: delivered, Stop: stops.subject}, lease, &rep); err != nil {
 		// The submitter did not answer: it may be gone, or away while the broker
 		// restarts. The attempt comes back later.
 		w.logf("attempt not started", "run", am.Run, "id", am.ID, "error", err)
@@ -369,6 +371,42 @@ func (w *Worker) keepLease(msg *nats.Msg, lease time.Duration, taken time.Time, 
 func (w *Worker) logf(msg string, args ...any) {
 	if w.Log != nil {
 		w.Log.Info(msg, append([]any{"worker", w.Name}, args...)...)
+	}
+}
+
+// stopBoard is where a worker's stops arrive, one subscription for all its
+// executions, and whom they stop. Safe for concurrent use.
+type stopBoard struct {
+	subject string // the worker's stop subject
+
+	mu    sync.Mutex
+	execs map[string]map[string]func() // attempt subject → execution → its cancel
+}
+
+func (b *stopBoard) add(attempt, exec string, cancel func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.execs[attempt] == nil {
+		b.execs[attempt] = map[string]func(){}
+	}
+	b.execs[attempt][exec] = cancel
+}
+
+func (b *stopBoard) remove(attempt, exec string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.execs[attempt], exec)
+	if len(b.execs[attempt]) == 0 {
+		delete(b.execs, attempt)
+	}
+}
+
+// stop stops this worker's executions of the attempt.
+func (b *stopBoard) stop(attempt string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, cancel := range b.execs[attempt] {
+		cancel()
 	}
 }
 
