@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -257,10 +256,13 @@ func TestRedeliveryCountsEveryExecution(t *testing.T) {
 	if got := contents(t, out); got != "attempt 2\n" {
 		t.Errorf("output %q, want the second execution's only", got)
 	}
-	// The frozen worker's late end finds nobody waiting.
-	err = request(conn.NC, am.Subject+".end", endMsg{Exec: "frozen", ExitCode: 0}, nil)
-	if !errors.Is(err, nats.ErrNoResponders) {
-		t.Errorf("late end: %v, want no responders", err)
+	// The frozen worker's late end is answered and changes nothing; a late start (a
+	// redelivery after a lost ack) is refused.
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "frozen", ExitCode: 0}, nil); err != nil {
+		t.Errorf("late end: %v, want it answered", err)
+	}
+	if err := request(conn.NC, am.Subject+".start", startMsg{Exec: "late", Worker: "late", Delivered: 3}, &rep); err != nil || rep.Run {
+		t.Errorf("late start: %+v, %v; want it refused", rep, err)
 	}
 }
 
@@ -273,7 +275,16 @@ func TestSupersededEndIsADuplicate(t *testing.T) {
 		if b, ok := v.([]byte); ok {
 			data = b
 		}
-		r.handle(&nats.Msg{Subject: "gorun.att.r.1.1." + kind, Data: data, Header: hdr})
+		r.handle(kind, &nats.Msg{Subject: "gorun.att.r.1.1." + kind, Data: data, Header: hdr})
+		for { // a worker sends its end once its chunks were answered, so once written
+			r.mu.Lock()
+			queued := r.queued
+			r.mu.Unlock()
+			if queued == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	call("start", startMsg{Exec: "a"}, nil)
 	call("out", []byte("from a\n"), nats.Header{hdrExec: {"a"}, hdrSeq: {"0"}})
@@ -376,7 +387,7 @@ func TestNoSecondExecutionWhileTheFirstBeats(t *testing.T) {
 		if b, ok := v.([]byte); ok {
 			data = b
 		}
-		r.handle(&nats.Msg{Subject: "gorun.att.r.1.1." + kind, Data: data})
+		r.handle(kind, &nats.Msg{Subject: "gorun.att.r.1.1." + kind, Data: data})
 	}
 	owner := func() (string, int) { r.mu.Lock(); defer r.mu.Unlock(); return r.owner, r.execs }
 	call("start", startMsg{Exec: "a"})

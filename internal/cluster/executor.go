@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,8 +42,11 @@ type Executor struct {
 	hurry     chan struct{} // closed by KillAll
 	hurryOnce sync.Once
 
-	mu   sync.Mutex
-	dups map[int]int // task index → duplicate executions so far
+	sub *nats.Subscription // gorun.att.<run>.>: every attempt's messages, dispatched by attemptOf
+
+	mu       sync.Mutex
+	dups     map[int]int        // task index → duplicate executions so far
+	attempts map[string]*remote // attempt subject → the attempt, while its Run lasts
 }
 
 // Open prepares run on the broker: a durable consumer of its attempts whose ack wait
@@ -59,11 +63,19 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 	}); err != nil {
 		return nil, fmt.Errorf("run %s: create its consumer: %w", run, err)
 	}
+	e := &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}, attempts: map[string]*remote{}}
+	// One subscription for the whole run, made before any attempt is published.
+	sub, err := conn.NC.Subscribe(attemptsOf(run), e.dispatch)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: listen for its attempts: %w", run, err)
+	}
+	e.sub = sub
 	info, _ := json.Marshal(runInfo{State: StateRunning, Lease: lease})
 	if _, err := conn.Runs.Put(ctx, run, info); err != nil {
+		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("run %s: announce it: %w", run, err)
 	}
-	return &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}}, nil
+	return e, nil
 }
 
 // Close ends the run on the broker: its state becomes done, its consumer and any
@@ -73,6 +85,7 @@ func (e *Executor) Close() error {
 	defer cancel()
 	info, _ := json.Marshal(runInfo{State: StateDone, Lease: e.lease})
 	_, err := e.conn.Runs.Put(ctx, e.run, info)
+	_ = e.sub.Unsubscribe()
 	if derr := e.conn.JS.DeleteConsumer(ctx, TasksStream, consumerName(e.run)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
 		err = errors.Join(err, derr)
 	}
@@ -112,12 +125,14 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
 	st := &remote{base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
-	sub, err := e.conn.NC.Subscribe(msg.Subject+".*", st.handle)
-	if err != nil {
-		a.Err = fmt.Errorf("task %s: listen for attempt %d: %w", t.ID, attempt, err)
-		return a
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+	e.mu.Lock()
+	e.attempts[msg.Subject] = st // before it is published: a start for it always finds it
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.attempts, msg.Subject)
+		e.mu.Unlock()
+	}()
 	seq, err := e.publish(ctx, &msg)
 	if err != nil {
 		st.finish()
@@ -156,7 +171,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		case <-stopped:
 			stopped, stopNow = nil, true
 		case <-resend:
-			e.sendStop(msg.Subject)
+			e.sendStop(msg.Subject, st)
 		case <-giveUp:
 			a := e.abandoned(t.Index, st, fmt.Errorf("task %s: no end from worker %s within the grace after it was told to stop", t.ID, st.worker()))
 			a.TimedOut = timedOut
@@ -176,7 +191,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 			cancel()
 			return e.abandoned(t.Index, st, nil)
 		}
-		e.sendStop(msg.Subject)
+		e.sendStop(msg.Subject, st)
 		tick := time.NewTicker(stopResend)
 		defer tick.Stop()
 		resend, giveUp, hurry = tick.C, time.After(e.grace+endMargin), e.hurry
@@ -213,7 +228,37 @@ func (e *Executor) publish(ctx context.Context, m *attemptMsg) (uint64, error) {
 	}
 }
 
-func (e *Executor) sendStop(subject string) { _ = e.conn.NC.Publish(subject+".stop", nil) }
+// sendStop tells every worker that started an execution of the attempt to stop it.
+func (e *Executor) sendStop(subject string, r *remote) {
+	for _, to := range r.stopSubjects() {
+		_ = e.conn.NC.Publish(to, []byte(subject))
+	}
+}
+
+// dispatch hands a message of the run's subscription to its attempt. It never blocks:
+// it runs for every attempt of the run, and one attempt's slow output must not hold
+// up another's start, output or end. A message for an attempt whose Run returned
+// (a redelivery after a lost ack, a late end or chunk) is answered as the attempt
+// would have answered it once over: a start is refused, the rest dropped.
+func (e *Executor) dispatch(m *nats.Msg) {
+	i := strings.LastIndexByte(m.Subject, '.')
+	if i < 0 || m.Subject[i+1:] == "stop" {
+		return // our own stops
+	}
+	kind := m.Subject[i+1:]
+	e.mu.Lock()
+	r := e.attempts[m.Subject[:i]]
+	e.mu.Unlock()
+	switch {
+	case r != nil:
+		r.handle(kind, m)
+	case kind == "start":
+		data, _ := json.Marshal(startReply{Run: false})
+		_ = m.Respond(data)
+	default:
+		_ = m.Respond(nil)
+	}
+}
 
 // addDups adds n duplicate executions to the task's count and returns the total.
 func (e *Executor) addDups(index, n int) int {
@@ -242,7 +287,9 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 }
 
 // remote is the state of one attempt as the Executor sees it. Its handle runs on the
-// subscription's goroutine, one message at a time; the fields are guarded by mu.
+// run's subscription's goroutine and never blocks; the chunks of output go to the
+// attempt's own goroutine (writeChunks), which writes them to the captures in order.
+// The fields are guarded by mu.
 type remote struct {
 	base           int           // the number of the attempt's first execution
 	fence          time.Duration // how long after its last beat an execution may still run
@@ -252,6 +299,7 @@ type remote struct {
 
 	mu       sync.Mutex
 	starts   map[string]startReply // every execution that asked to start, and the answer
+	stopTo   []string              // where the stops of the executions started go, each once
 	ends     map[string]bool       // executions whose end came
 	execs    int                   // executions started
 	owner    string                // the execution whose output and end count: the latest started
@@ -262,10 +310,27 @@ type remote struct {
 	over     bool                  // the attempt returned: nothing more is written
 	next     [2]int                // the owner's next chunk of stdout, stderr
 	dups     int                   // executions whose end came and did not count
+	chunks   chan chunk            // to writeChunks; nil until the first chunk, closed when over
+	queued   int                   // chunks in chunks or being written
+
+	wmu sync.Mutex // held while a chunk is written: finish waits for it
 }
 
-func (r *remote) handle(m *nats.Msg) {
-	kind := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+// chunk is a chunk of output as handle took it: whether it counts (it is the owner's
+// next) is decided on arrival, in the order of the attempt's messages.
+type chunk struct {
+	m      *nats.Msg
+	stream int  // 0: stdout, 1: stderr
+	counts bool // write it
+}
+
+// chunkQueue is how many chunks of one attempt may wait for writeChunks. A worker
+// sends the next chunk of a stream only once the last was answered, so it fills only
+// when many executions of the attempt send at once; a chunk that finds it full is
+// dropped unanswered, and its worker sends it again.
+const chunkQueue = 8
+
+func (r *remote) handle(kind string, m *nats.Msg) {
 	switch kind {
 	case "start":
 		var s startMsg
@@ -291,6 +356,13 @@ func (r *remote) handle(m *nats.Msg) {
 			r.execs++
 			r.owner, r.ownerW, r.running, r.next, r.beat = s.Exec, s.Worker, true, [2]int{}, time.Now()
 			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}
+			to := s.Stop
+			if to == "" { // a worker that listens on the attempt's own subject
+				to = m.Subject[:len(m.Subject)-len("start")] + "stop"
+			}
+			if !slices.Contains(r.stopTo, to) {
+				r.stopTo = append(r.stopTo, to)
+			}
 		}
 		r.starts[s.Exec] = rep
 		r.mu.Unlock()
@@ -303,22 +375,29 @@ func (r *remote) handle(m *nats.Msg) {
 		}
 		r.mu.Unlock()
 	case "out", "err":
-		stream := 0
-		if kind == "err" {
-			stream = 1
-		}
-		seq, err := strconv.Atoi(m.Header.Get(hdrSeq))
 		r.mu.Lock()
-		if err == nil && !r.over && m.Header.Get(hdrExec) == r.owner && seq == r.next[stream] {
-			if stream == 0 {
-				_, _ = r.stdout.Write(m.Data)
-			} else {
-				_, _ = r.stderr.Write(m.Data)
+		if r.over {
+			r.mu.Unlock()
+			_ = m.Respond(nil)
+			return
+		}
+		if r.chunks == nil {
+			r.chunks = make(chan chunk, chunkQueue)
+			go r.writeChunks(r.chunks)
+		}
+		if len(r.chunks) < cap(r.chunks) { // only handle sends: it cannot fill meanwhile
+			c := chunk{m: m}
+			if kind == "err" {
+				c.stream = 1
 			}
-			r.next[stream]++
+			seq, err := strconv.Atoi(m.Header.Get(hdrSeq))
+			if c.counts = err == nil && m.Header.Get(hdrExec) == r.owner && seq == r.next[c.stream]; c.counts {
+				r.next[c.stream]++
+			}
+			r.queued++
+			r.chunks <- c
 		}
 		r.mu.Unlock()
-		_ = m.Respond(nil)
 	case "end":
 		var end endMsg
 		if json.Unmarshal(m.Data, &end) != nil {
@@ -343,6 +422,29 @@ func (r *remote) handle(m *nats.Msg) {
 	}
 }
 
+// writeChunks writes the chunks that count, in their order, and answers every chunk
+// once written (or dropped), after those before it: the worker sends the stream's
+// next chunk only then (back-pressure), and an execution's end, sent once all its
+// chunks were answered, finds its output written.
+func (r *remote) writeChunks(chunks <-chan chunk) {
+	for c := range chunks {
+		r.wmu.Lock()
+		r.mu.Lock()
+		write := c.counts && !r.over
+		r.mu.Unlock()
+		if write && c.stream == 0 {
+			_, _ = r.stdout.Write(c.m.Data)
+		} else if write {
+			_, _ = r.stderr.Write(c.m.Data)
+		}
+		r.wmu.Unlock()
+		r.mu.Lock()
+		r.queued--
+		r.mu.Unlock()
+		_ = c.m.Respond(nil)
+	}
+}
+
 // stop refuses every later start and reports whether an execution is running.
 func (r *remote) stop() bool {
 	r.mu.Lock()
@@ -355,9 +457,22 @@ func (r *remote) stop() bool {
 // executions started and the duplicate ends.
 func (r *remote) finish() (execs, dups int) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.over = true
-	return r.execs, r.dups
+	if r.chunks != nil {
+		close(r.chunks)
+		r.chunks = nil
+	}
+	execs, dups = r.execs, r.dups
+	r.mu.Unlock()
+	r.wmu.Lock() // a chunk being written is the last
+	defer r.wmu.Unlock()
+	return execs, dups
+}
+
+func (r *remote) stopSubjects() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.stopTo)
 }
 
 func (r *remote) worker() string {

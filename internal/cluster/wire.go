@@ -10,16 +10,21 @@ import (
 
 // An attempt travels so:
 //
-//   - the Executor subscribes to <subject>.* (subject: gorun.att.<run>.<index>.<attempt>),
-//     then publishes an attemptMsg to the work queue (gorun.task.<run>);
-//   - a worker that takes it asks <subject>.start (startMsg) and runs it only if the
-//     reply (startReply) says so, with the execution number the reply gives;
+//   - the Executor subscribes once per run to gorun.att.<run>.> and registers each
+//     attempt (subject: gorun.att.<run>.<index>.<attempt>) before it publishes its
+//     attemptMsg to the work queue (gorun.task.<run>); a message for an attempt no
+//     longer registered is answered as for one that is over (a start is refused);
+//   - a worker that takes it asks <subject>.start (startMsg, with the worker's stop
+//     subject) and runs it only if the reply (startReply) says so, with the execution
+//     number the reply gives;
 //   - while it runs, each output stream goes to <subject>.out or <subject>.err as
 //     requests of at most one chunk, the next sent only once the last was answered;
 //   - once all output is answered, the worker asks <subject>.end (endMsg) until it is
 //     answered, and only then acknowledges the message;
-//   - the Executor publishes on <subject>.stop when the attempt's context ends, again
-//     every stopResend, until the end arrives.
+//   - the Executor publishes <subject> on the stop subject of every worker that started
+//     an execution of the attempt (gorun.stop.<worker>, one subscription per worker;
+//     <subject>.stop for a worker that named none) when the attempt's context ends,
+//     again every stopResend, until the end arrives.
 const (
 	hdrExec = "Gorun-Exec" // the execution a chunk belongs to
 	hdrSeq  = "Gorun-Seq"  // a chunk's 0-based number within its stream
@@ -35,6 +40,13 @@ const (
 func attemptSubject(run string, index, attempt int) string {
 	return fmt.Sprintf("gorun.att.%s.%d.%d", run, index, attempt)
 }
+
+// stopSubject is where a worker listens for the stops of its executions; id is unique
+// per worker process.
+func stopSubject(id string) string { return "gorun.stop." + id }
+
+// attemptsOf is the subject of every message about the attempts of run.
+func attemptsOf(run string) string { return "gorun.att." + run + ".>" }
 
 // attemptMsg is one attempt of a task on the wire: everything a worker needs to run
 // it, resolved by the submitter.
@@ -67,7 +79,8 @@ func (m *attemptMsg) task() jobs.Task {
 type startMsg struct {
 	Exec      string `json:"exec"` // unique per execution
 	Worker    string `json:"worker"`
-	Delivered int    `json:"delivered"` // the broker's delivery count
+	Delivered int    `json:"delivered"`      // the broker's delivery count
+	Stop      string `json:"stop,omitempty"` // where the worker listens for stops: gorun.stop.<worker>
 }
 
 // startReply answers a startMsg.

@@ -49,6 +49,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Name = host + "/" + strconv.Itoa(os.Getpid())
 	}
 	runs := &runSet{cons: map[string]jetstream.Consumer{}, changed: make(chan struct{})}
+	stops := &stopBoard{subject: stopSubject(nuid.Next()), execs: map[string]map[string]func(){}}
+	stopSub, err := w.Conn.NC.Subscribe(stops.subject, func(m *nats.Msg) { stops.stop(string(m.Data)) })
+	if err != nil {
+		return fmt.Errorf("worker %s: listen for stops: %w", w.Name, err)
+	}
+	defer func() { _ = stopSub.Unsubscribe() }()
 	key := w.announceKey()
 	if _, err := w.Conn.Workers.Put(ctx, key, w.slotsValue()); err != nil {
 		return fmt.Errorf("worker %s: announce it: %w", w.Name, err)
@@ -93,7 +99,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.serve(ctx, taskCtx, slot, runs)
+			w.serve(ctx, taskCtx, slot, runs, stops)
 		}()
 	}
 	wg.Wait()
@@ -140,7 +146,13 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 }
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
-func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
+func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, stops *stopBoard) {
+	var inbox *nats.Subscription // the slot's, for every pull; made anew after a pull went unanswered
+	defer func() {
+		if inbox != nil {
+			_ = inbox.Unsubscribe()
+		}
+	}()
 	turn := slot
 	for ctx.Err() == nil {
 		run, cons, n, changed := runs.pick(turn)
@@ -156,33 +168,76 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet) {
 		if n > 1 {
 			wait = 200 * time.Millisecond // other runs wait their turn
 		}
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				runs.remove(run)
-				continue
+		var (
+			msg *nats.Msg
+			err error
+		)
+		if inbox == nil {
+			inbox, err = w.Conn.NC.SubscribeSync(w.Conn.NC.NewInbox())
+		}
+		if err == nil {
+			msg, err = w.pull(inbox, run, wait)
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
+			runs.remove(run)
+			continue
+		case err != nil:
+			if inbox != nil { // an answer may still come: not to this slot, which may be busy by then
+				_ = inbox.Unsubscribe()
+				inbox = nil
 			}
 			select { // the broker is away: try again soon
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
 			continue
+		case msg != nil:
+			w.handle(ctx, taskCtx, slot, cons.CachedInfo().Config.AckWait, msg, stops)
 		}
-		lease := cons.CachedInfo().Config.AckWait
-		for msg := range batch.Messages() {
-			w.handle(ctx, taskCtx, slot, lease, msg)
+	}
+}
+
+// pull asks the run's consumer for one attempt, answered on inbox within wait: the
+// attempt, or nil when none came. One pull is out at a time, and its answer is
+// awaited (or inbox given up), so no attempt is ever delivered to a busy slot.
+// (jetstream's Fetch does the same with a new inbox, subscribed and unsubscribed, for
+// each pull.)
+func (w *Worker) pull(inbox *nats.Subscription, run string, wait time.Duration) (*nats.Msg, error) {
+	req, _ := json.Marshal(struct {
+		Batch   int           `json:"batch"`
+		Expires time.Duration `json:"expires"`
+	}{1, wait})
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
+	if err := w.Conn.NC.PublishRequest(subject, inbox.Subject, req); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait + time.Second)
+	for {
+		m, err := inbox.NextMsg(time.Until(deadline))
+		if err != nil {
+			return nil, err
 		}
-		if errors.Is(batch.Error(), jetstream.ErrConsumerDeleted) || errors.Is(batch.Error(), jetstream.ErrConsumerNotFound) {
-			runs.remove(run)
+		if len(m.Data) > 0 || m.Header.Get("Status") == "" {
+			return m, nil
+		}
+		switch status, descr := m.Header.Get("Status"), strings.ToLower(m.Header.Get("Description")); {
+		case status == "408" || status == "404": // the pull expired: no attempt
+			return nil, nil
+		case status == "100": // a heartbeat
+		case status == "409" && strings.Contains(descr, "consumer deleted"):
+			return nil, jetstream.ErrConsumerDeleted
+		default:
+			return nil, fmt.Errorf("pull from run %s: %s %s", run, status, m.Header.Get("Description"))
 		}
 	}
 }
 
 // handle executes one delivered attempt.
-func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg jetstream.Msg) {
+func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard) {
 	taken := time.Now()
 	var am attemptMsg
-	if err := json.Unmarshal(msg.Data(), &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
+	if err := json.Unmarshal(msg.Data, &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
 		_ = msg.Term() // not an attempt: never deliver it again
 		return
 	}
@@ -194,12 +249,8 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	exec := nuid.Next()
 	ctx, cancel := context.WithCancelCause(taskCtx)
 	defer cancel(nil)
-	stopSub, err := nc.Subscribe(am.Subject+".stop", func(*nats.Msg) { cancel(errStopped) })
-	if err != nil {
-		_ = msg.NakWithDelay(lease)
-		return
-	}
-	defer func() { _ = stopSub.Unsubscribe() }()
+	stops.add(am.Subject, exec, func() { cancel(errStopped) }) // before it asks to start: no stop is missed
+	defer stops.remove(am.Subject, exec)
 	// Each confirmed renewal is also a beat to the submitter: while it hears them, it
 	// lets no other execution of the attempt start.
 	beat := func() { _ = nc.Publish(am.Subject+".beat", []byte(exec)) }
@@ -207,7 +258,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	defer stopLease()
 
 	var rep startReply
-	if err := w.ask(ctx, am.Subject+".start", startMsg{Exec: exec, Worker: w.Name, Delivered: delivered}, lease, &rep); err != nil {
+	if err := w.ask(ctx, am.Subject+".start", startMsg{Exec: exec, Worker: w.Name, Delivered: delivered, Stop: stops.subject}, lease, &rep); err != nil {
 		// The submitter did not answer: it may be gone, or away while the broker
 		// restarts. The attempt comes back later.
 		w.logf("attempt not started", "run", am.Run, "id", am.ID, "error", err)
@@ -254,9 +305,11 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	if err := w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil); err != nil {
 		w.logf("end not reported", "run", am.Run, "id", am.ID, "error", err)
 	}
-	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = msg.DoubleAck(actx)
-	acancel()
+	// The end is the submitter's now: a plain ack is enough. Were it lost, the broker
+	// would deliver the attempt again after the lease, and its start would be refused
+	// (the attempt is over): it never runs again, and waiting here for the server's
+	// confirmation would only hold the slot.
+	_ = msg.Ack()
 	w.logf("attempt finished", "run", am.Run, "id", am.ID, "attempt", rep.Attempt, "exit_code", a.ExitCode)
 }
 
@@ -298,7 +351,7 @@ func (w *Worker) ask(ctx context.Context, subject string, v any, patience time.D
 // confirmed for the whole lease, counted from taken, it calls lost (once): by then
 // the broker may have delivered the attempt to another worker. stop ends the
 // renewals and waits for them.
-func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Time, renewed, lost func()) (stop func()) {
+func (w *Worker) keepLease(msg *nats.Msg, lease time.Duration, taken time.Time, renewed, lost func()) (stop func()) {
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -313,7 +366,7 @@ func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Ti
 			case <-tick.C:
 			}
 			sent := time.Now()
-			if _, err := w.Conn.NC.Request(msg.Reply(), []byte("+WPI"), every); err == nil {
+			if _, err := w.Conn.NC.Request(msg.Reply, []byte("+WPI"), every); err == nil {
 				last = sent
 				renewed()
 			} else if time.Since(last) >= lease {
@@ -328,6 +381,42 @@ func (w *Worker) keepLease(msg jetstream.Msg, lease time.Duration, taken time.Ti
 func (w *Worker) logf(msg string, args ...any) {
 	if w.Log != nil {
 		w.Log.Info(msg, append([]any{"worker", w.Name}, args...)...)
+	}
+}
+
+// stopBoard is where a worker's stops arrive, one subscription for all its
+// executions, and whom they stop. Safe for concurrent use.
+type stopBoard struct {
+	subject string // the worker's stop subject
+
+	mu    sync.Mutex
+	execs map[string]map[string]func() // attempt subject → execution → its cancel
+}
+
+func (b *stopBoard) add(attempt, exec string, cancel func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.execs[attempt] == nil {
+		b.execs[attempt] = map[string]func(){}
+	}
+	b.execs[attempt][exec] = cancel
+}
+
+func (b *stopBoard) remove(attempt, exec string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.execs[attempt], exec)
+	if len(b.execs[attempt]) == 0 {
+		delete(b.execs, attempt)
+	}
+}
+
+// stop stops this worker's executions of the attempt.
+func (b *stopBoard) stop(attempt string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, cancel := range b.execs[attempt] {
+		cancel()
 	}
 }
 
