@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,9 +108,20 @@ func TestBrokerOptions(t *testing.T) {
 		want       BrokerOptions
 		wantErr    string
 	}{
-		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222"}},
-		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0"}},
+		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222", Replicas: 1}},
+		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0", Replicas: 1}},
 		{name: "no store", argv: "broker", wantErr: "--store is required"},
+		{name: "cluster of three", argv: "broker --store s --name b1 --cluster-listen 10.0.0.5:6222 --routes nats-route://b:6222,nats-route://c:6222",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", Name: "b1", ClusterListen: "10.0.0.5:6222",
+				Routes: []string{"nats-route://b:6222", "nats-route://c:6222"}, Replicas: 3}},
+		{name: "cluster of two", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", ClusterListen: ":6222", Routes: []string{"nats-route://b:6222"}, Replicas: 1}},
+		{name: "replicas given", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222 --replicas 2",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", ClusterListen: ":6222", Routes: []string{"nats-route://b:6222"}, Replicas: 2}},
+		{name: "too many replicas", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222 --replicas 3",
+			wantErr: "--replicas 3 needs a cluster of 3 brokers: --routes lists 1 others"},
+		{name: "replicas out of range", argv: "broker --store s --replicas 7", wantErr: "--replicas must be 1 to 5, got 7"},
+		{name: "routes alone", argv: "broker --store s --routes nats-route://b:6222", wantErr: "--routes needs --cluster-listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +132,9 @@ func TestBrokerOptions(t *testing.T) {
 			if tt.wantErr != "" {
 				return
 			}
-			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Serve == nil {
+			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Name != tt.want.Name ||
+				got.ClusterListen != tt.want.ClusterListen || !slices.Equal(got.Routes, tt.want.Routes) ||
+				got.Replicas != tt.want.Replicas || got.Serve == nil || got.Provision == nil {
 				t.Errorf("got %+v, want %+v and a Serve", *got, tt.want)
 			}
 		})
@@ -155,7 +169,7 @@ func TestRunBroker(t *testing.T) {
 					return nil, tt.serveErr
 				}
 				return srv, nil
-			}}
+			}, Provision: func(ctx context.Context, s Server, replicas int) (int, error) { return replicas, nil }}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			err := runBroker(ctx, opts)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"time"
 
@@ -109,10 +110,17 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 // the values of its flags.
 type BrokerOptions struct {
 	IO    *iostreams.IOStreams
-	Serve func(store, listen string) (Server, error)
+	Serve func(store, listen string) (Server, error) // with the cluster flags below
+	// Provision sets up the stream and buckets on the served broker at replicas and
+	// returns the replication they have; it waits while the cluster forms.
+	Provision func(ctx context.Context, s Server, replicas int) (int, error)
 
-	Store  string
-	Listen string
+	Store         string
+	Listen        string
+	Name          string   // server name; "": the host name
+	ClusterListen string   // host:port for the routes of the other brokers; "": alone
+	Routes        []string // nats-route URLs of the other brokers
+	Replicas      int      // 0: DefaultReplicas(len(Routes)+1)
 }
 
 // Server is a running broker, as cluster.Serve starts it.
@@ -125,24 +133,64 @@ type Server interface {
 // NewCmdBroker returns `gorun broker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *cobra.Command {
-	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string) (Server, error) { return cluster.Serve(store, listen) }}
+	opts := &BrokerOptions{IO: ios}
+	opts.Serve = func(store, listen string) (Server, error) {
+		name := opts.Name
+		if name == "" && opts.ClusterListen != "" {
+			name, _ = os.Hostname()
+		}
+		return cluster.Serve(store, listen, cluster.WithCluster(name, opts.ClusterListen, opts.Routes))
+	}
+	opts.Provision = func(ctx context.Context, s Server, replicas int) (int, error) {
+		said := false
+		return cluster.Provision(ctx, s.ClientURL(), replicas, func(err error) {
+			if !said { // once: the errors of a forming cluster vary
+				said = true
+				fmt.Fprintf(ios.ErrOut, "gorun broker: waiting for the cluster to set up the streams at %d replicas: %v\n", replicas, err)
+			}
+		})
+	}
 	cmd := &cobra.Command{
-		Use:   "broker --store DIR [--listen 127.0.0.1:4222]",
-		Short: "Run an embedded NATS JetStream broker for small fleets and tests",
+		Use:   "broker --store DIR [--listen 127.0.0.1:4222] [--cluster-listen HOST:PORT --routes URL,URL]",
+		Short: "Run an embedded NATS JetStream broker, alone or in a cluster",
 		Long: `Run a NATS server with JetStream, its streams stored in DIR, for gorun exec --broker and
-gorun worker. It prints its URL on stdout once it takes connections, and stops on
-SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who can publish
-to it can run commands on every worker. For production, run nats-server 2.10 or newer
-with authentication, TLS and replicated streams.`,
+gorun worker. It sets up the stream and buckets runs use, then prints its URL on stdout,
+and stops on SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who
+can publish to it can run commands on every worker.
+
+With --cluster-listen and --routes, brokers on three (or five) machines form one
+JetStream cluster: each lists the route URLs of all the others, and the cluster's size
+is taken as the routes plus one. The streams, consumers and buckets are replicated on
+--replicas brokers (default: 3 in a cluster of three or more, else 1), so a run
+survives the loss of a broker. A broker in a cluster prints its URL once the cluster
+has formed and the streams exist at that replication. gorun raises the replication of
+existing streams to --replicas, never lowers it, and never changes their other
+settings: it refuses streams it cannot work with.`,
 		Example: `  # a broker for one machine's tests, on a free port
   gorun broker --store /tmp/gorun-broker --listen 127.0.0.1:0
 
   # a small fleet on a private network
-  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222`,
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222
+
+  # one of three brokers of a cluster (the same on 10.0.0.6 and 10.0.0.7)
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 --name b1 \
+    --cluster-listen 10.0.0.5:6222 --routes nats-route://10.0.0.6:6222,nats-route://10.0.0.7:6222`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Store == "" {
 				return usagef(cmd.CommandPath(), "--store is required")
+			}
+			if len(opts.Routes) > 0 && opts.ClusterListen == "" {
+				return usagef(cmd.CommandPath(), "--routes needs --cluster-listen")
+			}
+			size := len(opts.Routes) + 1
+			switch {
+			case opts.Replicas == 0:
+				opts.Replicas = cluster.DefaultReplicas(size)
+			case opts.Replicas < 0 || opts.Replicas > cluster.MaxReplicas:
+				return usagef(cmd.CommandPath(), "--replicas must be 1 to %d, got %d", cluster.MaxReplicas, opts.Replicas)
+			case opts.Replicas > size:
+				return usagef(cmd.CommandPath(), "--replicas %d needs a cluster of %d brokers: --routes lists %d others", opts.Replicas, opts.Replicas, len(opts.Routes))
 			}
 			if runF != nil {
 				return runF(opts)
@@ -150,23 +198,39 @@ with authentication, TLS and replicated streams.`,
 			return runBroker(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Store, "store", "", "directory of the JetStream store")
-	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on (port 0: any free port)")
+	f := cmd.Flags()
+	f.StringVar(&opts.Store, "store", "", "directory of the JetStream store")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on for clients (port 0: any free port)")
+	f.StringVar(&opts.Name, "name", "", "the broker's name, unique in its cluster (default: the host name in a cluster)")
+	f.StringVar(&opts.ClusterListen, "cluster-listen", "", "address to listen on for the routes of the other brokers of a cluster (HOST:PORT)")
+	f.StringSliceVar(&opts.Routes, "routes", nil, "route URLs of the other brokers of the cluster (nats-route://HOST:PORT,...)")
+	f.IntVar(&opts.Replicas, "replicas", 0, "replication of streams, consumers and buckets (default: 3 with 2 or more --routes, else 1)")
 	return cmd
 }
 
-// runBroker serves until ctx ends, once it has printed its URL.
+// runBroker serves until ctx ends, once the streams are set up and it has printed its
+// URL.
 func runBroker(ctx context.Context, opts *BrokerOptions) error {
 	s, err := opts.Serve(opts.Store, opts.Listen)
 	if err != nil {
 		return err
 	}
-	if _, err := opts.IO.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
+	stop := func() {
 		s.Shutdown()
+		s.WaitForShutdown()
+	}
+	if _, err := opts.Provision(ctx, s, max(opts.Replicas, 1)); err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return nil // stopped while the cluster formed
+		}
+		return fmt.Errorf("broker: %w", err)
+	}
+	if _, err := opts.IO.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
+		stop()
 		return err
 	}
 	<-ctx.Done()
-	s.Shutdown()
-	s.WaitForShutdown()
+	stop()
 	return nil
 }

@@ -73,11 +73,18 @@ type Conn struct {
 	Tasks   jetstream.Stream
 	Runs    jetstream.KeyValue
 	Workers jetstream.KeyValue
+	// Replicas is the replication of the task stream; the consumers of runs are
+	// created at it.
+	Replicas int
 }
 
-// Connect connects to the broker at url, checks the server's version, and creates
-// (or updates) the stream and the buckets runs need. The connection reconnects by
-// itself if the broker restarts.
+// Connect connects to the broker at url (or to one of a comma-separated list of URLs
+// of one cluster's brokers), checks the server's version, and sets up the stream and
+// the buckets runs need: those that exist are used as they are when compatible (an
+// error wrapping ErrIncompatible when not), never changed; missing ones are created
+// at the task stream's replication, or when it is missing too, at DefaultReplicas
+// of the cluster's brokers the client knows of. The connection reconnects by itself,
+// without limit, to any broker of the list or of the cluster when its broker goes.
 func Connect(ctx context.Context, url string) (*Conn, error) {
 	nc, err := nats.Connect(url, nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
@@ -113,23 +120,15 @@ func (c *Conn) setup(ctx context.Context) error {
 		return err
 	}
 	c.JS = js
-	c.Tasks, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: TasksStream, Subjects: []string{"gorun.task.>"}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute,
-	})
+	replicas, err := c.learnReplicas(ctx)
 	if err != nil {
-		return fmt.Errorf("tasks stream: %w", err)
+		return err
+	}
+	if err := c.ensure(ctx, replicas, false); err != nil {
+		return err
 	}
 	if err := js.DeleteConsumer(ctx, TasksStream, legacyConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("remove the shared consumer of older versions: %w", err)
-	}
-	c.Runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunsBucket, TTL: 7 * 24 * time.Hour})
-	if err != nil {
-		return fmt.Errorf("runs bucket: %w", err)
-	}
-	c.Workers, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: workerTTL})
-	if err != nil {
-		return fmt.Errorf("workers bucket: %w", err)
 	}
 	return nil
 }
@@ -161,8 +160,9 @@ func (c *Conn) Close() {
 
 // Serve runs an embedded NATS server with JetStream, its store in dir, listening on
 // listen (host:port; port 0 picks one). It returns once the server takes connections;
-// call Shutdown on the result to stop it.
-func Serve(dir, listen string) (*server.Server, error) {
+// call Shutdown on the result to stop it. Options such as WithCluster change the
+// server's options.
+func Serve(dir, listen string, options ...ServeOption) (*server.Server, error) {
 	host, portText, ok := strings.Cut(listen, ":")
 	if !ok {
 		return nil, fmt.Errorf("listen %q: want host:port", listen)
@@ -174,9 +174,15 @@ func Serve(dir, listen string) (*server.Server, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		ServerName: "gorun-broker", Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true,
-	})
+	}
+	for _, o := range options {
+		if err := o(opts); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
