@@ -86,7 +86,7 @@ type Conn struct {
 // of the cluster's brokers the client knows of. The connection reconnects by itself,
 // without limit, to any broker of the list or of the cluster when its broker goes.
 func Connect(ctx context.Context, url string) (*Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("gorun")}, failover...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", url, err)
 	}

@@ -73,6 +73,33 @@ func WithCluster(name, listen string, routes []string) ServeOption {
 	}
 }
 
+// failover are the options of every client connection: reconnect without limit, to
+// any broker of the given list or of the cluster, and take a broker that stopped
+// answering (a machine that died without closing its connections) for dead within
+// about 15 seconds instead of nats.go's default of minutes.
+var failover = []nats.Option{
+	nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+	nats.PingInterval(5 * time.Second), nats.MaxPingsOutstanding(3),
+}
+
+// submitterAway is how long a worker keeps asking a submitter whose subjects have no
+// responders before it takes it for gone: while the broker of a submitter dies and
+// the submitter reconnects to another broker of the cluster, its subscriptions are
+// nowhere for a moment.
+const submitterAway = 2 * time.Second
+
+// awayClock tells when responders have been missing for submitterAway.
+type awayClock struct{ since time.Time }
+
+// gone records one more request without responders and reports whether they have
+// been missing for submitterAway.
+func (a *awayClock) gone() bool {
+	if a.since.IsZero() {
+		a.since = time.Now()
+	}
+	return time.Since(a.since) >= submitterAway
+}
+
 // objects are the stream and buckets gorun needs, at replicas.
 func objects(replicas int) (jetstream.StreamConfig, []jetstream.KeyValueConfig) {
 	return jetstream.StreamConfig{
@@ -214,7 +241,7 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 // object is an error at once, wrapping ErrIncompatible. It returns the replication
 // of the task stream.
 func Provision(ctx context.Context, urls string, replicas int, waiting func(error), opts ...nats.Option) (int, error) {
-	opts = append([]nats.Option{nats.Name("gorun broker"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, opts...)
+	opts = append(append([]nats.Option{nats.Name("gorun broker")}, failover...), opts...)
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("connect to %s: %w", urls, err)
