@@ -50,6 +50,9 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 		Example: `  # on each machine of the fleet
   gorun worker --broker nats://broker.internal:4222 -j 8
 
+  # with a cluster of three brokers: any of them will do, and it fails over
+  gorun worker --broker nats://10.0.0.5:4222,nats://10.0.0.6:4222,nats://10.0.0.7:4222 -j 8
+
   # as a systemd service: SIGTERM drains it
   ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 -j 4 --grace 1m`,
 		Args: noArgs,
@@ -67,7 +70,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
+	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
 	f.IntVarP(&opts.Slots, "workers", "j", 1, "tasks running at once on this worker")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
 	f.DurationVar(&opts.AckWait, "ack-wait", cluster.DefaultLease, "no effect: the lease belongs to each run (gorun exec --ack-wait)")
