@@ -113,16 +113,17 @@ func objects(replicas int) (jetstream.StreamConfig, []jetstream.KeyValueConfig) 
 
 // ensure sets up the stream and buckets gorun needs. One that exists is used as it
 // is when compatible (an ErrIncompatible error when not); its replication is raised
-// to want when raise is set (the broker's --replicas), and never lowered. One that
-// does not exist is created at want replicas. c.Replicas becomes the replication of
-// the task stream.
+// when raise is set (the broker's --replicas), and never lowered. A missing task
+// stream is created at want replicas, missing buckets at the task stream's.
+// c.Replicas becomes the replication of the task stream.
 func (c *Conn) ensure(ctx context.Context, want int, raise bool) error {
-	streamCfg, buckets := objects(want)
+	streamCfg, _ := objects(want)
 	var err error
 	if c.Tasks, err = ensureStream(ctx, c.JS, streamCfg, raise, checkTasks); err != nil {
 		return fmt.Errorf("tasks stream: %w", err)
 	}
 	c.Replicas = max(c.Tasks.CachedInfo().Config.Replicas, 1)
+	_, buckets := objects(c.Replicas) // the stream's: want, or more when it had more
 	kvs := make([]jetstream.KeyValue, len(buckets))
 	for i, b := range buckets {
 		if kvs[i], err = ensureBucket(ctx, c.JS, b, raise); err != nil {
