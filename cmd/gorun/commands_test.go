@@ -153,10 +153,12 @@ func TestRunBroker(t *testing.T) {
 	tests := []struct {
 		name     string
 		serveErr error
+		provErr  error // of Provision
 		wantOut  string
 	}{
 		{name: "prints its URL and stops with the context", wantOut: "nats://127.0.0.1:4999\n"},
 		{name: "cannot serve", serveErr: failed},
+		{name: "cannot set up the streams", provErr: cluster.ErrIncompatible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,12 +171,18 @@ func TestRunBroker(t *testing.T) {
 					return nil, tt.serveErr
 				}
 				return srv, nil
-			}, Provision: func(ctx context.Context, s Server, replicas int) (int, error) { return replicas, nil }}
+			}, Replicas: 3, Provision: func(ctx context.Context, s Server, replicas int) (int, error) {
+				if replicas != 3 {
+					t.Errorf("provisioned at %d replicas, want 3", replicas)
+				}
+				return replicas, tt.provErr
+			}}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			err := runBroker(ctx, opts)
-			if !errors.Is(err, tt.serveErr) {
-				t.Errorf("got error %v, want %v", err, tt.serveErr)
+			if want := errors.Join(tt.serveErr, tt.provErr); want == nil && err != nil ||
+				tt.serveErr != nil && !errors.Is(err, tt.serveErr) || tt.provErr != nil && !errors.Is(err, tt.provErr) {
+				t.Errorf("got error %v, want %v", err, want)
 			}
 			if gotStore != "s" || gotListen != "127.0.0.1:0" {
 				t.Errorf("served %q on %q, want s on 127.0.0.1:0", gotStore, gotListen)

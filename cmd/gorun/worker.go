@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -224,7 +225,7 @@ func runBroker(ctx context.Context, opts *BrokerOptions) error {
 	}
 	if _, err := opts.Provision(ctx, s, max(opts.Replicas, 1)); err != nil {
 		stop()
-		if ctx.Err() != nil {
+		if errors.Is(err, context.Canceled) {
 			return nil // stopped while the cluster formed
 		}
 		return fmt.Errorf("broker: %w", err)

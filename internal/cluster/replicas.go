@@ -239,8 +239,8 @@ func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.Key
 // existing ones of a lower replication are raised to it, none is ever lowered or
 // otherwise changed. While the cluster forms (too few members, no leader yet) it
 // tries again, calling waiting with each new error, until ctx ends. An incompatible
-// object is an error at once, wrapping ErrIncompatible. It returns the replication
-// of the task stream.
+// object is an error at once, wrapping ErrIncompatible; the end of ctx an error
+// wrapping ctx.Err(). It returns the replication of the task stream.
 func Provision(ctx context.Context, urls string, replicas int, waiting func(error), opts ...nats.Option) (int, error) {
 	opts = append(append([]nats.Option{nats.Name("gorun broker")}, failover...), opts...)
 	nc, err := nats.Connect(urls, opts...)
@@ -264,8 +264,11 @@ func Provision(ctx context.Context, urls string, replicas int, waiting func(erro
 		if err == nil {
 			return c.Replicas, nil
 		}
-		if errors.Is(err, ErrIncompatible) || ctx.Err() != nil {
+		if errors.Is(err, ErrIncompatible) {
 			return 0, err
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("%w: streams not ready: %v", ctx.Err(), err)
 		}
 		if msg := err.Error(); msg != last && waiting != nil {
 			last = msg
@@ -273,7 +276,7 @@ func Provision(ctx context.Context, urls string, replicas int, waiting func(erro
 		}
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("streams not ready: %w", err)
+			return 0, fmt.Errorf("%w: streams not ready: %v", ctx.Err(), err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
