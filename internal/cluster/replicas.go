@@ -58,8 +58,8 @@ func WithCluster(name, listen string, routes []string) ServeOption {
 			return fmt.Errorf("cluster listen %q: want host:port: %w", listen, err)
 		}
 		port, err := strconv.Atoi(portText)
-		if err != nil || port < 0 || port > 65535 {
-			return fmt.Errorf("cluster listen %q: bad port", listen)
+		if err != nil || port < 1 || port > 65535 {
+			return fmt.Errorf("cluster listen %q: want a port from 1 to 65535 that the other brokers route to", listen)
 		}
 		o.Cluster = server.ClusterOpts{Name: ClusterName, Host: host, Port: port}
 		for _, r := range routes {

@@ -251,6 +251,7 @@ func TestWithCluster(t *testing.T) {
 		{name: "ipv6", listen: "[::1]:6222", wantPort: 6222},
 		{name: "routes alone", routes: []string{"nats-route://h:6223"}, wantErr: "routes need a cluster listen address"},
 		{name: "bad listen", listen: "6222", wantErr: `cluster listen "6222": want host:port`},
+		{name: "any port", listen: "127.0.0.1:0", wantErr: `cluster listen "127.0.0.1:0": want a port from 1 to 65535`},
 		{name: "bad route", listen: ":6222", routes: []string{"h:6223"}, wantErr: `route "h:6223": want nats-route://HOST:PORT`},
 	}
 	for _, tt := range tests {
