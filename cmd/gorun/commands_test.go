@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,13 +113,24 @@ func TestBrokerOptions(t *testing.T) {
 		want       BrokerOptions
 		wantErr    string
 	}{
-		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222"}},
-		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0"}},
+		{name: "defaults", argv: "broker --store /tmp/s", want: BrokerOptions{Store: "/tmp/s", Listen: "127.0.0.1:4222", Replicas: 1}},
+		{name: "listen", argv: "broker --store s --listen 10.0.0.5:0", want: BrokerOptions{Store: "s", Listen: "10.0.0.5:0", Replicas: 1}},
 		{name: "no store", argv: "broker", wantErr: "--store is required"},
 		{name: "security", argv: "broker --store s --listen [::1]:0 --token-file t --tls-cert c.pem --tls-key k.pem --tls-ca ca.pem --store-key-file sk",
-			want: BrokerOptions{Store: "s", Listen: "[::1]:0", Sec: BrokerSecFlags{TokenFile: "t", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem", StoreKeyFile: "sk"}}},
+			want: BrokerOptions{Store: "s", Listen: "[::1]:0", Sec: BrokerSecFlags{TokenFile: "t", TLSCert: "c.pem", TLSKey: "k.pem", TLSCA: "ca.pem", StoreKeyFile: "sk"}, Replicas: 1}},
 		{name: "key without cert", argv: "broker --store s --tls-key k.pem", wantErr: "--tls-cert and --tls-key go together"},
 		{name: "client CA without a certificate", argv: "broker --store s --tls-ca ca.pem", wantErr: "--tls-ca needs the broker's own --tls-cert"},
+		{name: "cluster of three", argv: "broker --store s --name b1 --cluster-listen 10.0.0.5:6222 --routes nats-route://b:6222,nats-route://c:6222",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", Name: "b1", ClusterListen: "10.0.0.5:6222",
+				Routes: []string{"nats-route://b:6222", "nats-route://c:6222"}, Replicas: 3}},
+		{name: "cluster of two", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", ClusterListen: ":6222", Routes: []string{"nats-route://b:6222"}, Replicas: 1}},
+		{name: "replicas given", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222 --replicas 2",
+			want: BrokerOptions{Store: "s", Listen: "127.0.0.1:4222", ClusterListen: ":6222", Routes: []string{"nats-route://b:6222"}, Replicas: 2}},
+		{name: "too many replicas", argv: "broker --store s --cluster-listen :6222 --routes nats-route://b:6222 --replicas 3",
+			wantErr: "--replicas 3 needs a cluster of 3 brokers: --routes lists 1 others"},
+		{name: "replicas out of range", argv: "broker --store s --replicas 7", wantErr: "--replicas must be 1 to 5, got 7"},
+		{name: "routes alone", argv: "broker --store s --routes nats-route://b:6222", wantErr: "--routes needs --cluster-listen"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -129,7 +141,9 @@ func TestBrokerOptions(t *testing.T) {
 			if tt.wantErr != "" {
 				return
 			}
-			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Sec != tt.want.Sec || got.Serve == nil {
+			if got.Store != tt.want.Store || got.Listen != tt.want.Listen || got.Name != tt.want.Name ||
+				got.ClusterListen != tt.want.ClusterListen || !slices.Equal(got.Routes, tt.want.Routes) ||
+				got.Replicas != tt.want.Replicas || got.Sec != tt.want.Sec || got.Serve == nil || got.Provision == nil {
 				t.Errorf("got %+v, want %+v and a Serve", *got, tt.want)
 			}
 		})
@@ -148,10 +162,12 @@ func TestRunBroker(t *testing.T) {
 	tests := []struct {
 		name     string
 		serveErr error
+		provErr  error // of Provision
 		wantOut  string
 	}{
 		{name: "prints its URL and stops with the context", wantOut: "nats://127.0.0.1:4999\n"},
 		{name: "cannot serve", serveErr: failed},
+		{name: "cannot set up the streams", provErr: cluster.ErrIncompatible},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,12 +180,18 @@ func TestRunBroker(t *testing.T) {
 					return nil, tt.serveErr
 				}
 				return srv, nil
+			}, Replicas: 3, Provision: func(ctx context.Context, s Server, _ cluster.BrokerSecurity, replicas int) (int, error) {
+				if replicas != 3 {
+					t.Errorf("provisioned at %d replicas, want 3", replicas)
+				}
+				return replicas, tt.provErr
 			}}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			err := runBroker(ctx, opts)
-			if !errors.Is(err, tt.serveErr) {
-				t.Errorf("got error %v, want %v", err, tt.serveErr)
+			if want := errors.Join(tt.serveErr, tt.provErr); want == nil && err != nil ||
+				tt.serveErr != nil && !errors.Is(err, tt.serveErr) || tt.provErr != nil && !errors.Is(err, tt.provErr) {
+				t.Errorf("got error %v, want %v", err, want)
 			}
 			if gotStore != "s" || gotListen != "127.0.0.1:0" {
 				t.Errorf("served %q on %q, want s on 127.0.0.1:0", gotStore, gotListen)

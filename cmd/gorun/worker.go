@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/gorun/gorun/internal/cluster"
@@ -51,6 +54,9 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 		Example: `  # on each machine of the fleet
   gorun worker --broker nats://broker.internal:4222 -j 8
 
+  # with a cluster of three brokers: any of them will do, and it fails over
+  gorun worker --broker nats://10.0.0.5:4222,nats://10.0.0.6:4222,nats://10.0.0.7:4222 -j 8
+
   # as a systemd service: SIGTERM drains it
   ExecStart=/usr/local/bin/gorun worker --broker nats://10.0.0.5:4222 --token-file /etc/gorun/token -j 4 --grace 1m`,
 		Args: noArgs,
@@ -71,7 +77,7 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222)")
+	f.StringVar(&opts.Broker, "broker", "", "the NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
 	f.IntVarP(&opts.Slots, "workers", "j", 1, "tasks running at once on this worker")
 	f.DurationVar(&opts.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL a task's process group; also the drain time")
 	f.DurationVar(&opts.AckWait, "ack-wait", cluster.DefaultLease, "no effect: the lease belongs to each run (gorun exec --ack-wait)")
@@ -121,11 +127,18 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 // the values of its flags.
 type BrokerOptions struct {
 	IO    *iostreams.IOStreams
-	Serve func(store, listen string, sec cluster.BrokerSecurity) (Server, error)
+	Serve func(store, listen string, sec cluster.BrokerSecurity) (Server, error) // with the cluster flags below
+	// Provision sets up the stream and buckets on the served broker at replicas and
+	// returns the replication they have; it waits while the cluster forms.
+	Provision func(ctx context.Context, s Server, sec cluster.BrokerSecurity, replicas int) (int, error)
 
-	Store  string
-	Listen string
-	Sec    BrokerSecFlags
+	Store         string
+	Listen        string
+	Sec           BrokerSecFlags
+	Name          string   // server name; "": the host name
+	ClusterListen string   // host:port for the routes of the other brokers; "": alone
+	Routes        []string // nats-route URLs of the other brokers
+	Replicas      int      // 0: DefaultReplicas(len(Routes)+1)
 }
 
 // Server is a running broker, as cluster.Serve starts it.
@@ -138,18 +151,49 @@ type Server interface {
 // NewCmdBroker returns `gorun broker`. runF, when not nil, receives the options
 // instead of running them (for tests).
 func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *cobra.Command {
-	opts := &BrokerOptions{IO: ios, Serve: func(store, listen string, sec cluster.BrokerSecurity) (Server, error) {
-		return cluster.Serve(store, listen, sec)
-	}}
+	opts := &BrokerOptions{IO: ios}
+	opts.Serve = func(store, listen string, sec cluster.BrokerSecurity) (Server, error) {
+		name := opts.Name
+		if name == "" && opts.ClusterListen != "" {
+			name, _ = os.Hostname()
+		}
+		return cluster.Serve(store, listen, sec, cluster.WithCluster(name, opts.ClusterListen, opts.Routes))
+	}
+	opts.Provision = func(ctx context.Context, s Server, sec cluster.BrokerSecurity, replicas int) (int, error) {
+		said := false
+		// In process: the broker's own connection needs no TLS, only its token.
+		var conn []nats.Option
+		if b, ok := s.(*cluster.Broker); ok {
+			conn = append(conn, nats.InProcessServer(b.Server))
+		}
+		if sec.Token != "" {
+			conn = append(conn, nats.Token(sec.Token))
+		}
+		return cluster.Provision(ctx, s.ClientURL(), replicas, func(err error) {
+			if !said { // once: the errors of a forming cluster vary
+				said = true
+				fmt.Fprintf(ios.ErrOut, "gorun broker: waiting for the cluster to set up the streams at %d replicas: %v\n", replicas, err)
+			}
+		}, conn...)
+	}
 	cmd := &cobra.Command{
-		Use:   "broker --store DIR [--listen 127.0.0.1:4222]",
-		Short: "Run an embedded NATS JetStream broker for small fleets and tests",
+		Use:   "broker --store DIR [--listen 127.0.0.1:4222] [--cluster-listen HOST:PORT --routes URL,URL]",
+		Short: "Run an embedded NATS JetStream broker, alone or in a cluster",
 		Long: `Run a NATS server with JetStream, its streams stored in DIR, for gorun exec --broker and
-gorun worker. It prints its URL on stdout once it takes connections, and stops on
-SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who can publish
-to it can run commands on every worker, so on any other address it refuses to start
-without a token (--token-file or GORUN_TOKEN) or client certificates (--tls-ca). Its
-store is locked while it runs: a second broker on it is refused.`,
+gorun worker. It sets up the stream and buckets runs use, then prints its URL on stdout,
+and stops on SIGINT or SIGTERM. It binds to 127.0.0.1 unless told otherwise: anyone who
+can publish to it can run commands on every worker, so on any other address it refuses
+to start without a token (--token-file or GORUN_TOKEN) or client certificates
+(--tls-ca). Its store is locked while it runs: a second broker on it is refused.
+
+With --cluster-listen and --routes, brokers on three (or five) machines form one
+JetStream cluster: each lists the route URLs of all the others, and the cluster's size
+is taken as the routes plus one. The streams, consumers and buckets are replicated on
+--replicas brokers (default: 3 in a cluster of three or more, else 1), so a run
+survives the loss of a broker. A broker in a cluster prints its URL once the cluster
+has formed and the streams exist at that replication. gorun raises the replication of
+existing streams to --replicas, never lowers it, and never changes their other
+settings: it refuses streams it cannot work with.`,
 		Example: `  # a broker for one machine's tests, on a free port
   gorun broker --store /tmp/gorun-broker --listen 127.0.0.1:0
 
@@ -158,7 +202,11 @@ store is locked while it runs: a second broker on it is refused.`,
 
   # with TLS, and client certificates instead of a token
   gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 \
-    --tls-cert broker.pem --tls-key broker-key.pem --tls-ca ca.pem`,
+    --tls-cert broker.pem --tls-key broker-key.pem --tls-ca ca.pem
+
+  # one of three brokers of a cluster (the same on 10.0.0.6 and 10.0.0.7)
+  gorun broker --store /var/lib/gorun/broker --listen 10.0.0.5:4222 --name b1 --token-file /etc/gorun/token \
+    --cluster-listen 10.0.0.5:6222 --routes nats-route://10.0.0.6:6222,nats-route://10.0.0.7:6222`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Store == "" {
@@ -167,19 +215,37 @@ store is locked while it runs: a second broker on it is refused.`,
 			if err := opts.Sec.check(); err != nil {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
+			if len(opts.Routes) > 0 && opts.ClusterListen == "" {
+				return usagef(cmd.CommandPath(), "--routes needs --cluster-listen")
+			}
+			size := len(opts.Routes) + 1
+			switch {
+			case opts.Replicas == 0:
+				opts.Replicas = cluster.DefaultReplicas(size)
+			case opts.Replicas < 0 || opts.Replicas > cluster.MaxReplicas:
+				return usagef(cmd.CommandPath(), "--replicas must be 1 to %d, got %d", cluster.MaxReplicas, opts.Replicas)
+			case opts.Replicas > size:
+				return usagef(cmd.CommandPath(), "--replicas %d needs a cluster of %d brokers: --routes lists %d others", opts.Replicas, opts.Replicas, len(opts.Routes))
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return runBroker(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Store, "store", "", "directory of the JetStream store")
-	cmd.Flags().StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on, HOST:PORT or [IPv6]:PORT (port 0: any free port)")
-	opts.Sec.addFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&opts.Store, "store", "", "directory of the JetStream store")
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:4222", "address to listen on for clients, HOST:PORT or [IPv6]:PORT (port 0: any free port)")
+	opts.Sec.addFlags(f)
+	f.StringVar(&opts.Name, "name", "", "the broker's name, unique in its cluster (default: the host name in a cluster)")
+	f.StringVar(&opts.ClusterListen, "cluster-listen", "", "address to listen on for the routes of the other brokers of a cluster (HOST:PORT)")
+	f.StringSliceVar(&opts.Routes, "routes", nil, "route URLs of the other brokers of the cluster (nats-route://HOST:PORT,...)")
+	f.IntVar(&opts.Replicas, "replicas", 0, "replication of streams, consumers and buckets (default: 3 with 2 or more --routes, else 1)")
 	return cmd
 }
 
-// runBroker serves until ctx ends, once it has printed its URL.
+// runBroker serves until ctx ends, once the streams are set up and it has printed its
+// URL.
 func runBroker(ctx context.Context, opts *BrokerOptions) error {
 	sec, err := opts.Sec.security()
 	if err != nil {
@@ -189,12 +255,22 @@ func runBroker(ctx context.Context, opts *BrokerOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, err := opts.IO.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
+	stop := func() {
 		s.Shutdown()
+		s.WaitForShutdown()
+	}
+	if _, err := opts.Provision(ctx, s, sec, max(opts.Replicas, 1)); err != nil {
+		stop()
+		if errors.Is(err, context.Canceled) {
+			return nil // stopped while the cluster formed
+		}
+		return fmt.Errorf("broker: %w", err)
+	}
+	if _, err := opts.IO.Out.Write([]byte(s.ClientURL() + "\n")); err != nil {
+		stop()
 		return err
 	}
 	<-ctx.Done()
-	s.Shutdown()
-	s.WaitForShutdown()
+	stop()
 	return nil
 }

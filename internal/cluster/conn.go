@@ -73,13 +73,21 @@ type Conn struct {
 	Tasks   jetstream.Stream
 	Runs    jetstream.KeyValue
 	Workers jetstream.KeyValue
+	// Replicas is the replication of the task stream; the consumers of runs are
+	// created at it.
+	Replicas int
 }
 
-// Connect connects to the broker at url, checks the server's version, and creates
-// (or updates) the stream and the buckets runs need. The connection reconnects by
-// itself if the broker restarts. extra adds options (credentials, TLS: see Dial).
+// Connect connects to the broker at url (or to one of a comma-separated list of URLs
+// of one cluster's brokers), checks the server's version, and sets up the stream and
+// the buckets runs need: those that exist are used as they are when compatible (an
+// error wrapping ErrIncompatible when not), never changed; missing ones are created
+// at the task stream's replication, or when it is missing too, at DefaultReplicas
+// of the cluster's brokers the client knows of. The connection reconnects by itself,
+// without limit, to any broker of the list or of the cluster when its broker goes.
+// extra adds options (credentials, TLS: see Dial).
 func Connect(ctx context.Context, url string, extra ...nats.Option) (*Conn, error) {
-	opts := append([]nats.Option{nats.Name("gorun"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, extra...)
+	opts := append(append([]nats.Option{nats.Name("gorun")}, failover...), extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to broker %s: %w", url, err)
@@ -114,23 +122,15 @@ func (c *Conn) setup(ctx context.Context) error {
 		return err
 	}
 	c.JS = js
-	c.Tasks, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: TasksStream, Subjects: []string{"gorun.task.>"}, Retention: jetstream.WorkQueuePolicy,
-		Storage: jetstream.FileStorage, Duplicates: 10 * time.Minute,
-	})
+	replicas, err := c.learnReplicas(ctx)
 	if err != nil {
-		return fmt.Errorf("tasks stream: %w", err)
+		return err
+	}
+	if err := c.ensure(ctx, replicas, false); err != nil {
+		return err
 	}
 	if err := js.DeleteConsumer(ctx, TasksStream, legacyConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("remove the shared consumer of older versions: %w", err)
-	}
-	c.Runs, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunsBucket, TTL: 7 * 24 * time.Hour})
-	if err != nil {
-		return fmt.Errorf("runs bucket: %w", err)
-	}
-	c.Workers, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: workerTTL})
-	if err != nil {
-		return fmt.Errorf("workers bucket: %w", err)
 	}
 	return nil
 }
@@ -163,10 +163,11 @@ func (c *Conn) Close() {
 // Serve runs an embedded NATS server with JetStream, its store in dir (locked: a
 // second broker on it is refused with ErrStoreInUse), listening on listen (host:port,
 // [::1]:port for IPv6; port 0 picks one), guarded by sec: off loopback, it refuses
-// to start without a token or client certificates (ErrAnonymous). It returns once
-// the server takes connections, or at once if it cannot listen (the port is taken);
-// call Shutdown on the result to stop it.
-func Serve(dir, listen string, sec BrokerSecurity) (*Broker, error) {
+// to start without a token or client certificates (ErrAnonymous). Options such as
+// WithCluster change the server's options. It returns once the server takes
+// connections, or at once if it cannot listen (the port is taken); call Shutdown on
+// the result to stop it.
+func Serve(dir, listen string, sec BrokerSecurity, options ...ServeOption) (*Broker, error) {
 	host, port, err := parseListen(listen)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
@@ -174,6 +175,11 @@ func Serve(dir, listen string, sec BrokerSecurity) (*Broker, error) {
 	opts := &server.Options{ServerName: "gorun-broker", Host: host, Port: port, JetStream: true, StoreDir: dir, NoSigs: true}
 	if err := sec.apply(opts); err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
+	}
+	for _, o := range options {
+		if err := o(opts); err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
 	}
 	return start(opts)
 }

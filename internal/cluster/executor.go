@@ -59,7 +59,7 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 	}
 	if _, err := conn.JS.CreateOrUpdateConsumer(ctx, TasksStream, jetstream.ConsumerConfig{
 		Durable: consumerName(run), AckPolicy: jetstream.AckExplicitPolicy, AckWait: lease,
-		MaxDeliver: MaxDeliver, FilterSubject: taskSubject(run), MaxAckPending: 100_000,
+		MaxDeliver: MaxDeliver, FilterSubject: taskSubject(run), MaxAckPending: 100_000, Replicas: conn.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("run %s: create its consumer: %w", run, err)
 	}

@@ -314,14 +314,15 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 }
 
 // ask sends v as a request to subject and decodes the reply into reply (when not
-// nil), asking again until it is answered or patience has passed. No responder means
-// the submitter no longer waits for this attempt: that ends it at once.
+// nil), asking again until it is answered or patience has passed. No responder for
+// submitterAway means the submitter no longer waits for this attempt: that ends it.
 func (w *Worker) ask(ctx context.Context, subject string, v any, patience time.Duration, reply any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(patience)
+	var away awayClock
 	for {
 		timeout := min(2*time.Second, max(time.Until(deadline), 10*time.Millisecond))
 		m, err := w.Conn.NC.Request(subject, data, timeout)
@@ -331,7 +332,7 @@ func (w *Worker) ask(ctx context.Context, subject string, v any, patience time.D
 			}
 			return nil
 		}
-		if errors.Is(err, nats.ErrNoResponders) {
+		if errors.Is(err, nats.ErrNoResponders) && away.gone() {
 			return fmt.Errorf("%s: nobody waits for it", subject)
 		}
 		if !time.Now().Before(deadline) || ctx.Err() != nil {
@@ -561,12 +562,13 @@ func (s *streamer) send(seq int, chunk []byte) bool {
 	m.Header.Set(hdrSeq, strconv.Itoa(seq))
 	m.Data = chunk
 	deadline := time.Now().Add(s.patience)
+	var away awayClock
 	for {
 		_, err := s.nc.RequestMsg(m, min(2*time.Second, max(time.Until(deadline), 10*time.Millisecond)))
 		switch {
 		case err == nil:
 			return true
-		case errors.Is(err, nats.ErrNoResponders) || !time.Now().Before(deadline):
+		case errors.Is(err, nats.ErrNoResponders) && away.gone() || !time.Now().Before(deadline):
 			return false
 		case !errors.Is(err, nats.ErrTimeout):
 			time.Sleep(50 * time.Millisecond) // disconnected: try again soon
