@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -162,14 +163,16 @@ func NewCmdBroker(ios *iostreams.IOStreams, runF func(*BrokerOptions) error) *co
 	opts.Provision = func(ctx context.Context, s Server, sec cluster.BrokerSecurity, replicas int) (int, error) {
 		said := false
 		// In process: the broker's own connection needs no TLS, only its token.
+		url := s.ClientURL()
 		var conn []nats.Option
 		if b, ok := s.(*cluster.Broker); ok {
 			conn = append(conn, nats.InProcessServer(b.Server))
+			url = strings.Replace(url, "tls://", "nats://", 1) // in process, TLS is not required
 		}
 		if sec.Token != "" {
 			conn = append(conn, nats.Token(sec.Token))
 		}
-		return cluster.Provision(ctx, s.ClientURL(), replicas, func(err error) {
+		return cluster.Provision(ctx, url, replicas, func(err error) {
 			if !said { // once: the errors of a forming cluster vary
 				said = true
 				fmt.Fprintf(ios.ErrOut, "gorun broker: waiting for the cluster to set up the streams at %d replicas: %v\n", replicas, err)
