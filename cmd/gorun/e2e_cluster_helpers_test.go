@@ -17,11 +17,22 @@ import (
 )
 
 // startBrokerAt starts `gorun broker` with its store in store, listening on listen
-// (host:port; port 0 picks a free one), with the extra flags args, waits for the URL
-// it prints once it takes connections. The broker is stopped at the end of the test, even if the test froze it.
+// (host:port; port 0 picks a free one), with the extra flags args, and waits for the
+// URL it prints once it takes connections (see launchBroker).
 func startBrokerAt(t *testing.T, store, listen string, args ...string) *brokerProc {
 	t.Helper()
-	cmd := exec.Command(gorunBin, append([]string{"broker", "--store", store, "--listen", listen}, args...)...)
+	return launchBroker(t, append([]string{"--store", store, "--listen", listen}, args...)...)()
+}
+
+// launchBroker starts `gorun broker args...` and returns at once; ready waits for the
+// URL the broker prints once it takes connections (a broker of a cluster, once the
+// cluster formed: start them all, then wait). The broker is stopped at the end of the
+// test, even if the test froze it.
+func launchBroker(t *testing.T, args ...string) (ready func() *brokerProc) {
+	t.Helper()
+	cmd := exec.Command(gorunBin, append([]string{"broker"}, args...)...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -40,27 +51,26 @@ func startBrokerAt(t *testing.T, store, listen string, args ...string) *brokerPr
 			<-exited
 		}
 	})
-	type lineErr struct {
-		line string
-		err  error
-	}
-	first := make(chan lineErr, 1)
+	first := make(chan string, 1)
 	go func() {
-		line, err := bufio.NewReader(out).ReadString('\n')
-		first <- lineErr{line, err}
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		first <- line
 		_, _ = io.Copy(io.Discard, out)
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	select {
-	case l := <-first:
-		if l.err != nil || !strings.HasPrefix(l.line, "nats://") && !strings.HasPrefix(l.line, "tls://") {
-			t.Fatalf("broker printed %q, %v; want its nats:// or tls:// URL", l.line, l.err)
+	return func() *brokerProc {
+		t.Helper()
+		select {
+		case line := <-first:
+			if !strings.HasPrefix(line, "nats://") && !strings.HasPrefix(line, "tls://") {
+				t.Fatalf("broker %v printed %q; want its nats:// or tls:// URL; stderr:\n%s", args, line, stderr)
+			}
+			return &brokerProc{Cmd: cmd, URL: strings.TrimSpace(line), exited: exited}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("broker %v printed no URL within 30s; stderr:\n%s", args, stderr)
+			return nil
 		}
-		return &brokerProc{Cmd: cmd, URL: strings.TrimSpace(l.line), exited: exited}
-	case <-time.After(30 * time.Second):
-		t.Fatal("broker printed no URL within 30s")
-		return nil
 	}
 }
 

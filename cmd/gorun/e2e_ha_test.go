@@ -3,14 +3,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,55 +16,6 @@ import (
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/testutil"
 )
-
-// launchBroker starts `gorun broker` with args and returns a function that waits for
-// the URL it prints once it is ready (in a cluster: once the cluster has formed and
-// the streams exist), so that the brokers of a cluster start together. The broker is
-// stopped at the end of the test.
-func launchBroker(t *testing.T, args ...string) (ready func() *brokerProc) {
-	t.Helper()
-	cmd := exec.Command(gorunBin, append([]string{"broker"}, args...)...)
-	stderr := &syncBuffer{}
-	cmd.Stderr = stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	first := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		first <- line
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	return func() *brokerProc {
-		t.Helper()
-		select {
-		case line := <-first:
-			if !strings.HasPrefix(line, "nats://") {
-				t.Fatalf("broker %v printed %q; want its nats:// URL; stderr:\n%s", args, line, stderr)
-			}
-			return &brokerProc{Cmd: cmd, URL: strings.TrimSpace(line), exited: exited}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("broker %v printed no URL within 30s; stderr:\n%s", args, stderr)
-			return nil
-		}
-	}
-}
 
 // startHACluster starts three `gorun broker`s on loopback that form one JetStream
 // cluster, named b1, b2, b3, and returns them once all are ready.

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
@@ -49,7 +50,7 @@ func checkPositioned(t *testing.T, err error) {
 	}
 	var ie *jobs.InputError
 	if !errors.As(err, &ie) || ie.Line < 1 || ie.Col < 1 || !positioned.MatchString(err.Error()) {
-		t.Fatalf("error %q (%T) lacks FILE:LINE:COL or is not one line", err, err)
+		t.Errorf("error %q (%T) lacks FILE:LINE:COL or is not one line", err, err)
 	}
 }
 
@@ -70,13 +71,26 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		done := make(chan struct{})
+		go func() { defer close(done); fuzzLoad(t, data) }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second): // a task file's size is bounded here: a slow one is a bug
+			t.Fatalf("loading %d bytes took over 2s", len(data))
+		}
+	})
+}
+
+// fuzzLoad is FuzzLoad's body.
+func fuzzLoad(t *testing.T, data []byte) {
+	{ // t.Errorf only: this runs on a goroutine of its own
 		_, err := Parse("f.yaml", data)
 		checkPositioned(t, err)
 
 		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		checkPositioned(t, err)
 		if err != nil && tasks != nil {
-			t.Fatalf("ReadJSONL returned %d tasks with its error, want none", len(tasks))
+			t.Errorf("ReadJSONL returned %d tasks with its error, want none", len(tasks))
 		}
 
 		src := NewJSONLSource("stdin", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
@@ -86,12 +100,13 @@ func FuzzLoad(f *testing.F) {
 				break
 			}
 			if err != nil {
-				t.Fatalf("a stream stopped on %v, want bad lines as invalid tasks", err)
+				t.Errorf("a stream stopped on %v, want bad lines as invalid tasks", err)
+				break
 			}
 			if task.Invalid != nil {
 				checkPositioned(t, task.Invalid)
 				if r := jobs.InvalidResult(&task); r.Status != jobs.Invalid || r.Status.OK() {
-					t.Fatalf("invalid task's result: %+v", r)
+					t.Errorf("invalid task's result: %+v", r)
 				}
 			}
 		}
@@ -102,9 +117,9 @@ func FuzzLoad(f *testing.F) {
 			tokens := lexer.Tokenize(string(trimBOM(data)))
 			if tokenDepth(tokens) == nil {
 				if _, err := parser.Parse(tokens, 0); err == nil {
-					t.Fatalf("the byte scan refuses line %d, but the parser reads it within %d levels", line, MaxDepth)
+					t.Errorf("the byte scan refuses line %d, but the parser reads it within %d levels", line, MaxDepth)
 				}
 			}
 		}
-	})
+	}
 }
