@@ -3,6 +3,9 @@ package jobs
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
 )
 
 // ErrTimeout is the cause of a task context that ran past the task's timeout.
@@ -30,5 +33,23 @@ func (e *InputError) Error() string {
 	if e.Key != "" {
 		s += e.Key + ": "
 	}
-	return s + e.Msg
+	return oneLine(s + e.Msg)
+}
+
+// oneLine escapes control characters (a key or a quoted value from the file may hold a
+// newline), so an error stays one line in a log or a terminal.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
