@@ -595,6 +595,10 @@ func normaliseStderr(s, dir string) string {
 	lines := strings.SplitAfter(s, "\n")
 	summary := false
 	for i, l := range lines {
+		if runIDLine.MatchString(l) { // a distributed run's own line: its id
+			lines[i] = ""
+			continue
+		}
 		if summaryTime.MatchString(l) {
 			summary = true
 			lines[i] = summaryTime.ReplaceAllString(l, "gorun: $1 in T:")

@@ -33,3 +33,15 @@ type lockHeldError struct{ err error }
 
 func (e *lockHeldError) Error() string { return e.err.Error() }
 func (e *lockHeldError) Unwrap() error { return e.err }
+
+// cancelledError is the cause of a run on a broker that was cancelled from elsewhere:
+// by gorun cancel, or by a worker because its submitter had been silent too long.
+// gorun exits 3.
+type cancelledError struct{ run, reason string }
+
+func (e *cancelledError) Error() string {
+	if e.reason == "" {
+		return "run " + e.run + " cancelled"
+	}
+	return "run " + e.run + " cancelled: " + e.reason
+}

@@ -51,6 +51,8 @@ type ExecOptions struct {
 	DryRun      bool
 	Broker      string        // run on the workers of this NATS broker
 	AckWait     time.Duration // the broker's redelivery timeout
+	OrphanAfter time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
+	Retain      time.Duration // with Broker: keep the run's record this long after its end
 	Conn        ConnFlags     // how to reach the broker: token, TLS, patience
 	Progress    string        // auto, always or never
 	Verbose     bool
@@ -102,7 +104,8 @@ environment beats the config file, and all three beat the task file's defaults; 
 task's own setting beats them all.
 
 Exit codes: 0 all tasks succeeded, 1 a task failed, timed out or was invalid, 2 bad
-usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
+usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --broker),
+130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
 			files := args

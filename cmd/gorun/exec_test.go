@@ -347,7 +347,7 @@ func TestSettingPrecedence(t *testing.T) {
 // TestHelp keeps every command's help in golden files, so that a change to it is a
 // deliberate one (refresh with go test -update).
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{}, {"exec"}, {"validate"}, {"report"}, {"version"}, {"worker"}, {"broker"}, {"completion"}} {
+	for _, args := range [][]string{{}, {"exec"}, {"validate"}, {"report"}, {"version"}, {"worker"}, {"broker"}, {"runs"}, {"status"}, {"cancel"}, {"completion"}} {
 		name := "help-gorun"
 		if len(args) > 0 {
 			name += "-" + args[0]

@@ -70,6 +70,8 @@ type RunFlags struct {
 	DryRun      bool
 	Broker      string
 	AckWait     time.Duration
+	OrphanAfter time.Duration
+	Retain      time.Duration
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
@@ -85,6 +87,8 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
+	f.DurationVar(&g.OrphanAfter, "orphan-after", cluster.DefaultOrphanAfter, "with --broker: cancel the run once this submitter has been silent this long (killed, cut off); 0: never")
+	f.DurationVar(&g.Retain, "retain", cluster.MaxRetain, "with --broker: keep the run's record on the broker this long after it ends, for gorun runs and status (at most 168h)")
 }
 
 func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
@@ -122,6 +126,12 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
 	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
 		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
+	}
+	if o.OrphanAfter = g.OrphanAfter; g.OrphanAfter != 0 && g.OrphanAfter < cluster.MinOrphanAfter {
+		return s.errorf("orphan-after", "must be 0 (never) or at least %v, got %v", cluster.MinOrphanAfter, g.OrphanAfter)
+	}
+	if o.Retain = g.Retain; g.Retain < time.Second || g.Retain > cluster.MaxRetain {
+		return s.errorf("retain", "must be from 1s to %v (the broker keeps a run's record 7 days at most), got %v", cluster.MaxRetain, g.Retain)
 	}
 	if o.Broker != "" && f.Changed("containment") {
 		return usagef(s.cmd, "--containment cannot be set with --broker: each worker holds its tasks as its own containment allows")

@@ -39,44 +39,62 @@ func run() int {
 
 // Exit codes, as DESIGN.md lists them.
 const (
-	exitOK       = 0
-	exitFailed   = 1 // a task failed or timed out; or gorun itself failed
-	exitUsage    = 2 // bad flags, config or input: nothing ran
-	exitLockHeld = 75
-	exitSIGPIPE  = 128 + int(syscall.SIGPIPE)
+	exitOK        = 0
+	exitFailed    = 1 // a task failed or timed out; or gorun itself failed
+	exitUsage     = 2 // bad flags, config or input: nothing ran
+	exitCancelled = 3 // a run on a broker cancelled from elsewhere (gorun cancel, an orphan)
+	exitLockHeld  = 75
+	exitSIGPIPE   = 128 + int(syscall.SIGPIPE)
 )
 
 // exitCode prints err once, if it needs printing, and returns the exit code it means.
 func exitCode(ios *iostreams.IOStreams, err error) int {
+	code, say := exitCodeOf(err), err != nil
+	var (
+		usage     *usageError
+		interrupt *interruptedError
+	)
+	switch {
+	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe):
+		say = false // the summary said it
+	case errors.As(err, &usage):
+		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+		if usage.cmd != "" {
+			fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", usage.cmd)
+		}
+		say = false
+	}
+	if say {
+		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+	}
+	return code
+}
+
+// exitCodeOf is the exit code that err means.
+func exitCodeOf(err error) int {
 	var (
 		usage     *usageError
 		input     *jobs.InputError
 		interrupt *interruptedError
 		held      *lockHeldError
+		cancelled *cancelledError
 	)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &interrupt):
 		return 128 + int(interrupt.sig)
+	case errors.As(err, &cancelled):
+		return exitCancelled
 	case errors.Is(err, errTasksFailed):
 		return exitFailed
 	case errors.Is(err, errBrokenPipe):
 		return exitSIGPIPE
 	case errors.As(err, &held):
-		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
 		return exitLockHeld
-	case errors.As(err, &usage):
-		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
-		if usage.cmd != "" {
-			fmt.Fprintf(ios.ErrOut, "Run '%s --help' for usage.\n", usage.cmd)
-		}
-		return exitUsage
-	case errors.As(err, &input):
-		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
+	case errors.As(err, &usage), errors.As(err, &input):
 		return exitUsage
 	}
-	fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
 	return exitFailed
 }
 

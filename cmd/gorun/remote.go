@@ -17,8 +17,9 @@ type remote struct {
 }
 
 // openRemote connects to opts.Broker and opens the run there, with the lease and
-// grace of opts. Close it after the run.
-func openRemote(ctx context.Context, opts *ExecOptions, runID string) (*remote, error) {
+// grace of opts, and its record (total tasks, -1 when not known). Close it after the
+// run.
+func openRemote(ctx context.Context, opts *ExecOptions, runID string, total int) (*remote, error) {
 	co, err := opts.Conn.options(opts.IO.ErrOut)
 	if err != nil {
 		return nil, err
@@ -32,7 +33,8 @@ func openRemote(ctx context.Context, opts *ExecOptions, runID string) (*remote, 
 		conn.Close()
 		return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)
 	}
-	exec, err := cluster.Open(ctx, conn, runID, opts.AckWait, opts.Grace)
+	exec, err := cluster.OpenRun(ctx, conn, runID, opts.AckWait, opts.Grace,
+		cluster.RunMeta{Total: total, OrphanAfter: opts.OrphanAfter, Retain: opts.Retain})
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)

@@ -64,7 +64,8 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 			stopProfile = nil
 		}
 	}
-	root.AddCommand(NewCmdExec(ios, hurry, nil), NewCmdValidate(ios, nil), NewCmdReport(ios, nil), newCmdVersion(ios), NewCmdWorker(ios, hurry, nil), NewCmdBroker(ios, nil), newCmdMan(root))
+	root.AddCommand(NewCmdExec(ios, hurry, nil), NewCmdValidate(ios, nil), NewCmdReport(ios, nil), newCmdVersion(ios), NewCmdWorker(ios, hurry, nil), NewCmdBroker(ios, nil),
+		NewCmdRuns(ios, nil), NewCmdStatus(ios, nil), NewCmdCancel(ios, nil), newCmdMan(root))
 	stopAfterRun(root, func() {
 		if stopProfile != nil {
 			stopProfile()

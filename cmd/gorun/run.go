@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/journal"
@@ -35,7 +36,7 @@ func deref[T any](p *T, def T) T {
 
 // runExec runs the tasks and prints the summary. Its error says how the run ended:
 // nil, errTasksFailed, the interruption, or an input or start-up error.
-func runExec(ctx context.Context, opts *ExecOptions) error {
+func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	if opts.Lock != "" { // first: a run that finds the lock held touches nothing
 		l, err := lock.TryAcquire(opts.Lock)
 		if errors.Is(err, lock.ErrHeld) {
@@ -70,10 +71,11 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		limiter = rate.NewLimiter(limit, opts.Burst)
 	}
 	var taskRunner pipeline.Runner = runner
+	var ctl *cluster.Control
 	if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
-		rem, err := openRemote(ctx, opts, run.ID)
-		if err != nil {
-			return err
+		rem, rerr := openRemote(ctx, opts, run.ID, taskCount(src))
+		if rerr != nil {
+			return rerr
 		}
 		defer rem.Close()
 		defer onHurry(opts.Hurry, rem.exec.KillAll)()
@@ -81,6 +83,17 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		if workers == 0 {
 			workers = rem.slots // attempts in flight: the live workers' slots
 		}
+		ctl = rem.exec.Control()
+		if !opts.Quiet {
+			fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s started on %s\n", run.ID, opts.Broker)
+		}
+		// A cancel from elsewhere (gorun cancel, or a worker's as an orphan) ends the
+		// run as an interrupt does.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer onHurry(ctl.Cancelled(), func() { cancel(&cancelledError{run: run.ID, reason: ctl.Reason()}) })()
+		defer func() { ctl.SetExitCode(exitCodeOf(err)) }() // runExec's error; before rem.Close writes the last record
 	}
 	if workers == 0 {
 		workers = runtime.NumCPU()
@@ -124,6 +137,9 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
 		sum.Add(r)
 		rec.Add(r)
+		if ctl != nil {
+			ctl.Add(r)
+		}
 		if bar != nil {
 			bar.Add(r)
 		}

@@ -24,7 +24,7 @@ import (
 // The JetStream objects a run uses.
 const (
 	TasksStream   = "GORUN_TASKS"   // work queue of attempts: subject gorun.task.<run>
-	RunsBucket    = "gorun_runs"    // key <run> -> runInfo (JSON): state and lease
+	RunsBucket    = "gorun_runs"    // key <run> -> RunRecord (JSON): state, lease, the control plane's record
 	WorkersBucket = "gorun_workers" // key <worker> -> its slots, while it lives
 	// legacyConsumer is the consumer all workers shared before each run had its own;
 	// it would overlap the runs' consumers on the work queue, so Connect removes it.
@@ -56,7 +56,7 @@ func taskSubject(run string) string { return "gorun.task." + run }
 // consumerName is the durable consumer of a run's attempts.
 func consumerName(run string) string { return "gorun-run-" + run }
 
-// runInfo is a run's entry in the RunsBucket.
+// runInfo is what a worker reads of a run's entry in the RunsBucket (a RunRecord).
 type runInfo struct {
 	State string        `json:"state"`
 	Lease time.Duration `json:"lease"`

@@ -43,6 +43,7 @@ type Executor struct {
 	hurryOnce sync.Once
 
 	sub *nats.Subscription // gorun.att.<run>.>: every attempt's messages, dispatched by attemptOf
+	ctl *Control           // the run's record
 
 	mu       sync.Mutex
 	dups     map[int]int        // task index → duplicate executions so far
@@ -54,6 +55,12 @@ type Executor struct {
 // in the RunsBucket, from which workers learn of it. grace is the time from SIGTERM
 // to SIGKILL that every attempt carries to its worker.
 func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duration) (*Executor, error) {
+	return OpenRun(ctx, conn, run, lease, grace, RunMeta{Total: -1})
+}
+
+// OpenRun is Open with what the run's record says of it beyond its state and lease.
+// The record is kept up to date while the run lasts (see Control).
+func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, meta RunMeta) (*Executor, error) {
 	if lease < MinLease {
 		return nil, fmt.Errorf("run %s: lease %v is shorter than %v", run, lease, MinLease)
 	}
@@ -70,21 +77,41 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 		return nil, fmt.Errorf("run %s: listen for its attempts: %w", run, err)
 	}
 	e.sub = sub
-	info, _ := json.Marshal(runInfo{State: StateRunning, Lease: lease})
-	if _, err := conn.Runs.Put(ctx, run, info); err != nil {
+	if e.ctl, err = startControl(ctx, conn, run, lease, meta, e.running); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("run %s: announce it: %w", run, err)
+		return nil, err
 	}
 	return e, nil
 }
 
-// Close ends the run on the broker: its state becomes done, its consumer and any
-// attempt still queued are removed.
+// Control is the run's record on the broker.
+func (e *Executor) Control() *Control { return e.ctl }
+
+// running lists the attempts that run on a worker, for the run's record.
+func (e *Executor) running() []RunningTask {
+	e.mu.Lock()
+	rs := make([]*remote, 0, len(e.attempts))
+	for _, r := range e.attempts {
+		rs = append(rs, r)
+	}
+	e.mu.Unlock()
+	var out []RunningTask
+	for _, r := range rs {
+		r.mu.Lock()
+		if r.running {
+			out = append(out, RunningTask{ID: r.id, Attempt: r.base + r.execs - 1, Worker: r.ownerW, Since: r.since})
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+// Close ends the run on the broker: its record's state becomes done (unless it was
+// cancelled), with its end; its consumer and any attempt still queued are removed.
 func (e *Executor) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	info, _ := json.Marshal(runInfo{State: StateDone, Lease: e.lease})
-	_, err := e.conn.Runs.Put(ctx, e.run, info)
+	err := e.ctl.close(ctx)
 	_ = e.sub.Unsubscribe()
 	if derr := e.conn.JS.DeleteConsumer(ctx, TasksStream, consumerName(e.run)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
 		err = errors.Join(err, derr)
@@ -123,7 +150,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		return a
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
-	st := &remote{base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
+	st := &remote{id: t.ID, base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
 	e.mu.Lock()
 	e.attempts[msg.Subject] = st // before it is published: a start for it always finds it
@@ -291,6 +318,7 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 // attempt's own goroutine (writeChunks), which writes them to the captures in order.
 // The fields are guarded by mu.
 type remote struct {
+	id             string        // the task's
 	base           int           // the number of the attempt's first execution
 	fence          time.Duration // how long after its last beat an execution may still run
 	stdout, stderr *process.Capture
@@ -306,6 +334,7 @@ type remote struct {
 	ownerW   string                // its worker
 	running  bool                  // the owner started and has not ended
 	beat     time.Time             // when the owner last said it renewed its lease
+	since    time.Time             // when the owner started
 	stopping bool                  // ctx ended: no execution may start
 	over     bool                  // the attempt returned: nothing more is written
 	next     [2]int                // the owner's next chunk of stdout, stderr
@@ -355,6 +384,7 @@ func (r *remote) handle(kind string, m *nats.Msg) {
 			}
 			r.execs++
 			r.owner, r.ownerW, r.running, r.next, r.beat = s.Exec, s.Worker, true, [2]int{}, time.Now()
+			r.since = r.beat
 			rep = startReply{Run: true, Attempt: r.base + r.execs - 1}
 			to := s.Stop
 			if to == "" { // a worker that listens on the attempt's own subject

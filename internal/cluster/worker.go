@@ -65,19 +65,27 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker %s: watch runs: %w", w.Name, err)
 	}
+	keep := newKeeper(w.Conn, w.logf)
 	var bgWG sync.WaitGroup
-	bgWG.Add(2)
+	bgWG.Add(3)
 	go func() {
 		defer bgWG.Done()
 		for e := range watcher.Updates() {
 			if e != nil {
 				w.track(bg, runs, e)
+				if keep.observe(e) { // cancelled: from elsewhere, or as an orphan
+					stops.stopRun(e.Key())
+				}
 			}
 		}
 	}()
 	go func() {
 		defer bgWG.Done()
 		w.announce(bg, key)
+	}()
+	go func() {
+		defer bgWG.Done()
+		keep.keep(bg)
 	}()
 	if w.Log != nil { // after the first announcement: a run submitted from now on counts this worker's slots
 		w.Log.Info("worker ready", "worker", w.Name, "slots", max(w.Slots, 1))
@@ -136,6 +144,9 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 	var info runInfo
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &info) != nil || info.State != StateRunning {
 		runs.remove(e.Key())
+		return
+	}
+	if runs.has(e.Key()) { // a heartbeat of its submitter
 		return
 	}
 	cons, err := w.Conn.JS.Consumer(ctx, TasksStream, consumerName(e.Key()))
@@ -438,6 +449,13 @@ func (s *runSet) add(run string, c jetstream.Consumer) {
 	s.cons[run] = c
 	close(s.changed)
 	s.changed = make(chan struct{})
+}
+
+func (s *runSet) has(run string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.cons[run]
+	return ok
 }
 
 func (s *runSet) remove(run string) {

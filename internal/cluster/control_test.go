@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gorun/gorun/internal/jobs"
+)
+
+func TestRunRecordLifecycle(t *testing.T) {
+	conn := serveInProcess(t)
+	ctx := context.Background()
+	e, err := OpenRun(ctx, conn, "rec1", time.Second, time.Second, RunMeta{Total: 3, OrphanAfter: time.Minute, Retain: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := conn.GetRun(ctx, "rec1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != StateRunning || r.Lease != time.Second || r.Total != 3 || r.OrphanAfter != time.Minute || r.Retain != time.Hour ||
+		r.Host == "" || r.PID == 0 || r.Started.IsZero() {
+		t.Errorf("first record %+v", r.RunRecord)
+	}
+	e.Control().Add(jobs.Result{Status: jobs.Succeeded})
+	e.Control().Add(jobs.Result{Status: jobs.Failed})
+	e.Control().SetExitCode(1)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err = conn.GetRun(ctx, "rec1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != StateDone || r.ExitCode == nil || *r.ExitCode != 1 || r.Ended.IsZero() ||
+		r.Counts["succeeded"] != 1 || r.Counts["failed"] != 1 || len(r.Running) != 0 {
+		t.Errorf("last record %+v", r.RunRecord)
+	}
+	if _, changed, err := conn.CancelRun(ctx, "rec1", "late"); changed || err != nil {
+		t.Errorf("cancel of a finished run: changed %v, error %v; want neither", changed, err)
+	}
+	if _, err := conn.GetRun(ctx, "nope"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("unknown run: got %v, want ErrNoRun", err)
+	}
+	if _, err := conn.GetRun(ctx, "a.b"); !errors.Is(err, ErrNoRun) {
+		t.Errorf("a run id that cannot be a key: got %v, want ErrNoRun", err)
+	}
+}
+
+// A cancel from elsewhere reaches the submitter, removes the run's consumer and
+// queued attempts, and survives the submitter's heartbeats and last write.
+func TestCancelRun(t *testing.T) {
+	conn := serveInProcess(t)
+	ctx := context.Background()
+	e, err := OpenRun(ctx, conn, "can1", time.Second, time.Second, RunMeta{Total: -1, OrphanAfter: MinOrphanAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.JS.Publish(ctx, taskSubject("can1"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	rec, changed, err := conn.CancelRun(ctx, "can1", "by a test")
+	if err != nil || !changed || rec.State != StateCancelled {
+		t.Fatalf("cancel: %+v changed %v error %v", rec, changed, err)
+	}
+	select {
+	case <-e.Control().Cancelled():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the submitter did not learn of the cancel")
+	}
+	if got := e.Control().Reason(); got != "by a test" {
+		t.Errorf("reason %q", got)
+	}
+	if _, err := conn.JS.Consumer(ctx, TasksStream, consumerName("can1")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("consumer after the cancel: %v, want it gone", err)
+	}
+	info, err := conn.Tasks.Info(ctx, jetstream.WithSubjectFilter(taskSubject("can1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.State.Subjects[taskSubject("can1")]; n != 0 {
+		t.Errorf("%d attempts still queued", n)
+	}
+	time.Sleep(2 * e.Control().every) // heartbeats meanwhile must not undo it
+	e.Control().SetExitCode(3)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := conn.GetRun(ctx, "can1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != StateCancelled || r.Reason != "by a test" || r.ExitCode == nil || *r.ExitCode != 3 {
+		t.Errorf("last record %+v", r.RunRecord)
+	}
+	if _, changed, err := conn.CancelRun(ctx, "can1", "again"); changed || err != nil {
+		t.Errorf("second cancel: changed %v, error %v", changed, err)
+	}
+}
+
+// putRecord writes a record as a submitter would, and returns the entry a worker's
+// watch would see.
+func putRecord(t *testing.T, conn *Conn, run string, rec RunRecord) jetstream.KeyValueEntry {
+	t.Helper()
+	data, _ := json.Marshal(rec)
+	if _, err := conn.Runs.Put(context.Background(), run, data); err != nil {
+		t.Fatal(err)
+	}
+	e, err := conn.Runs.Get(context.Background(), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestKeeperDue(t *testing.T) {
+	conn := serveInProcess(t)
+	k := newKeeper(conn, func(string, ...any) {})
+	now := time.Now()
+	k.observe(putRecord(t, conn, "orphan", RunRecord{State: StateRunning, Started: now, OrphanAfter: 5 * time.Second}))
+	k.observe(putRecord(t, conn, "detached", RunRecord{State: StateRunning, Started: now, OrphanAfter: 5 * time.Second, Detach: true}))
+	k.observe(putRecord(t, conn, "never", RunRecord{State: StateRunning, Started: now}))
+	k.observe(putRecord(t, conn, "old", RunRecord{State: StateDone, Started: now, Retain: time.Minute}))
+	if k.observe(putRecord(t, conn, "gone", RunRecord{State: StateCancelled, Started: now})) != true {
+		t.Error("a cancelled record does not say so")
+	}
+	names := func(rs []RunEntry) (out []string) {
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	if o, x := k.due(now.Add(4 * time.Second)); len(o)+len(x) != 0 {
+		t.Errorf("too early: orphans %v, expired %v", names(o), names(x))
+	}
+	o, x := k.due(time.Now().Add(6 * time.Second))
+	if len(o) != 1 || o[0].ID != "orphan" || len(x) != 0 {
+		t.Errorf("after 6s: orphans %v, expired %v; want [orphan] and none", names(o), names(x))
+	}
+	// A new revision (a heartbeat) restarts the orphan's clock.
+	k.observe(putRecord(t, conn, "orphan", RunRecord{State: StateRunning, Started: now, OrphanAfter: 5 * time.Second}))
+	o, x = k.due(time.Now().Add(2 * time.Minute))
+	if len(o) != 1 || len(x) != 1 || x[0].ID != "old" {
+		t.Errorf("after 2m: orphans %v, expired %v; want [orphan] and [old]", names(o), names(x))
+	}
+	if o, _ := k.due(time.Now().Add(4 * time.Second)); len(o) != 0 {
+		t.Errorf("a heartbeat did not restart the clock: %v", names(o))
+	}
+}
+
+// A worker cancels a run whose submitter went silent for its OrphanAfter, and stops
+// its executions; a compare-and-set makes sure a record that changed meanwhile is not
+// cancelled.
+func TestWorkerCancelsOrphan(t *testing.T) {
+	conn := serveInProcess(t)
+	ctx := context.Background()
+	// A run whose submitter is gone: its record is never written again.
+	putRecord(t, conn, "orph", RunRecord{State: StateRunning, Lease: time.Second, Started: time.Now(), OrphanAfter: 2 * time.Second})
+	start := time.Now()
+	startWorker(t, conn, 1)
+	for {
+		r, err := conn.GetRun(ctx, "orph")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State == StateCancelled {
+			if waited := time.Since(start); waited < 2*time.Second {
+				t.Errorf("cancelled after %v, before its orphan-after of 2s", waited)
+			}
+			if r.Reason == "" {
+				t.Error("no reason given")
+			}
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatal("the orphaned run was not cancelled within 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A stale revision loses.
+	stale := RunEntry{ID: "stale", RunRecord: RunRecord{State: StateRunning}}
+	e := putRecord(t, conn, "stale", stale.RunRecord)
+	stale.Revision = e.Revision()
+	putRecord(t, conn, "stale", stale.RunRecord) // a heartbeat
+	if _, changed, err := conn.cancelAt(ctx, stale, "stale"); changed || err != nil {
+		t.Errorf("cancel at a stale revision: changed %v, error %v", changed, err)
+	}
+}
