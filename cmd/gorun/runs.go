@@ -284,7 +284,7 @@ func writeRuns(w io.Writer, runs []cluster.RunEntry, now time.Time) error {
 		r := &runs[i]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", r.ID, dash(r.Host), stateText(r, now), totalText(r),
 			r.Counts[string(jobs.Succeeded)], r.Counts[string(jobs.Failed)]+r.Counts[string(jobs.Invalid)], r.Counts[string(jobs.TimedOut)],
-			r.Counts[string(jobs.Cancelled)], r.Counts[string(jobs.Skipped)], len(r.Running), timeText(r.Started))
+			r.Counts[string(jobs.Cancelled)], r.Counts[string(jobs.Skipped)], runningCount(r), timeText(r.Started))
 	}
 	return tw.Flush()
 }
@@ -317,6 +317,9 @@ func writeStatus(w io.Writer, r *cluster.RunEntry, now time.Time) error {
 	if len(r.Running) == 0 {
 		return nil
 	}
+	if n := runningCount(r); n > len(r.Running) {
+		fmt.Fprintf(w, "\nthe %d longest running of %d:\n", len(r.Running), n)
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tATTEMPT\tWORKER\tRUNNING FOR")
@@ -337,11 +340,11 @@ func countsText(r *cluster.RunEntry) string {
 			done += n
 		}
 	}
-	if n := len(r.Running); n > 0 {
+	if n := runningCount(r); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d running", n))
 	}
 	if r.Total >= 0 && r.State == cluster.StateRunning {
-		if n := r.Total - done - len(r.Running); n > 0 {
+		if n := r.Total - done - runningCount(r); n > 0 {
 			parts = append(parts, fmt.Sprintf("%d waiting", n))
 		}
 	}
@@ -350,6 +353,9 @@ func countsText(r *cluster.RunEntry) string {
 	}
 	return totalText(r) + ": " + strings.Join(parts, ", ")
 }
+
+// runningCount is how many tasks run: the record lists at most a thousand of them.
+func runningCount(r *cluster.RunEntry) int { return max(r.RunningN, len(r.Running)) }
 
 func dash(s string) string {
 	if s == "" {

@@ -70,8 +70,14 @@ type RunRecord struct {
 	Retain      time.Duration  `json:"retain,omitempty"`       // 0: MaxRetain
 	Total       int            `json:"total"`                  // tasks; -1: not known (a stream)
 	Counts      map[string]int `json:"counts,omitempty"`       // finished tasks per status
-	Running     []RunningTask  `json:"running,omitempty"`
+	Running     []RunningTask  `json:"running,omitempty"`      // the longest running, at most maxListed
+	RunningN    int            `json:"running_count"`          // all that run
 }
+
+// maxListed bounds the running tasks a record lists, so that a heartbeat of a run
+// with very many running tasks stays far below the server's payload limit (a record
+// that could not be written would make its run look orphaned).
+const maxListed = 1000
 
 // RunningTask is an attempt that runs on a worker.
 type RunningTask struct {
@@ -186,7 +192,7 @@ func (c *Conn) CancelRun(ctx context.Context, run, reason string) (rec RunEntry,
 // cancelAt cancels the run of rec if its record is still at rec's revision; changed
 // is false when it was not (someone wrote it meanwhile).
 func (c *Conn) cancelAt(ctx context.Context, rec RunEntry, reason string) (RunEntry, bool, error) {
-	rec.State, rec.Reason, rec.Running = StateCancelled, reason, nil
+	rec.State, rec.Reason, rec.Running, rec.RunningN = StateCancelled, reason, nil, 0
 	if rec.Ended.IsZero() {
 		rec.Ended = time.Now()
 	}
@@ -348,12 +354,18 @@ func (c *Control) write(ctx context.Context, final bool) error {
 		c.mu.Unlock()
 		rec.Heartbeat = time.Now()
 		if final {
+			rec.Running, rec.RunningN = nil, 0
 			if rec.State == StateRunning {
 				rec.State = StateDone
 			}
 			rec.Ended = rec.Heartbeat
 		} else {
 			rec.Running = c.running()
+			rec.RunningN = len(rec.Running)
+			if len(rec.Running) > maxListed {
+				slices.SortFunc(rec.Running, func(a, b RunningTask) int { return a.Since.Compare(b.Since) })
+				rec.Running = rec.Running[:maxListed]
+			}
 		}
 		data, _ := json.Marshal(rec)
 		newRev, err := c.kv.Update(ctx, c.run, data, rev)

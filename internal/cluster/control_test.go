@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -189,5 +190,34 @@ func TestWorkerCancelsOrphan(t *testing.T) {
 	putRecord(t, conn, "stale", stale.RunRecord) // a heartbeat
 	if _, changed, err := conn.cancelAt(ctx, stale, "stale"); changed || err != nil {
 		t.Errorf("cancel at a stale revision: changed %v, error %v", changed, err)
+	}
+}
+
+// A record lists the thousand longest running tasks, and counts them all.
+func TestRecordListsAThousandRunning(t *testing.T) {
+	conn := serveInProcess(t)
+	ctx := context.Background()
+	now := time.Now()
+	running := func() []RunningTask {
+		out := make([]RunningTask, 1500)
+		for i := range out {
+			out[i] = RunningTask{ID: "task-with-a-longish-name-" + strconv.Itoa(i), Attempt: 1, Worker: "worker-7/12345", Since: now.Add(-time.Duration(i) * time.Second)}
+		}
+		return out
+	}
+	c, err := startControl(ctx, conn, "big", time.Second, RunMeta{Total: -1}, running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.close(ctx) }()
+	if err := c.write(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	r, err := conn.GetRun(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Running) != maxListed || r.RunningN != 1500 || r.Running[0].ID != "task-with-a-longish-name-1499" {
+		t.Errorf("record lists %d of %d running, first %q", len(r.Running), r.RunningN, r.Running[0].ID)
 	}
 }
