@@ -73,13 +73,18 @@ func waitRunID(t *testing.T, r *gorunRun) string {
 }
 
 // markedTasks writes a task file of n tasks that each touch dir/started-ID and sleep;
-// the shell of each carries marker in its command line.
-func markedTasks(t *testing.T, n int, dir, marker string) string {
+// the shell of each carries marker in its command line. With deaf, the tasks ignore
+// SIGTERM: only the SIGKILL after the grace stops them.
+func markedTasks(t *testing.T, n int, dir, marker string, deaf bool) string {
 	t.Helper()
+	trap := ""
+	if deaf {
+		trap = `trap "" TERM; `
+	}
 	var b strings.Builder
 	b.WriteString("version: 1\ntasks:\n")
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "  - id: t%d\n    cmd: [sh, -c, 'touch %s/started-$GORUN_TASK_ID; sleep 300; :', %s]\n", i, dir, marker)
+		fmt.Fprintf(&b, "  - id: t%d\n    cmd: [sh, -c, '%stouch %s/started-$GORUN_TASK_ID; sleep 300; :', %s]\n", i, trap, dir, marker)
 	}
 	return writeFile(t, "tasks.yaml", b.String())
 }
@@ -122,12 +127,13 @@ func waitNoSurvivors(t *testing.T, c *testCluster, marker string, limit time.Dur
 }
 
 // A submitter killed with SIGKILL leaves its run on the broker: gorun runs lists it,
-// gorun cancel stops its tasks on every worker.
+// gorun cancel stops its tasks on every worker, SIGKILL after the grace for tasks
+// that ignore SIGTERM.
 func TestE2EControlCancelOrphan(t *testing.T) {
 	c := startCluster(t, 2, "-j", "2")
 	dir := t.TempDir()
 	marker := "gorun-ctl-" + testutil.NewMark(t)
-	tasks := markedTasks(t, 8, dir, marker)
+	tasks := markedTasks(t, 8, dir, marker, true)
 	r := startGorun(t, nil, "exec", tasks, "--broker", c.URL, "--ack-wait", "20s", "--grace", "1s")
 	run := waitRunID(t, r)
 	waitFor(t, 30*time.Second, "four tasks to start", func() bool { return countStarted(dir) >= 4 })
@@ -174,7 +180,7 @@ func TestE2EControlCancelLive(t *testing.T) {
 	c := startCluster(t, 1, "-j", "2")
 	dir := t.TempDir()
 	marker := "gorun-ctl-" + testutil.NewMark(t)
-	tasks := markedTasks(t, 5, dir, marker)
+	tasks := markedTasks(t, 5, dir, marker, false)
 	report := filepath.Join(t.TempDir(), "run.json")
 	r := startGorun(t, nil, "exec", tasks, "--broker", c.URL, "--ack-wait", "20s", "--grace", "1s", "--report", report)
 	run := waitRunID(t, r)
@@ -183,11 +189,22 @@ func TestE2EControlCancelLive(t *testing.T) {
 		t.Errorf("stderr %q: want one run id line, first", r.stderr)
 	}
 
+	watch := startGorun(t, nil, "status", run, "--broker", c.URL, "--watch")
+	waitFor(t, 30*time.Second, "gorun status --watch to show the run", func() bool { return strings.Contains(watch.stdout.String(), "2 running") })
+
 	if out, errOut, code := gorunDo(t, "cancel", run, "--broker", c.URL); code != 0 {
 		t.Fatalf("gorun cancel: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if code := r.wait(t, 30*time.Second); code != 3 {
 		t.Errorf("submitter exit %d, want 3; stderr:\n%s", code, r.stderr)
+	}
+	// --watch ends with the run, its last view the run's end.
+	if code := watch.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("gorun status --watch: exit %d; stderr:\n%s", code, watch.stderr)
+	}
+	views := strings.Split(watch.stdout.String(), "\nrun ")
+	if last := views[len(views)-1]; !strings.Contains(last, "state      cancelled\n") || !strings.Contains(last, "exit code  3\n") {
+		t.Errorf("gorun status --watch, last view:\n%s", last)
 	}
 	for _, want := range []string{"2 cancelled, 3 skipped", "gorun: run " + run + " cancelled: by gorun cancel on "} {
 		if !strings.Contains(r.stderr.String(), want) {
@@ -211,7 +228,7 @@ func TestE2EControlOrphanAfter(t *testing.T) {
 	c := startCluster(t, 2, "-j", "1")
 	dir := t.TempDir()
 	marker := "gorun-ctl-" + testutil.NewMark(t)
-	tasks := markedTasks(t, 4, dir, marker)
+	tasks := markedTasks(t, 4, dir, marker, true)
 	r := startGorun(t, nil, "exec", tasks, "--broker", c.URL, "--ack-wait", "20s", "--grace", "1s", "--orphan-after", "3s")
 	run := waitRunID(t, r)
 	waitFor(t, 30*time.Second, "two tasks to start", func() bool { return countStarted(dir) >= 2 })

@@ -28,6 +28,7 @@ type ControlOptions struct {
 	Broker string
 	Conn   ConnFlags
 	JSON   bool   // runs, status: JSON instead of text
+	Watch  bool   // status: again at each change, until the run ends
 	Run    string // status, cancel: the run's id
 }
 
@@ -114,13 +115,17 @@ func NewCmdStatus(ios *iostreams.IOStreams, runF func(*ControlOptions) error) *c
 		Short: "Show one run on a broker: its counts and running tasks",
 		Long: `Show a run as its submitter last wrote it (every 2 seconds while it runs): its state,
 submitter and last heartbeat, start and end, exit code, tasks per status, and each
-running task with its attempt, its worker and how long it has run.`,
+running task with its attempt, its worker and how long it has run. With --watch, again
+at each change until the run ends (on a terminal, in place of the last).`,
 		Example: `  gorun status 3f9c2a71d0e84b15 --broker nats://10.0.0.5:4222
-  watch -n 2 gorun status 3f9c2a71d0e84b15 --broker nats://10.0.0.5:4222`,
+
+  # follow it until it ends
+  gorun status 3f9c2a71d0e84b15 --broker nats://10.0.0.5:4222 --watch`,
 		Args: oneRun,
 	}
 	flags := newControlFlags(cmd)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the run's record as JSON")
+	cmd.Flags().BoolVarP(&opts.Watch, "watch", "w", false, "print it again at each change (every 2s while it runs), until the run ends")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts.Run = args[0]
 		if err := flags.resolve(cmd, opts); err != nil {
@@ -201,15 +206,65 @@ func runStatus(ctx context.Context, opts *ControlOptions) error {
 		return err
 	}
 	defer conn.Close()
-	r, err := conn.GetRun(ctx, opts.Run)
-	if err != nil {
+	show := func(r *cluster.RunEntry) error {
+		if opts.JSON {
+			return writeJSON(opts.IO.Out, toJSON(r))
+		}
+		return writeStatus(opts.IO.Out, r, opts.Now())
+	}
+	if !opts.Watch {
+		r, err := conn.GetRun(ctx, opts.Run)
+		if err != nil {
+			return fmt.Errorf("broker %s: %w", opts.Broker, err)
+		}
+		return show(&r)
+	}
+	// A run cancelled from elsewhere has one more record to come when its submitter
+	// lives: its end and exit code. Wait a little for it.
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	var (
+		werr  error
+		first = true
+		last  *time.Timer
+	)
+	err = conn.WatchRun(wctx, opts.Run, func(r cluster.RunEntry) bool {
+		switch {
+		case first:
+		case opts.IO.IsStdoutTTY() && !opts.JSON:
+			fmt.Fprint(opts.IO.Out, "\033[H\033[2J") // in place of the last
+		case !opts.JSON:
+			fmt.Fprintln(opts.IO.Out)
+		}
+		first = false
+		if werr = show(&r); werr != nil || r.State == cluster.StateRunning {
+			return werr == nil
+		}
+		if r.ExitCode != nil { // its submitter's last record
+			return false
+		}
+		if last == nil {
+			last = time.AfterFunc(lastRecordWait, stopWatch)
+		}
+		return true
+	})
+	if last != nil {
+		last.Stop()
+	}
+	switch {
+	case werr != nil:
+		return werr
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case err != nil && wctx.Err() == nil:
 		return fmt.Errorf("broker %s: %w", opts.Broker, err)
 	}
-	if opts.JSON {
-		return writeJSON(opts.IO.Out, toJSON(&r))
-	}
-	return writeStatus(opts.IO.Out, &r, opts.Now())
+	return nil
 }
+
+// lastRecordWait is how long status --watch waits, after a cancel, for the last
+// record of a submitter that may be alive.
+const lastRecordWait = 5 * time.Second
 
 func runCancel(ctx context.Context, opts *ControlOptions) error {
 	conn, err := opts.dial(ctx)

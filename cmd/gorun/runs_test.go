@@ -33,6 +33,8 @@ func TestControlOptions(t *testing.T) {
 		{name: "runs without broker", argv: "runs", wantErr: "--broker is required"},
 		{name: "runs with an argument", argv: "runs --broker nats://b:4222 abc", wantErr: "takes no arguments"},
 		{name: "status", argv: "status abc --broker nats://b:4222 --json", want: ControlOptions{Broker: "nats://b:4222", Conn: conn, JSON: true, Run: "abc"}},
+		{name: "status watch", argv: "status abc --broker nats://b:4222 -w", want: ControlOptions{Broker: "nats://b:4222", Conn: conn, Watch: true, Run: "abc"}},
+		{name: "runs has no --watch", argv: "runs --broker nats://b:4222 --watch", wantErr: "unknown flag: --watch"},
 		{name: "status without run", argv: "status --broker nats://b:4222", wantErr: "takes one run id"},
 		{name: "cancel", argv: "cancel abc --broker nats://b:4222", want: ControlOptions{Broker: "nats://b:4222", Conn: conn, Run: "abc"}},
 		{name: "cancel two runs", argv: "cancel abc def --broker nats://b:4222", wantErr: "takes one run id"},

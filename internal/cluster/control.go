@@ -129,6 +129,41 @@ func (c *Conn) GetRun(ctx context.Context, run string) (RunEntry, error) {
 	return decodeRecord(e)
 }
 
+// WatchRun calls f with run's record now and at each change, until f returns false,
+// the record is removed, or ctx ends (then it returns ctx's error).
+func (c *Conn) WatchRun(ctx context.Context, run string, f func(RunEntry) bool) error {
+	if _, err := c.GetRun(ctx, run); err != nil {
+		return err
+	}
+	w, err := c.Runs.Watch(ctx, run)
+	if err != nil {
+		return fmt.Errorf("run %s: watch it: %w", run, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok:
+				return ctx.Err()
+			case e == nil: // the current record was delivered
+				continue
+			case e.Operation() != jetstream.KeyValuePut:
+				return fmt.Errorf("run %s: %w", run, ErrNoRun)
+			}
+			r, err := decodeRecord(e)
+			if err != nil {
+				return err
+			}
+			if !f(r) {
+				return nil
+			}
+		}
+	}
+}
+
 // validRunID reports whether id can be a key of the RunsBucket.
 func validRunID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, ".*> \t") && !strings.HasPrefix(id, "$")

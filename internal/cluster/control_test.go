@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -219,5 +220,52 @@ func TestRecordListsAThousandRunning(t *testing.T) {
 	}
 	if len(r.Running) != maxListed || r.RunningN != 1500 || r.Running[0].ID != "task-with-a-longish-name-1499" {
 		t.Errorf("record lists %d of %d running, first %q", len(r.Running), r.RunningN, r.Running[0].ID)
+	}
+}
+
+// A finished run's record is purged once its retention has passed since its end: by
+// the workers, and by ListRuns, which never lists it.
+func TestRetainPurges(t *testing.T) {
+	conn := serveInProcess(t)
+	ctx := context.Background()
+	putRecord(t, conn, "kept", RunRecord{State: StateDone, Started: time.Now(), Retain: time.Hour})
+	putRecord(t, conn, "listed", RunRecord{State: StateDone, Started: time.Now(), Retain: time.Second})
+	waitGone := func(run string, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			runs, err := conn.ListRuns(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(runs, func(r RunEntry) bool { return r.ID == run }) {
+				if _, err := conn.Runs.Get(ctx, run); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+					t.Errorf("%s: not listed but still in the bucket: %v", run, err)
+				}
+				return time.Since(start)
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("%s still listed after %v", run, limit)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if took := waitGone("listed", 10*time.Second); took < 500*time.Millisecond {
+		t.Errorf("purged after %v, before its retention of 1s", took)
+	}
+	startWorker(t, conn, 1)
+	putRecord(t, conn, "byworker", RunRecord{State: StateCancelled, Started: time.Now(), Retain: time.Second})
+	start := time.Now()
+	for {
+		if _, err := conn.Runs.Get(ctx, "byworker"); errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("the worker did not purge an expired record within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := conn.GetRun(ctx, "kept"); err != nil {
+		t.Errorf("a record within its retention: %v", err)
 	}
 }
