@@ -108,7 +108,8 @@ type endMsg struct {
 	Err       string        `json:"error,omitempty"`
 	Stopped   bool          `json:"stopped,omitempty"`
 	Leftovers int           `json:"leftovers,omitempty"`
-	// LeaseLost: the worker could not renew its lease and stopped the execution; the
-	// broker delivers the attempt again, so this end does not count.
+	// LeaseLost: the execution was stopped and does not count, and the broker
+	// delivers the attempt again: its worker could not renew its lease, or was
+	// draining and handed the attempt back.
 	LeaseLost bool `json:"lease_lost,omitempty"`
 }

@@ -34,6 +34,11 @@ type Worker struct {
 	Name   string        // default host/pid
 }
 
+// handBackPatience is how long a draining worker tries to tell the submitter of an
+// attempt it hands back that its execution is over. Without that word the attempt
+// still runs again, only later: once the execution's lease and grace have passed.
+const handBackPatience = 5 * time.Second
+
 // Errors that end an execution's context.
 var (
 	errStopped   = errors.New("stopped by its submitter")
@@ -309,7 +314,12 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		_ = w.ask(context.Background(), am.Subject+".end", end, lease, nil)
 		return
 	case drainCtx.Err() != nil && !errors.Is(cause, errStopped) && (a.Stopped || a.Signal == syscall.SIGKILL):
-		// This worker is draining (or was told to hurry): hand the attempt back.
+		// This worker is draining (or was told to hurry): hand the attempt back. An
+		// end that does not count tells the submitter first that this execution is
+		// over, so that the next may start at once instead of after the lease and
+		// the grace (the time it would take a silent execution to stop by itself).
+		end.LeaseLost = true
+		_ = w.ask(context.Background(), am.Subject+".end", end, handBackPatience, nil)
 		_ = msg.Nak()
 		return
 	}
