@@ -28,33 +28,36 @@ type ExecOptions struct {
 	StartGuard func(runID, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                       // closed at a second interrupt
 
-	File        string          // task file; "" or "-": standard input
-	Format      string          // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template    *input.Template // the command template after --, or nil
-	Null        bool            // input items end with NUL
-	Workers     *int            // nil: the task file's, else the number of CPUs
-	Rate        *rate.Limit     // nil: the task file's, else unlimited
-	Burst       int             // starts allowed at once
-	Settings    jobs.Settings   // per-task settings given outside the task file
-	Grace       time.Duration
-	Containment process.Containment // the strongest containment to try
-	Output      pipeline.Output
-	KeepOrder   bool
-	Halt        pipeline.Halt
-	Journal     string        // append results here
-	Resume      bool          // skip tasks that succeeded in the journal
-	Lock        string        // refuse to run while another run holds this lock
-	Report      string        // write a report here
-	ReportFmt   report.Format // its format
-	Metrics     string        // write Prometheus metrics here
-	Quiet       bool
-	DryRun      bool
-	Broker      string        // run on the workers of this NATS broker
-	AckWait     time.Duration // the broker's redelivery timeout
-	Conn        ConnFlags     // how to reach the broker: token, TLS, patience
-	Progress    string        // auto, always or never
-	Verbose     bool
-	LogFormat   string // text or json
+	File     string          // task file; "" or "-": standard input
+	Format   string          // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template *input.Template // the command template after --, or nil
+	Null     bool            // input items end with NUL
+	Workers  *int            // nil: the task file's, else the number of CPUs
+	Rate     *rate.Limit     // nil: the task file's, else unlimited
+	Burst    int             // starts allowed at once
+	Settings jobs.Settings   // per-task settings given outside the task file
+	// TimeoutPercent > 0: a task without a timeout of its own times out after this
+	// percentage of the median duration of the tasks finished when it starts.
+	TimeoutPercent float64
+	Grace          time.Duration
+	Containment    process.Containment // the strongest containment to try
+	Output         pipeline.Output
+	KeepOrder      bool
+	Halt           pipeline.Halt
+	Journal        string        // append results here
+	Resume         bool          // skip tasks that succeeded in the journal
+	Lock           string        // refuse to run while another run holds this lock
+	Report         string        // write a report here
+	ReportFmt      report.Format // its format
+	Metrics        string        // write Prometheus metrics here
+	Quiet          bool
+	DryRun         bool
+	Broker         string        // run on the workers of this NATS broker
+	AckWait        time.Duration // the broker's redelivery timeout
+	Conn           ConnFlags     // how to reach the broker: token, TLS, patience
+	Progress       string        // auto, always or never
+	Verbose        bool
+	LogFormat      string // text or json
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -69,7 +72,7 @@ const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
   # one result object per task, for jq
   cat urls.txt | gorun exec -o jsonl --rate 5/s -- 'curl -fsS "{}" | wc -c' | jq .status
 
-  # from cron: every setting can come from the environment or gorun.yaml
+  # from cron: every setting can come from the environment or the config file
   GORUN_WORKERS=4 gorun exec /etc/nightly/tasks.yaml`
 
 // NewCmdExec returns `gorun exec`. runF, when not nil, receives the options instead of
@@ -135,6 +138,7 @@ usage or input (nothing ran), 130 interrupted by SIGINT, 143 by SIGTERM, 129 by 
 		},
 	}
 	flags.add(cmd)
+	completeFlagValues(cmd, flagValues())
 	return cmd
 }
 

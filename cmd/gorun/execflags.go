@@ -20,22 +20,23 @@ import (
 
 // TaskFlags shape each task; exec and validate share them.
 type TaskFlags struct {
-	Timeout    time.Duration
+	Timeout    timeoutValue
 	Retries    int
 	RetryDelay time.Duration
 	Format     string
 }
 
 func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
-	f.DurationVarP(&g.Timeout, "timeout", "t", 0, "per-task timeout; 0: none")
+	f.VarP(&g.Timeout, "timeout", "t", "per-task timeout: seconds (30), a duration (500ms, 5m), or a percentage of the median duration of the tasks finished so far (200%); 0: none")
 	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
 }
 
 func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
-	if o.Settings.Timeout, err = durationIfSet(f, s, "timeout", g.Timeout); err != nil {
-		return err
+	if f.Changed("timeout") {
+		fixed := g.Timeout.t.Fixed // 0 with a percentage: no fixed timeout, over the file's defaults
+		o.Settings.Timeout, o.TimeoutPercent = &fixed, g.Timeout.t.Percent
 	}
 	if f.Changed("retries") {
 		if g.Retries < 0 {
@@ -58,7 +59,7 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 
 // RunFlags say how many tasks start, how fast, where, and how they are stopped.
 type RunFlags struct {
-	Workers     int
+	Workers     workersValue
 	Rate        string
 	Burst       int
 	Grace       time.Duration
@@ -73,7 +74,7 @@ type RunFlags struct {
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
-	f.IntVarP(&g.Workers, "workers", "j", 0, "tasks running at once (default: number of CPUs)")
+	f.VarP(&g.Workers, "workers", "j", "tasks running at once: N, or relative to the CPUs: +N, -N, N% (default: number of CPUs)")
 	f.StringVarP(&g.Rate, "rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
 	f.IntVar(&g.Burst, "burst", 1, "starts allowed at once before the rate applies")
 	f.DurationVar(&g.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL what is left of the task")
@@ -89,10 +90,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 
 func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
 	if f.Changed("workers") {
-		if g.Workers < 1 {
-			return s.errorf("workers", "must be at least 1, got %d", g.Workers)
-		}
-		o.Workers = &g.Workers
+		o.Workers = &g.Workers.n
 	}
 	if f.Changed("rate") {
 		r, err := input.ParseRate(g.Rate)

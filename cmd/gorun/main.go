@@ -61,7 +61,9 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		return 128 + int(interrupt.sig)
 	case errors.Is(err, errTasksFailed):
 		return exitFailed
-	case errors.Is(err, errBrokenPipe):
+	case errors.Is(err, errBrokenPipe), errors.Is(err, syscall.EPIPE):
+		// Any command whose reader went away (validate | head -1): quietly, as a
+		// program killed by SIGPIPE.
 		return exitSIGPIPE
 	case errors.As(err, &held):
 		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)

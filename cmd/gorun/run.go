@@ -86,7 +86,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
+		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{

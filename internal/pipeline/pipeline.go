@@ -52,6 +52,12 @@ type Options struct {
 	// pool then gives attempts no deadline. A remote executor does, since its attempts
 	// may wait in a queue before a worker takes them.
 	RunnerTimesOut bool
+	// TimeoutPercent > 0 gives every task without a timeout of its own a timeout of
+	// this percentage of the median duration of the tasks that ran to their end before
+	// its attempt started (GNU parallel's --timeout 200%); none until one has.
+	TimeoutPercent float64
+
+	median *medianTimeout // set by Run from TimeoutPercent
 }
 
 // poolTimeout is the deadline the pool gives an attempt of t: none when the Runner
@@ -94,6 +100,9 @@ var ErrInterrupted = errors.New("run interrupted")
 // ErrBrokenPipe when the output was closed (the run was then stopped as if
 // interrupted).
 func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Result)) error {
+	if opts.TimeoutPercent > 0 {
+		opts.median = &medianTimeout{percent: opts.TimeoutPercent}
+	}
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
 	startCtx, stopStarting := context.WithCancelCause(runCtx)
@@ -141,6 +150,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
+				if d.Started { // before the next attempt starts, so that it sees this one
+					opts.median.add(d.Result.status, d.Result.attempt.Duration)
+				}
 				if cause, now := halt.add(d.Started, d.Result.status); cause != nil {
 					stopStarting(cause)
 					if now {
@@ -149,7 +161,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				}
 			},
 		}
-		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log), out)
+		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut)), out)
 		close(out)
 	}()
 
@@ -400,8 +412,10 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(runner Runner, pr *printer, log *slog.Logger) pool.Func[jobs.Task, outcome] {
+func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
+		ctx, cancel := bound(ctx, &t)
+		defer cancel()
 		if log != nil {
 			log.Info("task started", "id", t.ID, "index", t.Index, "slot", slot, "attempt", attempt, "command", t.Command())
 		}

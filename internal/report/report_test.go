@@ -93,6 +93,9 @@ func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0: "0s", 812 * time.Microsecond: "812µs", 12345 * time.Microsecond: "12.3ms",
 		4567 * time.Millisecond: "4.57s", 123 * time.Second: "2m3s",
+		// values that round up to the next unit are written in it, never as 1e+03ms
+		999700 * time.Microsecond: "1s", 999600 * time.Nanosecond: "1ms", 999 * time.Millisecond: "999ms",
+		59996 * time.Millisecond: "1m0s", 1500 * time.Nanosecond: "1.5µs",
 	} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v): got %q, want %q", d, got, want)

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -151,7 +152,9 @@ func rate(n int, wall time.Duration) string {
 }
 
 // FormatDuration writes d with three significant digits: 812µs, 12.3ms, 4.56s, 2m3s.
+// A value that rounds up to the next unit is written in it: 999.7ms is 1s.
 func FormatDuration(d time.Duration) string {
+	d = roundSignificant(d, 3)
 	switch {
 	case d >= time.Minute:
 		return d.Round(time.Second).String()
@@ -163,6 +166,19 @@ func FormatDuration(d time.Duration) string {
 		return fmt.Sprintf("%.3gµs", float64(d)/float64(time.Microsecond))
 	}
 	return "0s"
+}
+
+// roundSignificant rounds d to digits significant digits, so that the unit chosen
+// for it is the unit of the rounded value.
+func roundSignificant(d time.Duration, digits int) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	unit := time.Duration(1)
+	for limit := time.Duration(1); limit <= d/time.Duration(math.Pow10(digits-1)); limit *= 10 {
+		unit = limit
+	}
+	return d.Round(unit)
 }
 
 // trimLines drops the blanks tabwriter leaves at the end of lines.
