@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -202,5 +203,98 @@ func TestE2EParallelNumbers(t *testing.T) {
 	}
 	if took := time.Since(start); took > 20*time.Second {
 		t.Errorf("--timeout 300%%: took %v, want the 30s task stopped after about 3 times the median (50ms)", took)
+	}
+}
+
+// TestE2ESummaryOnInterrupt: Ctrl-C under 200 tasks gives a summary of a few lines:
+// the skipped and cancelled tasks counted by reason, not listed.
+func TestE2ESummaryOnInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	var tasks strings.Builder
+	tasks.WriteString("tasks:\n")
+	for i := range 200 {
+		fmt.Fprintf(&tasks, "  - id: t%d\n    run: touch %s/started-$GORUN_TASK_ID; sleep 30 & wait\n", i, dir)
+	}
+	file := writeFile(t, "t.yaml", tasks.String())
+	r := startGorun(t, nil, "exec", file, "-j", "4", "--grace", "2s")
+	waitFor(t, 20*time.Second, "four tasks to start", func() bool { return countStarted(dir) == 4 })
+	_ = r.cmd.Process.Signal(syscall.SIGINT)
+	if code := r.wait(t, 30*time.Second); code != 130 {
+		t.Fatalf("got exit %d, want 130", code)
+	}
+	got := r.stderr.String()
+	for _, want := range []string{"4 cancelled, 196 skipped", "\ncancelled: 4 stopped while running (SIGTERM)\n", "\nskipped: 196 interrupted by SIGINT\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n > 4 || strings.Contains(got, "more") {
+		t.Errorf("summary of %d lines, want at most 4 (counts, durations, cancelled, skipped):\n%s", n, got)
+	}
+	testutil.NoSurvivors(t, r.mark)
+}
+
+// TestE2ESummaryUnderHead: `seq 100000 | gorun exec -- echo X {} | head -1` gives a
+// short summary whose throughput counts the tasks that started.
+func TestE2ESummaryUnderHead(t *testing.T) {
+	var in strings.Builder
+	for i := range 100000 {
+		fmt.Fprintln(&in, i)
+	}
+	cmd := exec.Command("sh", "-c", `"$0" exec -- echo X {} | head -1`, gorunBin)
+	cmd.Stdin = strings.NewReader(in.String())
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v; stderr:\n%s", err, stderr.String())
+	}
+	got := stderr.String()
+	if stdout.String() != "X 0\n" || !strings.Contains(got, "skipped: ") || strings.Count(got, "\n") > 4 {
+		t.Fatalf("got stdout %q, summary:\n%s\nwant X 0 and a summary of at most 4 lines", stdout.String(), got)
+	}
+	var total, succeeded, cancelled, skipped int
+	var wall string
+	var perSecond float64
+	if _, err := fmt.Sscanf(got, "gorun: %d tasks in %s (%f tasks/s): %d succeeded, 0 failed, 0 timed out, %d cancelled, %d skipped",
+		&total, &wall, &perSecond, &succeeded, &cancelled, &skipped); err != nil {
+		t.Fatalf("summary %q: %v", got, err)
+	}
+	wallD, err := time.ParseDuration(wall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started := float64(succeeded + cancelled); perSecond > 1.05*started/wallD.Seconds()+1 {
+		t.Errorf("got %.1f tasks/s, want at most the %v started tasks over %v", perSecond, started, wallD)
+	}
+}
+
+// TestE2EQuietResume: the README's cron line prints nothing when nothing failed, on
+// the first run and on the resumed ones.
+func TestE2EQuietResume(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "j")
+	for run := range 2 {
+		r := startGorun(t, strings.NewReader("true\necho hi\n"), "exec", "--journal", journal, "--resume", "-q")
+		if code := r.wait(t, 30*time.Second); code != 0 || r.stderr.String() != "" || r.stdout.String() != "" {
+			t.Errorf("run %d: got exit %d, stdout %q, stderr %q; want 0 and nothing", run+1, code, r.stdout.String(), r.stderr.String())
+		}
+	}
+}
+
+// TestE2ENamesFromInput: a failed task of a template is named by its input in the
+// summary; --tag and --tagstring tag output lines as GNU parallel does.
+func TestE2ENamesFromInput(t *testing.T) {
+	r := startGorun(t, strings.NewReader("ok\nbad\tone\n"), "exec", "--", "sh", "-c", `test "$1" = ok`, "sh")
+	if code := r.wait(t, 30*time.Second); code != 1 || !strings.Contains(r.stderr.String(), `  task-2 "bad\tone"  failed  exit 1`) {
+		t.Errorf("got exit %d, summary:\n%s\nwant task-2 named by its input", code, r.stderr.String())
+	}
+	r = startGorun(t, strings.NewReader("a\nb c\n"), "exec", "--tag", "-k", "--", "echo", "hi")
+	if code := r.wait(t, 30*time.Second); code != 0 || r.stdout.String() != "a\thi a\nb c\thi b c\n" {
+		t.Errorf("--tag: got exit %d, stdout %q", code, r.stdout.String())
+	}
+	r = startGorun(t, strings.NewReader("x.txt\ny.jpg\n"), "exec", "--tagstring", "{#}:{.}", "-k", "--", "echo", "hi")
+	if code := r.wait(t, 30*time.Second); code != 0 || r.stdout.String() != "1:x\thi x.txt\n2:y\thi y.jpg\n" {
+		t.Errorf("--tagstring: got exit %d, stdout %q", code, r.stdout.String())
 	}
 }

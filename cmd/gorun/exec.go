@@ -43,6 +43,8 @@ type ExecOptions struct {
 	Containment    process.Containment // the strongest containment to try
 	Output         pipeline.Output
 	KeepOrder      bool
+	TagInput       bool             // --tag: output lines are tagged with the task's input
+	TagString      *input.TagString // --tagstring: output lines are tagged with this
 	Halt           pipeline.Halt
 	Journal        string        // append results here
 	Resume         bool          // skip tasks that succeeded in the journal

@@ -135,6 +135,8 @@ type OutputFlags struct {
 	Progress  string
 	Verbose   bool
 	LogFormat string
+	Tag       bool
+	TagString string
 }
 
 func (g *OutputFlags) addFlags(f *pflag.FlagSet) {
@@ -144,6 +146,8 @@ func (g *OutputFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	f.BoolVarP(&g.Verbose, "verbose", "v", false, "log each run and task event on stderr")
 	f.StringVar(&g.LogFormat, "log-format", "text", "format of -v logs: text or json")
+	f.BoolVar(&g.Tag, "tag", false, "prefix each output line with the task's input and a tab, as GNU parallel's --tag (-o tag)")
+	f.StringVar(&g.TagString, "tagstring", "", "prefix each output line with this text and a tab; {} {.} {/} {//} {/.} {#} {%} are replaced (-o tag)")
 }
 
 func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
@@ -151,6 +155,18 @@ func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
 		return s.errorf("output", "%v", err)
 	}
 	o.KeepOrder, o.Quiet, o.Verbose = g.KeepOrder, g.Quiet, g.Verbose
+	if g.Tag || g.TagString != "" {
+		if g.Tag && g.TagString != "" {
+			return usagef(s.cmd, "--tag tags with the input, --tagstring with a text of yours: give one or the other")
+		}
+		if _, set := s.from["output"]; set && o.Output != pipeline.Tag && o.Output != pipeline.Line {
+			return usagef(s.cmd, "--tag and --tagstring tag output lines: they go with -o tag, not -o %s", o.Output)
+		}
+		o.Output, o.TagInput = pipeline.Tag, g.Tag
+		if g.TagString != "" {
+			o.TagString = input.NewTagString(g.TagString)
+		}
+	}
 	if o.Quiet {
 		o.Output = pipeline.None // chronic's way: output only when something failed, in the summary
 	}

@@ -89,6 +89,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
+	popts.Tag = opts.tagFunc()
 	rec, err := record.Open(record.Options{
 		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
 		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics,
@@ -141,7 +142,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 			"skipped", sum.Counts[jobs.Skipped], "wall", sum.Wall)
 	}
 	if inputErr == nil || sum.Started() > 0 { // a bad input that stopped everything says only that
-		if !opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total {
+		if !opts.Quiet || sum.Failed() > 0 { // quiet: a summary only when something failed
 			if err := report.WriteTextColor(opts.IO.ErrOut, &sum, opts.IO.ColorEnabled()); err != nil {
 				return err
 			}
@@ -193,6 +194,24 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
 	return err
+}
+
+// tagFunc returns how output lines are tagged in the tag mode: by the task's input
+// (--tag; the id of a task without one), by the --tagstring, or (nil) by the id.
+func (o *ExecOptions) tagFunc() func(t *jobs.Task, slot int) string {
+	switch {
+	case o.TagString != nil:
+		ts := o.TagString
+		return func(t *jobs.Task, slot int) string { return ts.Expand(t.Input(), t.Index, slot) }
+	case o.TagInput:
+		return func(t *jobs.Task, slot int) string {
+			if in := t.Input(); in != "" {
+				return in
+			}
+			return t.ID
+		}
+	}
+	return nil
 }
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when

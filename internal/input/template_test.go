@@ -132,3 +132,16 @@ func TestTemplateCommandForDisplay(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+func TestTagString(t *testing.T) {
+	for _, tt := range []struct{ tmpl, item, want string }{
+		{"{}", "dir/a b.tar.gz", "dir/a b.tar.gz"},
+		{"{#}:{/.}@{%}", "dir/photo.jpg", "3:photo@2"},
+		{"fixed", "x", "fixed"},
+		{"$(touch PWNED) {}", "`x`", "$(touch PWNED) `x`"},
+	} {
+		if got := NewTagString(tt.tmpl).Expand(tt.item, 3, 2); got != tt.want {
+			t.Errorf("NewTagString(%q).Expand(%q): got %q, want %q", tt.tmpl, tt.item, got, tt.want)
+		}
+	}
+}
