@@ -298,3 +298,41 @@ func TestE2ENamesFromInput(t *testing.T) {
 		t.Errorf("--tagstring: got exit %d, stdout %q", code, r.stdout.String())
 	}
 }
+
+// TestE2EDryRunPipesToSh: `gorun exec --dry-run … | sh` prints what the run prints,
+// for every hostile item, in every template form, and for a task file's dir and env.
+func TestE2EDryRunPipesToSh(t *testing.T) {
+	items := []string{"plain", "two words", "tab\there", "new\nline", `it's "quoted"`, "$(touch PWNED)", "`touch PWNED`", "; rm -rf x |", "*", "-n", "back\\slash", "bad\xffutf8"}
+	dir := t.TempDir()
+	tasks := writeFile(t, "t.yaml", "tasks:\n  - id: where\n    run: pwd; echo \"$GREETING\"\n    dir: "+dir+"\n    env: {GREETING: \"hello 'you'\"}\n")
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin string
+	}{
+		{"argv template", []string{"exec", "-0", "-k", "--", "printf", "[%s]\\n", "{}", "{/.}"}, strings.Join(items, "\x00")},
+		{"shell template", []string{"exec", "-0", "-k", "--", `printf '[%s]\n' "{}" {} '{}'`}, strings.Join(items, "\x00")},
+		{"command lines", []string{"exec", "-k"}, "echo one\nprintf '%s\\n' \"two  words\"; exit 3\necho after\n"},
+		{"task file", []string{"exec", tasks}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			with := func(flag ...string) []string { return append(append([]string{"exec"}, flag...), tt.args[1:]...) }
+			run := startGorunIn(t, dir, strings.NewReader(tt.stdin), with("-j", "1")...)
+			run.wait(t, 30*time.Second)
+			dry := startGorunIn(t, dir, strings.NewReader(tt.stdin), with("--dry-run")...)
+			if code := dry.wait(t, 30*time.Second); code != 0 {
+				t.Fatalf("--dry-run: exit %d; stderr:\n%s", code, dry.stderr.String())
+			}
+			sh := exec.Command("sh")
+			sh.Dir = dir
+			sh.Stdin = strings.NewReader(dry.stdout.String())
+			got, _ := sh.Output() // a task that fails fails under sh too
+			if string(got) != run.stdout.String() {
+				t.Errorf("--dry-run | sh printed\n%q\nthe run printed\n%q\n(--dry-run:\n%s)", got, run.stdout.String(), dry.stdout.String())
+			}
+			if _, err := os.Stat(filepath.Join(dir, "PWNED")); err == nil {
+				t.Fatal("an item ran as shell code")
+			}
+		})
+	}
+}

@@ -83,7 +83,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Halt, "halt", "never", "stop early: never, soon or now[,fail=N|fail=P%|success=N|success=P%]")
 	f.BoolVar(&g.FailFast, "fail-fast", false, "stop starting tasks at the first failure (--halt soon,fail=1)")
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
-	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
+	f.BoolVar(&g.DryRun, "dry-run", false, "print the command of each task, one per line, quoted for sh (--dry-run | sh runs them), and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }

@@ -52,7 +52,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	defer src.Close()
 	if opts.DryRun {
-		return listTasks(opts.IO.Out, src)
+		return printCommands(opts.IO.Out, src)
 	}
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
