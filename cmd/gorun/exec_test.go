@@ -187,6 +187,25 @@ func TestBadOptions(t *testing.T) {
 	}
 }
 
+// TestBadSources: input sources that cannot work are usage errors: nothing runs.
+func TestBadSources(t *testing.T) {
+	for _, tt := range []struct{ argv, want string }{
+		{"-- echo {3} ::: a ::: b", "the template names input source 3, and there are only 2"},
+		{"-- echo {2}", "the template names input source 2, and there are only 1"},
+		{"tasks.txt -- echo ::: a", "input sources (::: or ::::) replace the input FILE tasks.txt"},
+		{"-- echo :::+ a", ":::+ links a source to the one before it"},
+		{"-- echo ::::", ":::: needs at least one file"},
+	} {
+		t.Chdir(t.TempDir())
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+		_, err := parseExec(t, tt.argv, nil)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want a usage error containing %q", tt.argv, err, tt.want)
+		}
+	}
+}
+
 func TestStdinTerminalIsAUsageError(t *testing.T) {
 	t.Chdir(t.TempDir())
 	ios, _, _, _ := iostreams.Test()

@@ -65,6 +65,7 @@ type RunFlags struct {
 	Grace       time.Duration
 	Containment string
 	Null        bool
+	Link        bool
 	Halt        string
 	FailFast    bool
 	Lock        string
@@ -80,6 +81,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&g.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL what is left of the task")
 	f.StringVar(&g.Containment, "containment", "auto", "how a task's processes are held together: auto (cgroup where possible), subreaper or process-group")
 	f.BoolVarP(&g.Null, "null", "0", false, "input items end with NUL, not newline (for find -print0)")
+	f.BoolVar(&g.Link, "link", false, "take the values of the input sources (:::, ::::) together, first with first, not in every combination")
 	f.StringVar(&g.Halt, "halt", "never", "stop early: never, soon or now[,fail=N|fail=P%|success=N|success=P%]")
 	f.BoolVar(&g.FailFast, "fail-fast", false, "stop starting tasks at the first failure (--halt soon,fail=1)")
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
@@ -117,7 +119,7 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 		}
 		o.Halt = pipeline.Halt{When: "soon", Count: 1}
 	}
-	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
+	o.Null, o.Link, o.Lock, o.DryRun, o.Broker = g.Null, g.Link, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
 	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
 		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
 	}

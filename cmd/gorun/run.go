@@ -202,7 +202,13 @@ func (o *ExecOptions) tagFunc() func(t *jobs.Task, slot int) string {
 	switch {
 	case o.TagString != nil:
 		ts := o.TagString
-		return func(t *jobs.Task, slot int) string { return ts.Expand(t.Input(), t.Index, slot) }
+		return func(t *jobs.Task, slot int) string {
+			values := []string{t.Input()} // a command line of a stream: the line
+			if t.Template != nil {
+				values = t.TemplateValues()
+			}
+			return ts.Expand(values, t.Index, slot)
+		}
 	case o.TagInput:
 		return func(t *jobs.Task, slot int) string {
 			if in := t.Input(); in != "" {
@@ -330,6 +336,13 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 			src = input.NewSliceSource(f.Tasks(opts.Settings))
 		}
 	default:
+		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin
+			ps, err := input.NewProductSource(opts.Sources, opts.Link, opts.IO.In, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			return ps, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+		}
 		r := opts.IO.In
 		if !stdin {
 			fh, err := input.Open(name)

@@ -40,5 +40,7 @@ func TestTaskInput(t *testing.T) {
 
 type fakeTemplate struct{}
 
-func (fakeTemplate) Args(item string, seq, slot int) []string { return []string{"echo", item} }
-func (fakeTemplate) Command(item string, seq int) string      { return "echo " + item }
+func (fakeTemplate) Args(values []string, seq, slot int) []string {
+	return append([]string{"echo"}, values...)
+}
+func (fakeTemplate) Command(values []string, seq int) string { return "echo " + values[0] }
