@@ -339,3 +339,67 @@ func TestRunValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletionOffersFlagValues: shell completion offers the values of every flag
+// that takes one of a few.
+func TestCompletionOffersFlagValues(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"exec", "--output", ""}, []string{"grouped", "line", "tag", "jsonl", "none"}},
+		{[]string{"exec", "--format", ""}, []string{"auto", "yaml", "json", "jsonl", "lines"}},
+		{[]string{"exec", "--halt", ""}, []string{"never", "soon,fail=1", "now,fail=1"}},
+		{[]string{"exec", "--report-format", ""}, []string{"text", "json", "junit", "markdown"}},
+		{[]string{"exec", "--progress", ""}, []string{"auto", "always", "never"}},
+		{[]string{"exec", "--containment", ""}, []string{"auto", "subreaper", "process-group"}},
+		{[]string{"exec", "--log-format", ""}, []string{"text", "json"}},
+		{[]string{"validate", "--format", ""}, []string{"yaml", "jsonl"}},
+		{[]string{"report", "x.journal", "--format", ""}, []string{"text", "json", "junit", "markdown"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			ios, _, out, _ := iostreams.Test()
+			root := NewCmdRoot(ios, nil)
+			root.SetArgs(append([]string{"__complete"}, tt.args...))
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Split(strings.TrimSpace(out.String()), "\n")
+			for _, w := range tt.want {
+				if !slices.Contains(got, w) {
+					t.Errorf("got %q, want %q among them", got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestManPages: `gorun man` is listed in the help, and each page is headed by its own
+// command's name.
+func TestManPages(t *testing.T) {
+	ios, _, out, _ := iostreams.Test()
+	root := NewCmdRoot(ios, nil)
+	root.SetArgs([]string{"--help"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "\n  man ") {
+		t.Errorf("help does not list man:\n%s", out)
+	}
+	dir := t.TempDir()
+	root = NewCmdRoot(ios, nil)
+	root.SetArgs([]string{"man", dir})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for page, title := range map[string]string{"gorun.1": `"GORUN"`, "gorun-exec.1": `"GORUN-EXEC"`, "gorun-report.1": `"GORUN-REPORT"`} {
+		b, err := os.ReadFile(filepath.Join(dir, page))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := ".TH " + title + ` "1"`; !strings.Contains(string(b), want) {
+			t.Errorf("%s: got header %q, want %s", page, firstLine(string(b[:min(len(b), 200)])), want)
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // sources records where each flag's value came from: the command line, a GORUN_*
 // variable or the config file, so that an error names it (--rate, GORUN_WORKERS,
-// gorun.yaml: grace).
+// config file /etc/gorun.yaml: grace).
 type sources struct {
 	cmd  string            // the command path, for usage errors
 	from map[string]string // flag name → where its value came from; absent: the default
@@ -23,7 +23,8 @@ type sources struct {
 
 // applyEnvAndConfig sets every flag of fs that the command line did not set from its
 // GORUN_<FLAG> variable, else from the config file's key of the same name: --config
-// (or GORUN_CONFIG), else ./gorun.yaml, else $XDG_CONFIG_HOME/gorun/config.yaml. The
+// (or GORUN_CONFIG), else $XDG_CONFIG_HOME/gorun/config.yaml. A file that happens to
+// be in the current directory is never read: it may well be a task file. The
 // values go through the flags' own parsers, so one parser reads every value; a config
 // file key that is not a flag of exec is an error.
 func applyEnvAndConfig(cmdPath, configFlag string, fs *pflag.FlagSet) (*sources, error) {
@@ -51,7 +52,7 @@ func applyEnvAndConfig(cmdPath, configFlag string, fs *pflag.FlagSet) (*sources,
 		if v, ok := os.LookupEnv(envName(f.Name)); ok && v != "" {
 			value, from = v, envName(f.Name)
 		} else if conf != nil && conf.IsSet(f.Name) {
-			value, from = conf.GetString(f.Name), file+": "+f.Name
+			value, from = conf.GetString(f.Name), "config file "+file+": "+f.Name
 		} else {
 			return
 		}
@@ -95,6 +96,10 @@ func setFlag(fs *pflag.FlagSet, f *pflag.Flag, value string) error {
 		default:
 			return fmt.Errorf("invalid boolean %q: want true or false", value)
 		}
+	case "timeout", "workers": // parsed by the flag's own value, whose error says it all
+		if err := f.Value.Set(value); err != nil {
+			return err
+		}
 	}
 	return fs.Set(f.Name, value)
 }
@@ -119,14 +124,13 @@ func (s *sources) findFile(configFlag string) (string, error) {
 		}
 		return f, nil
 	}
-	candidates := []string{"gorun.yaml"}
-	if dir, err := os.UserConfigDir(); err == nil {
-		candidates = append(candidates, filepath.Join(dir, "gorun", "config.yaml"))
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", nil // neither $XDG_CONFIG_HOME nor $HOME: no config file
 	}
-	for _, f := range candidates {
-		if st, err := os.Stat(f); err == nil && !st.IsDir() {
-			return f, nil
-		}
+	f = filepath.Join(dir, "gorun", "config.yaml")
+	if st, err := os.Stat(f); err == nil && !st.IsDir() {
+		return f, nil
 	}
 	return "", nil
 }
@@ -137,12 +141,12 @@ func (s *sources) readFile(file string) (*viper.Viper, error) {
 	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	if err := v.ReadInConfig(); err != nil {
-		return nil, usagef(s.cmd, "read config %s: %v", file, firstLine(err.Error()))
+		return nil, usagef(s.cmd, "config file %s: %v", file, firstLine(err.Error()))
 	}
 	known := newExecFlags().set // the config file holds exec's settings
 	for _, k := range v.AllKeys() {
 		if known.Lookup(k) == nil {
-			return nil, usagef(s.cmd, "%s: unknown key %q", file, k)
+			return nil, usagef(s.cmd, "config file %s: unknown key %q", file, k)
 		}
 	}
 	return v, nil

@@ -245,7 +245,7 @@ func TestE2ELongInputLine(t *testing.T) {
 	if code := r.wait(t, 60*time.Second); code != 1 {
 		t.Errorf("got exit %d, want 1", code)
 	}
-	if got := r.stderr.String(); !strings.Contains(got, "task-1  failed") || !strings.Contains(got, "(input line 2)") || !strings.Contains(got, "argument list too long") {
+	if got := r.stderr.String(); !strings.Contains(got, `task-1 "printf %s aaaa`) || !strings.Contains(got, `…"  failed`) || !strings.Contains(got, "(input line 2)") || !strings.Contains(got, "argument list too long") {
 		t.Errorf("summary %q, want task-1 failed with a clear reason naming input line 2", got)
 	}
 	if !strings.Contains(r.stdout.String(), "after") {

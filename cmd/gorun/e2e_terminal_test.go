@@ -90,7 +90,7 @@ func TestE2EProgressOnTerminal(t *testing.T) {
 		}
 		line = strings.TrimSuffix(line, "\r") // the terminal's own CR LF
 		if i := strings.LastIndex(line, "\r"); i >= 0 {
-			line = line[i+1:]
+			line = strings.TrimPrefix(line[i+1:], "\x1b[K") // the bar erased
 		}
 		if !strings.HasPrefix(line, "line-") {
 			t.Errorf("task output mixed with the bar: %q", line)
@@ -143,5 +143,60 @@ func TestE2EVerboseLogs(t *testing.T) {
 	r.wait(t, 30*time.Second)
 	if strings.Contains(r.stderr.String(), "task started") {
 		t.Error("events logged without -v")
+	}
+}
+
+// TestE2EProgressFitsANarrowTerminal: in a terminal of 120 columns resized to 50 while
+// the run goes on, every redraw of the bar fits in the terminal's width of the moment,
+// so the terminal never wraps it and no stale copy is left.
+func TestE2EProgressFitsANarrowTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 120}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(gorunBin, "exec", progressTasks(t), "-j", "1")
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir(), "TERM=xterm")
+	cmd.Stdout, cmd.Stderr = tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	var out syncBuffer
+	done := make(chan struct{})
+	go func() { _, _ = io.Copy(&out, ptmx); close(done) }()
+	waitFor(t, 30*time.Second, "the bar at 120 columns", func() bool { return strings.Contains(out.String(), "] (") })
+	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 24, Cols: 50}); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(out.String())
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("gorun still running after 60s")
+	}
+	_ = cmd.Wait()
+	narrow := out.String()[mark:]
+	var frames []string
+	for _, line := range strings.Split(narrow, "\n") {
+		frames = append(frames, strings.Split(line, "\r")...)
+	}
+	drawn := 0
+	for i, f := range frames {
+		f = strings.TrimPrefix(strings.TrimSuffix(f, "\x1b[K"), "\x1b[K")
+		if i < 2 || !strings.Contains(f, "ok,") || strings.HasPrefix(f, "gorun:") {
+			continue // the frame in flight at the resize; lines that are not the bar
+		}
+		drawn++
+		if n := len([]rune(f)); n >= 50 {
+			t.Errorf("a frame of %d characters in a terminal of 50 columns: %q", n, f)
+		}
+	}
+	if drawn == 0 {
+		t.Errorf("no bar drawn after the resize to 50 columns:\n%q", narrow)
 	}
 }

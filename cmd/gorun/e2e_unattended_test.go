@@ -326,14 +326,19 @@ func validateJUnitFile(t *testing.T, path string) { testutil.ValidateJUnit(t, pa
 func TestE2EValidateAndDryRun(t *testing.T) {
 	dir := t.TempDir()
 	tasks := writeFile(t, "t.yaml", fmt.Sprintf("version: 1\ndefaults:\n  timeout: 30s\ntasks:\n  - id: make-file\n    run: touch %s/ran\n    retries: 2\n    dir: /tmp\n", dir))
-	for _, args := range [][]string{{"validate", tasks}, {"exec", tasks, "--dry-run"}} {
-		r := startGorun(t, nil, args...)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"validate", tasks}, "ID         TIMEOUT  RETRIES  DIR   COMMAND\nmake-file  30s      2        /tmp  touch " + dir + "/ran\n"},
+		{[]string{"exec", tasks, "--dry-run"}, "(cd /tmp && exec /bin/sh -c 'touch " + dir + "/ran')  # make-file\n"},
+	} {
+		r := startGorun(t, nil, tt.args...)
 		if code := r.wait(t, 30*time.Second); code != 0 {
-			t.Fatalf("%v: exit %d; stderr:\n%s", args, code, r.stderr)
+			t.Fatalf("%v: exit %d; stderr:\n%s", tt.args, code, r.stderr)
 		}
-		want := "ID         TIMEOUT  RETRIES  DIR   COMMAND\nmake-file  30s      2        /tmp  touch " + dir + "/ran\n"
-		if got := r.stdout.String(); got != want {
-			t.Errorf("%v: got\n%s\nwant\n%s", args, got, want)
+		if got := r.stdout.String(); got != tt.want {
+			t.Errorf("%v: got\n%s\nwant\n%s", tt.args, got, tt.want)
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {

@@ -28,35 +28,42 @@ type ExecOptions struct {
 	StartGuard func(runID, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                       // closed at a second interrupt
 
-	File        string          // task file; "" or "-": standard input
-	Format      string          // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template    *input.Template // the command template after --, or nil
-	Null        bool            // input items end with NUL
-	Workers     *int            // nil: the task file's, else the number of CPUs
-	Rate        *rate.Limit     // nil: the task file's, else unlimited
-	Burst       int             // starts allowed at once
-	Settings    jobs.Settings   // per-task settings given outside the task file
-	Grace       time.Duration
-	Containment process.Containment // the strongest containment to try
-	Output      pipeline.Output
-	KeepOrder   bool
-	Halt        pipeline.Halt
-	Journal     string        // append results here
-	Resume      bool          // skip tasks that succeeded in the journal
-	Lock        string        // refuse to run while another run holds this lock
-	Report      string        // write a report here
-	ReportFmt   report.Format // its format
-	Metrics     string        // write Prometheus metrics here
-	Quiet       bool
-	DryRun      bool
-	Broker      string        // run on the workers of this NATS broker
-	AckWait     time.Duration // the broker's redelivery timeout
-	OrphanAfter time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
-	Retain      time.Duration // with Broker: keep the run's record this long after its end
-	Conn        ConnFlags     // how to reach the broker: token, TLS, patience
-	Progress    string        // auto, always or never
-	Verbose     bool
-	LogFormat   string // text or json
+	File     string             // task file; "" or "-": standard input
+	Format   string             // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template *input.Template    // the command template after --, or nil
+	Sources  []input.SourceSpec // input sources after the template (::: a b, :::: file); nil: FILE or stdin
+	Link     bool               // --link: every input source linked to the others
+	Null     bool               // input items end with NUL
+	Workers  *int               // nil: the task file's, else the number of CPUs
+	Rate     *rate.Limit        // nil: the task file's, else unlimited
+	Burst    int                // starts allowed at once
+	Settings jobs.Settings      // per-task settings given outside the task file
+	// TimeoutPercent > 0: a task without a timeout of its own times out after this
+	// percentage of the median duration of the tasks finished when it starts.
+	TimeoutPercent float64
+	Grace          time.Duration
+	Containment    process.Containment // the strongest containment to try
+	Output         pipeline.Output
+	KeepOrder      bool
+	TagInput       bool             // --tag: output lines are tagged with the task's input
+	TagString      *input.TagString // --tagstring: output lines are tagged with this
+	Halt           pipeline.Halt
+	Journal        string        // append results here
+	Resume         bool          // skip tasks that succeeded in the journal
+	Lock           string        // refuse to run while another run holds this lock
+	Report         string        // write a report here
+	ReportFmt      report.Format // its format
+	Metrics        string        // write Prometheus metrics here
+	Quiet          bool
+	DryRun         bool
+	Broker         string        // run on the workers of this NATS broker
+	AckWait        time.Duration // the broker's redelivery timeout
+	OrphanAfter    time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
+	Retain         time.Duration // with Broker: keep the run's record this long after its end
+	Conn           ConnFlags     // how to reach the broker: token, TLS, patience
+	Progress       string        // auto, always or never
+	Verbose        bool
+	LogFormat      string // text or json
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -65,13 +72,16 @@ const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
   # one shell command per line from a pipe; each gets 30 seconds
   generate-commands | gorun exec -j 8 --timeout 30s
 
+  # every combination of two input sources, as GNU parallel
+  gorun exec -- convert {1} -resize {2} {1.}-{2}.jpg ::: *.png ::: 50% 25%
+
   # xargs style: each file name becomes an argument (no shell involved)
   find . -name '*.png' -print0 | gorun exec -0 -j 8 -- convert {} {.}.jpg
 
   # one result object per task, for jq
   cat urls.txt | gorun exec -o jsonl --rate 5/s -- 'curl -fsS "{}" | wc -c' | jq .status
 
-  # from cron: every setting can come from the environment or gorun.yaml
+  # from cron: every setting can come from the environment or the config file
   GORUN_WORKERS=4 gorun exec /etc/nightly/tasks.yaml`
 
 // NewCmdExec returns `gorun exec`. runF, when not nil, receives the options instead of
@@ -98,6 +108,11 @@ slot; with none of them, the line is appended as the last argument. Several word
 directly, without a shell; one word is a shell command line. Either way an input line
 is only ever an argument: it can never become shell code, whatever it holds.
 
+As in GNU parallel, input sources may follow the template instead of stdin:
+::: VALUES, :::: FILES (their lines; - is stdin), :::+ and ::::+ (linked to the source
+before). Several sources run every combination; --link takes them together. {1}, {2}
+... are each source's value, with the modifiers of {}: {1.} {2/} {1//} {2/.}.
+
 Every flag can also be set as an environment variable GORUN_<FLAG> (GORUN_RETRY_DELAY
 for --retry-delay) or as a key of the config file. A flag beats the environment, the
 environment beats the config file, and all three beat the task file's defaults; a
@@ -108,12 +123,9 @@ usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --
 130 interrupted by SIGINT, 143 by SIGTERM, 129 by SIGHUP.`,
 		Example: execExample,
 		Args: func(cmd *cobra.Command, args []string) error {
-			files := args
-			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
-				files = args[:dash]
-				if dash == len(args) {
-					return usagef(cmd.CommandPath(), "empty command template after --")
-				}
+			files, template := splitArgs(cmd, args)
+			if template != nil && len(template) == 0 {
+				return usagef(cmd.CommandPath(), "empty command template after --")
 			}
 			if len(files) > 1 {
 				return usagef(cmd.CommandPath(), "exec takes one input FILE, got %d: %q (a command template goes after --)", len(files), files)
@@ -121,10 +133,7 @@ usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, template := args, []string(nil)
-			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
-				files, template = args[:dash], args[dash:]
-			}
+			files, template := splitArgs(cmd, args)
 			if len(files) == 1 {
 				opts.File = files[0]
 			}
@@ -138,7 +147,24 @@ usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --
 		},
 	}
 	flags.add(cmd)
+	completeFlagValues(cmd, flagValues())
 	return cmd
+}
+
+// splitArgs splits exec's arguments into the input FILE (at most one) and the command
+// template with its input sources: what follows --, or, as GNU parallel takes it, all
+// of them when they hold an input source (gorun exec echo {} ::: a b). template is
+// nil without either, and empty after a -- with nothing after it.
+func splitArgs(cmd *cobra.Command, args []string) (files, template []string) {
+	if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+		return args[:dash], append([]string{}, args[dash:]...)
+	}
+	for _, a := range args {
+		if a == ":::" || a == "::::" {
+			return nil, args
+		}
+	}
+	return args, nil
 }
 
 // detectFormat guesses the input format from the file's extension: stdin is lines.
@@ -209,8 +235,19 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		if o.Format != "lines" {
 			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)
 		}
-		if o.Template, err = input.NewTemplate(template, jobs.DefaultShell); err != nil {
+		if template, o.Sources, err = input.SplitSources(template); err != nil {
 			return usagef(path, "%v", err)
+		}
+		if o.Sources != nil && o.File != "" {
+			return usagef(path, "input sources (::: or ::::) replace the input FILE %s: give one or the other", o.File)
+		}
+		if len(template) > 0 { // none, with sources: their values are command lines
+			if o.Template, err = input.NewTemplate(template, jobs.DefaultShell); err != nil {
+				return usagef(path, "%v", err)
+			}
+			if n, have := o.Template.MaxSource(), max(len(o.Sources), 1); n > have {
+				return usagef(path, "the template names input source %d, and there are only %d", n, have)
+			}
 		}
 	}
 	if o.Null && o.Format != "lines" {
@@ -220,7 +257,7 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		record.Path{Flag: "--report", Name: o.Report}, record.Path{Flag: "--metrics", Name: o.Metrics}); err != nil {
 		return usagef(path, "%v", err)
 	}
-	if (o.File == "" || o.File == "-") && o.IO.IsStdinTTY() {
+	if (o.File == "" || o.File == "-") && o.Sources == nil && o.IO.IsStdinTTY() {
 		return usagef(path, "no task file given and standard input is a terminal: name a FILE, or pipe commands in")
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -62,12 +63,21 @@ func TestExecOptions(t *testing.T) {
 			want: ExecOptions{Format: "lines", Null: true, KeepOrder: true, Burst: 1, Grace: 5 * time.Second, Output: pipeline.Tag}, tmpl: "convert {} {.}.jpg"},
 		{name: "jsonl by extension", argv: "tasks.jsonl",
 			want: ExecOptions{File: "tasks.jsonl", Format: "jsonl", Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
+		{name: "parallel's numbers: seconds, workers relative to the CPUs", argv: "-t 30 -j +2",
+			want: ExecOptions{Format: "lines", Workers: n(runtime.NumCPU() + 2), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
+				Settings: jobs.Settings{Timeout: dur(30 * time.Second)}}},
+		{name: "timeout as a percentage of the median, workers as one of the CPUs", argv: "-t 200% -j 200%",
+			want: ExecOptions{Format: "lines", Workers: n(2 * runtime.NumCPU()), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
+				Settings: jobs.Settings{Timeout: dur(0)}, TimeoutPercent: 200}},
+		{name: "workers: all CPUs but one, from the environment", argv: "-", env: map[string]string{"GORUN_WORKERS": "-1", "GORUN_TIMEOUT": "1.5"},
+			want: ExecOptions{File: "-", Format: "lines", Workers: n(max(1, runtime.NumCPU()-1)), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped,
+				Settings: jobs.Settings{Timeout: dur(1500 * time.Millisecond)}}},
 		{name: "unlimited rate", argv: "--rate inf",
 			want: ExecOptions{Format: "lines", Rate: lim(rate.Inf), Burst: 1, Grace: 5 * time.Second, Output: pipeline.Grouped}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Chdir(t.TempDir()) // no ./gorun.yaml
+			t.Chdir(t.TempDir())
 			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 			got, err := parseExec(t, tt.argv, tt.env)
 			if err != nil {
@@ -80,13 +90,25 @@ func TestExecOptions(t *testing.T) {
 	}
 }
 
-func TestConfigFilePrecedence(t *testing.T) {
-	dir := t.TempDir()
-	t.Chdir(dir)
-	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	if err := os.WriteFile("gorun.yaml", []byte("workers: 9\ntimeout: 10s\ngrace: 2s\n"), 0o644); err != nil {
+// writeUserConfig writes the config file gorun finds by itself,
+// $XDG_CONFIG_HOME/gorun/config.yaml, in a fresh XDG_CONFIG_HOME, and returns its path.
+func writeUserConfig(t *testing.T, content string) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", home)
+	file := filepath.Join(home, "gorun", "config.yaml")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeUserConfig(t, "workers: 9\ntimeout: 10s\ngrace: 2s\n")
 	got, err := parseExec(t, "-t 20s", map[string]string{"GORUN_GRACE": "3s"})
 	if err != nil {
 		t.Fatal(err)
@@ -104,6 +126,29 @@ func TestConfigFilePrecedence(t *testing.T) {
 	}
 }
 
+// TestConfigNotFromCurrentDir: a task file that happens to be named gorun.yaml in the
+// current directory is a task file, not the config file; and an error in the config
+// file says it is one.
+func TestConfigNotFromCurrentDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	if err := os.WriteFile("gorun.yaml", []byte("tasks:\n  - run: echo hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseExec(t, "gorun.yaml", nil)
+	if err != nil {
+		t.Fatalf("got %v, want gorun.yaml read as a task file only", err)
+	}
+	if got.File != "gorun.yaml" || got.Workers != nil {
+		t.Errorf("got file %q workers %v, want gorun.yaml and no workers from a config file", got.File, got.Workers)
+	}
+	file := writeUserConfig(t, "tasks: []\n")
+	_, err = parseExec(t, "gorun.yaml", nil)
+	if want := "config file " + file + `: unknown key "tasks"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want an error containing %q", err, want)
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	tests := []struct {
 		name, argv string
@@ -113,24 +158,25 @@ func TestBadOptions(t *testing.T) {
 	}{
 		{name: "bad rate flag", argv: "-r fast", want: `--rate: invalid rate "fast"`},
 		{name: "bad workers env", env: map[string]string{"GORUN_WORKERS": "lots"}, want: `GORUN_WORKERS: invalid number "lots"`},
-		{name: "zero workers", argv: "-j 0", want: `--workers: must be at least 1, got 0`},
-		{name: "negative timeout", argv: "-t -1s", want: `--timeout: invalid duration "-1s"`},
+		{name: "zero workers", argv: "-j 0", want: `"-j, --workers" flag: must be at least 1, got 0`},
+		{name: "relative workers", argv: "-j +x", want: `invalid number "+x": want N, +N or -N`},
+		{name: "negative timeout", argv: "-t -1s", want: `invalid duration "-1s": must not be negative`},
+		{name: "bad timeout env", env: map[string]string{"GORUN_TIMEOUT": "soon"}, want: `GORUN_TIMEOUT: invalid duration "soon"`},
+		{name: "bad timeout percent", argv: "-t 0%", want: `invalid timeout "0%"`},
 		{name: "bad output", argv: "-o fancy", want: `--output: invalid output mode "fancy"`},
 		{name: "unknown flag", argv: "--frobnicate", want: "unknown flag: --frobnicate"},
 		{name: "two files", argv: "a.yaml b.yaml", want: "exec takes one input FILE"},
 		{name: "template with a task file", argv: "t.yaml -- echo {}", want: "a command template takes lines of input, not a yaml task file"},
 		{name: "null with jsonl", argv: "-0 --format jsonl", want: "--null reads NUL-separated items"},
-		{name: "bad config value", config: "grace: soon\n", want: `gorun.yaml: grace: invalid duration "soon"`},
-		{name: "unknown config key", config: "wrkers: 2\n", want: `gorun.yaml: unknown key "wrkers"`},
+		{name: "bad config value", config: "grace: soon\n", want: `gorun/config.yaml: grace: invalid duration "soon"`},
+		{name: "unknown config key", config: "wrkers: 2\n", want: `gorun/config.yaml: unknown key "wrkers"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(t.TempDir())
 			t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 			if tt.config != "" {
-				if err := os.WriteFile("gorun.yaml", []byte(tt.config), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				writeUserConfig(t, tt.config)
 			}
 			_, err := parseExec(t, tt.argv+" -", tt.env)
 			var ue *usageError
@@ -138,6 +184,25 @@ func TestBadOptions(t *testing.T) {
 				t.Errorf("got %v, want a usage error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestBadSources: input sources that cannot work are usage errors: nothing runs.
+func TestBadSources(t *testing.T) {
+	for _, tt := range []struct{ argv, want string }{
+		{"-- echo {3} ::: a ::: b", "the template names input source 3, and there are only 2"},
+		{"-- echo {2}", "the template names input source 2, and there are only 1"},
+		{"tasks.txt -- echo ::: a", "input sources (::: or ::::) replace the input FILE tasks.txt"},
+		{"-- echo :::+ a", ":::+ links a source to the one before it"},
+		{"-- echo ::::", ":::: needs at least one file"},
+	} {
+		t.Chdir(t.TempDir())
+		t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+		_, err := parseExec(t, tt.argv, nil)
+		var ue *usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want a usage error containing %q", tt.argv, err, tt.want)
+		}
 	}
 }
 
@@ -179,6 +244,7 @@ func diffOptions(got, want *ExecOptions, tmpl string) string {
 	check("Timeout", deref(got.Settings.Timeout, -1), deref(want.Settings.Timeout, -1))
 	check("Retries", deref(got.Settings.Retries, -1), deref(want.Settings.Retries, -1))
 	check("RetryDelay", deref(got.Settings.RetryDelay, -1), deref(want.Settings.RetryDelay, -1))
+	check("TimeoutPercent", got.TimeoutPercent, want.TimeoutPercent)
 	return strings.Join(d, ", ")
 }
 
@@ -315,7 +381,7 @@ func TestSettingPrecedence(t *testing.T) {
 			}
 			os.WriteFile("tasks.yaml", []byte(file), 0o644)
 			if tt.set.config {
-				os.WriteFile("gorun.yaml", []byte("timeout: 4s\n"), 0o644)
+				writeUserConfig(t, "timeout: 4s\n")
 			}
 			env := map[string]string{}
 			if tt.set.env {

@@ -20,22 +20,23 @@ import (
 
 // TaskFlags shape each task; exec and validate share them.
 type TaskFlags struct {
-	Timeout    time.Duration
+	Timeout    timeoutValue
 	Retries    int
 	RetryDelay time.Duration
 	Format     string
 }
 
 func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
-	f.DurationVarP(&g.Timeout, "timeout", "t", 0, "per-task timeout; 0: none")
+	f.VarP(&g.Timeout, "timeout", "t", "per-task timeout: seconds (30), a duration (500ms, 5m), or a percentage of the median duration of the tasks finished so far (200%); 0: none")
 	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
 }
 
 func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
-	if o.Settings.Timeout, err = durationIfSet(f, s, "timeout", g.Timeout); err != nil {
-		return err
+	if f.Changed("timeout") {
+		fixed := g.Timeout.t.Fixed // 0 with a percentage: no fixed timeout, over the file's defaults
+		o.Settings.Timeout, o.TimeoutPercent = &fixed, g.Timeout.t.Percent
 	}
 	if f.Changed("retries") {
 		if g.Retries < 0 {
@@ -58,12 +59,13 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 
 // RunFlags say how many tasks start, how fast, where, and how they are stopped.
 type RunFlags struct {
-	Workers     int
+	Workers     workersValue
 	Rate        string
 	Burst       int
 	Grace       time.Duration
 	Containment string
 	Null        bool
+	Link        bool
 	Halt        string
 	FailFast    bool
 	Lock        string
@@ -75,16 +77,17 @@ type RunFlags struct {
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
-	f.IntVarP(&g.Workers, "workers", "j", 0, "tasks running at once (default: number of CPUs)")
+	f.VarP(&g.Workers, "workers", "j", "tasks running at once: N, or relative to the CPUs: +N, -N, N% (default: number of CPUs)")
 	f.StringVarP(&g.Rate, "rate", "r", "", "task starts per unit: 2/s, 100/m, 0.5/s, 10 (per second); 0 or inf: unlimited (default unlimited)")
 	f.IntVar(&g.Burst, "burst", 1, "starts allowed at once before the rate applies")
 	f.DurationVar(&g.Grace, "grace", 5*time.Second, "after SIGTERM, wait this long, then SIGKILL what is left of the task")
 	f.StringVar(&g.Containment, "containment", "auto", "how a task's processes are held together: auto (cgroup where possible), subreaper or process-group")
 	f.BoolVarP(&g.Null, "null", "0", false, "input items end with NUL, not newline (for find -print0)")
+	f.BoolVar(&g.Link, "link", false, "take the values of the input sources (:::, ::::) together, first with first, not in every combination")
 	f.StringVar(&g.Halt, "halt", "never", "stop early: never, soon or now[,fail=N|fail=P%|success=N|success=P%]")
 	f.BoolVar(&g.FailFast, "fail-fast", false, "stop starting tasks at the first failure (--halt soon,fail=1)")
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
-	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
+	f.BoolVar(&g.DryRun, "dry-run", false, "print the command of each task, one per line, quoted for sh (--dry-run | sh runs them), and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 	f.DurationVar(&g.OrphanAfter, "orphan-after", cluster.DefaultOrphanAfter, "with --broker: cancel the run once this submitter has been silent this long (killed, cut off); 0: never")
@@ -93,10 +96,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 
 func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
 	if f.Changed("workers") {
-		if g.Workers < 1 {
-			return s.errorf("workers", "must be at least 1, got %d", g.Workers)
-		}
-		o.Workers = &g.Workers
+		o.Workers = &g.Workers.n
 	}
 	if f.Changed("rate") {
 		r, err := input.ParseRate(g.Rate)
@@ -123,7 +123,7 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 		}
 		o.Halt = pipeline.Halt{When: "soon", Count: 1}
 	}
-	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
+	o.Null, o.Link, o.Lock, o.DryRun, o.Broker = g.Null, g.Link, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
 	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
 		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
 	}
@@ -147,6 +147,8 @@ type OutputFlags struct {
 	Progress  string
 	Verbose   bool
 	LogFormat string
+	Tag       bool
+	TagString string
 }
 
 func (g *OutputFlags) addFlags(f *pflag.FlagSet) {
@@ -156,6 +158,8 @@ func (g *OutputFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Progress, "progress", "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never")
 	f.BoolVarP(&g.Verbose, "verbose", "v", false, "log each run and task event on stderr")
 	f.StringVar(&g.LogFormat, "log-format", "text", "format of -v logs: text or json")
+	f.BoolVar(&g.Tag, "tag", false, "prefix each output line with the task's input and a tab, as GNU parallel's --tag (-o tag)")
+	f.StringVar(&g.TagString, "tagstring", "", "prefix each output line with this text and a tab; {} {.} {/} {//} {/.} {#} {%} are replaced (-o tag)")
 }
 
 func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
@@ -163,6 +167,18 @@ func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
 		return s.errorf("output", "%v", err)
 	}
 	o.KeepOrder, o.Quiet, o.Verbose = g.KeepOrder, g.Quiet, g.Verbose
+	if g.Tag || g.TagString != "" {
+		if g.Tag && g.TagString != "" {
+			return usagef(s.cmd, "--tag tags with the input, --tagstring with a text of yours: give one or the other")
+		}
+		if _, set := s.from["output"]; set && o.Output != pipeline.Tag && o.Output != pipeline.Line {
+			return usagef(s.cmd, "--tag and --tagstring tag output lines: they go with -o tag, not -o %s", o.Output)
+		}
+		o.Output, o.TagInput = pipeline.Tag, g.Tag
+		if g.TagString != "" {
+			o.TagString = input.NewTagString(g.TagString)
+		}
+	}
 	if o.Quiet {
 		o.Output = pipeline.None // chronic's way: output only when something failed, in the summary
 	}

@@ -88,7 +88,9 @@ func exitCodeOf(err error) int {
 		return exitCancelled
 	case errors.Is(err, errTasksFailed):
 		return exitFailed
-	case errors.Is(err, errBrokenPipe):
+	case errors.Is(err, errBrokenPipe), errors.Is(err, syscall.EPIPE):
+		// Any command whose reader went away (validate | head -1): quietly, as a
+		// program killed by SIGPIPE.
 		return exitSIGPIPE
 	case errors.As(err, &held):
 		return exitLockHeld

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"errors"
+	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,18 +59,31 @@ XML or Markdown, on stdout.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "text, json, junit or markdown")
+	completeFlagValues(cmd, map[string][]string{"format": flagValues()["report-format"]})
 	return cmd
 }
 
-// runReport renders the report of the journal: the last result of each task, and the
-// span of every run in it.
+// runReport renders the report of the journal as the run rendered its own: the last
+// result of each task in input order, skipped tasks included, the span of every run in
+// it, and the id and host of the last run. A journal that is missing or cannot be read
+// is an input error: there is nothing to report.
 func runReport(opts *ReportOptions) error {
-	results, err := journal.Latest(opts.Journal)
+	if _, err := os.Stat(opts.Journal); err != nil {
+		return &jobs.InputError{File: opts.Journal, Msg: errors.Unwrap(err).Error()}
+	}
+	results, runs, err := journal.LatestRuns(opts.Journal)
 	if err != nil {
 		return &jobs.InputError{File: opts.Journal, Msg: err.Error()}
 	}
+	if len(runs) == 0 {
+		return &jobs.InputError{File: opts.Journal, Msg: "not a gorun journal: no run in it"}
+	}
+	// Input order: by each task's index in its last run (the same index across the
+	// resumed runs of one input), ties in the order the tasks first appear.
+	slices.SortStableFunc(results, func(a, b jobs.Result) int { return cmp.Compare(a.Index, b.Index) })
 	sum := report.Summarize(results)
-	run := report.Run{}
+	last := runs[len(runs)-1]
+	run := report.Run{ID: last.RunID, Hostname: last.Hostname, StartedAt: runs[0].StartedAt}
 	var end time.Time
 	for _, r := range results {
 		if r.StartedAt.IsZero() {
@@ -79,7 +96,7 @@ func runReport(opts *ReportOptions) error {
 			end = e
 		}
 	}
-	if !run.StartedAt.IsZero() {
+	if !run.StartedAt.IsZero() && end.After(run.StartedAt) {
 		sum.Wall = end.Sub(run.StartedAt)
 	}
 	return report.Write(opts.IO.Out, opts.Format, run, sum, report.SliceResults(results))

@@ -38,7 +38,7 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.PersistentFlags().String("config", "", "config file (default ./gorun.yaml, then $XDG_CONFIG_HOME/gorun/config.yaml)")
+	root.PersistentFlags().String("config", "", "config file (default $GORUN_CONFIG, else $XDG_CONFIG_HOME/gorun/config.yaml)")
 	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile of gorun itself to this file (for pprof)")
 	_ = root.PersistentFlags().MarkHidden("cpuprofile")
 	var stopProfile func()

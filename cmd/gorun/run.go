@@ -53,7 +53,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	defer src.Close()
 	if opts.DryRun {
-		return listTasks(opts.IO.Out, src)
+		return printCommands(opts.IO.Out, src)
 	}
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
@@ -99,9 +99,10 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
+		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
+	popts.Tag = opts.tagFunc()
 	rec, err := record.Open(record.Options{
 		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
 		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics,
@@ -157,7 +158,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 			"skipped", sum.Counts[jobs.Skipped], "wall", sum.Wall)
 	}
 	if inputErr == nil || sum.Started() > 0 { // a bad input that stopped everything says only that
-		if !opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total {
+		if !opts.Quiet || sum.Failed() > 0 { // quiet: a summary only when something failed
 			if err := report.WriteTextColor(opts.IO.ErrOut, &sum, opts.IO.ColorEnabled()); err != nil {
 				return err
 			}
@@ -209,6 +210,30 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
 	return err
+}
+
+// tagFunc returns how output lines are tagged in the tag mode: by the task's input
+// (--tag; the id of a task without one), by the --tagstring, or (nil) by the id.
+func (o *ExecOptions) tagFunc() func(t *jobs.Task, slot int) string {
+	switch {
+	case o.TagString != nil:
+		ts := o.TagString
+		return func(t *jobs.Task, slot int) string {
+			values := []string{t.Input()} // a command line of a stream: the line
+			if t.Template != nil {
+				values = t.TemplateValues()
+			}
+			return ts.Expand(values, t.Index, slot)
+		}
+	case o.TagInput:
+		return func(t *jobs.Task, slot int) string {
+			if in := t.Input(); in != "" {
+				return in
+			}
+			return t.ID
+		}
+	}
+	return nil
 }
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when
@@ -327,6 +352,13 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 			src = input.NewSliceSource(f.Tasks(opts.Settings))
 		}
 	default:
+		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin
+			ps, err := input.NewProductSource(opts.Sources, opts.Link, opts.IO.In, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			return ps, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+		}
 		r := opts.IO.In
 		if !stdin {
 			fh, err := input.Open(name)

@@ -52,6 +52,7 @@ line naming the file, line, column and key, and exit code 2.`,
 		},
 	}
 	cmd.Flags().AddFlagSet(flags.task)
+	completeFlagValues(cmd, flagValues())
 	return cmd
 }
 

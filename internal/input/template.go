@@ -8,44 +8,76 @@ import (
 	"github.com/gorun/gorun/internal/jobs"
 )
 
-// Repl is a replacement string of a command template.
-type Repl int
+// Repl is a replacement string of a command template: what it takes of the input
+// (Kind), and of which input source's value (Pos, 1-based; 0: of the whole input).
+type Repl struct {
+	Kind ReplKind
+	Pos  int
+}
 
-// The replacement strings, as GNU parallel spells them.
+// ReplKind is what a replacement string takes of a value.
+type ReplKind int
+
+// The replacement strings, as GNU parallel spells them. Each of the first five also
+// comes with a source's number, for that source's value: {1} {2.} {1/} {2//} {1/.}.
 const (
-	ReplItem      Repl = iota // {}    the input item
-	ReplNoExt                 // {.}   the item without its extension
-	ReplBase                  // {/}   the item's basename
-	ReplDir                   // {//}  the item's dirname ("." when it has none)
-	ReplBaseNoExt             // {/.}  the basename without its extension
-	ReplSeq                   // {#}   the task's 1-based sequence number
-	ReplSlot                  // {%}   the 1-based worker slot that runs it
+	ReplItem      ReplKind = iota // {}    the input item (several sources: their values, space-separated)
+	ReplNoExt                     // {.}   the item without its extension
+	ReplBase                      // {/}   the item's basename
+	ReplDir                       // {//}  the item's dirname ("." when it has none)
+	ReplBaseNoExt                 // {/.}  the basename without its extension
+	ReplSeq                       // {#}   the task's 1-based sequence number
+	ReplSlot                      // {%}   the 1-based worker slot that runs it
 	replCount
 )
 
 var replTokens = [replCount]string{"{}", "{.}", "{/}", "{//}", "{/.}", "{#}", "{%}"}
 
-// matchRepl returns the replacement string that s starts with, if any.
+// matchRepl returns the replacement string that s starts with, if any: {}, {.},
+// {/}, {//}, {/.}, {#}, {%}, and {N}, {N.}, {N/}, {N//}, {N/.} for a source N ≥ 1.
 func matchRepl(s string) (Repl, int, bool) {
 	if len(s) < 2 || s[0] != '{' {
-		return 0, 0, false
+		return Repl{}, 0, false
 	}
 	end := strings.IndexByte(s, '}')
 	if end < 0 {
-		return 0, 0, false
+		return Repl{}, 0, false
 	}
 	tok := s[:end+1]
+	digits := 0
+	for digits+1 < end && s[digits+1] >= '0' && s[digits+1] <= '9' {
+		digits++
+	}
+	pos := 0
+	if digits > 0 {
+		n, err := strconv.Atoi(s[1 : 1+digits])
+		if err != nil || n < 1 || s[1] == '0' {
+			return Repl{}, 0, false
+		}
+		pos, tok = n, "{"+s[1+digits:end+1]
+	}
 	for r, t := range replTokens {
-		if tok == t {
-			return Repl(r), len(t), true
+		if tok == t && (pos == 0 || ReplKind(r) <= ReplBaseNoExt) {
+			return Repl{Kind: ReplKind(r), Pos: pos}, end + 1, true
 		}
 	}
-	return 0, 0, false
+	return Repl{}, 0, false
 }
 
-// Value returns what r stands for, for the input item, sequence number and slot.
-func (r Repl) Value(item string, seq, slot int) string {
-	switch r {
+// Value returns what r stands for, for the input values (one per input source),
+// sequence number and slot. A source beyond the values stands for "".
+func (r Repl) Value(values []string, seq, slot int) string {
+	var item string
+	switch {
+	case r.Pos > len(values):
+	case r.Pos > 0:
+		item = values[r.Pos-1]
+	case len(values) == 1:
+		item = values[0]
+	default:
+		item = strings.Join(values, " ")
+	}
+	switch r.Kind {
 	case ReplNoExt:
 		return dropExt(item)
 	case ReplBase:
@@ -112,6 +144,10 @@ type Template struct {
 	script string   // shell mode: the command line with parameter references
 	params []Repl   // shell mode: the replacement each positional parameter holds
 	words  [][]part // argv mode
+	// appendValues: the template has no replacement string, so each input value is
+	// appended as an argument of its own (argv mode) or a positional parameter
+	// referenced at the end (shell mode, from the parameter after params).
+	appendValues bool
 }
 
 type part struct {
@@ -140,10 +176,23 @@ func NewTemplate(words []string, shell string) (*Template, error) {
 		}
 		t.words = append(t.words, parts)
 	}
-	if !found {
-		t.words = append(t.words, []part{{repl: ReplItem, isRe: true}})
-	}
+	t.appendValues = !found
 	return t, nil
+}
+
+// MaxSource returns the highest input source a replacement string of the template
+// names ({2} names 2), or 0 when none names one.
+func (t *Template) MaxSource() int {
+	most := 0
+	for _, r := range t.params {
+		most = max(most, r.Pos)
+	}
+	for _, parts := range t.words {
+		for _, p := range parts {
+			most = max(most, p.repl.Pos)
+		}
+	}
+	return most
 }
 
 func splitWord(w string) []part {
@@ -224,27 +273,31 @@ func (t *Template) compileShell(line string) {
 		}
 	}
 	if !found {
-		b.WriteString(` "` + ref(ReplItem) + `"`)
+		b.WriteString(` "$@"`) // every value, each one word, after the others
+		t.appendValues = true
 	}
 	t.script = b.String()
 }
 
-// Args returns the argv that runs the template for item, the task's sequence number
-// and its worker slot.
-func (t *Template) Args(item string, seq, slot int) []string {
+// Args returns the argv that runs the template for values (one per input source),
+// the task's sequence number and its worker slot.
+func (t *Template) Args(values []string, seq, slot int) []string {
 	if t.shell != "" {
-		args := make([]string, 0, 4+len(t.params))
+		args := make([]string, 0, 4+len(t.params)+len(values))
 		args = append(args, t.shell, "-c", t.script, "gorun")
 		for _, r := range t.params {
-			args = append(args, r.Value(item, seq, slot))
+			args = append(args, r.Value(values, seq, slot))
+		}
+		if t.appendValues {
+			args = append(args, values...)
 		}
 		return args
 	}
-	args := make([]string, len(t.words))
+	args := make([]string, len(t.words), len(t.words)+len(values))
 	for i, parts := range t.words {
 		if len(parts) == 1 {
 			if parts[0].isRe {
-				args[i] = parts[0].repl.Value(item, seq, slot)
+				args[i] = parts[0].repl.Value(values, seq, slot)
 			} else {
 				args[i] = parts[0].lit
 			}
@@ -253,21 +306,24 @@ func (t *Template) Args(item string, seq, slot int) []string {
 		var b strings.Builder
 		for _, p := range parts {
 			if p.isRe {
-				b.WriteString(p.repl.Value(item, seq, slot))
+				b.WriteString(p.repl.Value(values, seq, slot))
 			} else {
 				b.WriteString(p.lit)
 			}
 		}
 		args[i] = b.String()
 	}
+	if t.appendValues {
+		args = append(args, values...)
+	}
 	return args
 }
 
 // Command returns the command for item as a person reads it: in shell mode the
 // template with each value single-quoted in place, in argv mode the words joined.
-func (t *Template) Command(item string, seq int) string {
+func (t *Template) Command(values []string, seq int) string {
 	if t.shell == "" {
-		return jobs.JoinArgv(t.Args(item, seq, 0))
+		return jobs.JoinArgv(t.Args(values, seq, 0))
 	}
 	var b strings.Builder
 	src := t.source
@@ -275,7 +331,7 @@ func (t *Template) Command(item string, seq int) string {
 	for i := 0; i < len(src); {
 		if r, n, ok := matchRepl(src[i:]); ok {
 			found = true
-			b.WriteString(jobs.QuoteWord(r.Value(item, seq, 0)))
+			b.WriteString(jobs.QuoteWord(r.Value(values, seq, 0)))
 			i += n
 			continue
 		}
@@ -283,7 +339,9 @@ func (t *Template) Command(item string, seq int) string {
 		i++
 	}
 	if !found {
-		b.WriteString(" " + jobs.QuoteWord(item))
+		for _, v := range values {
+			b.WriteString(" " + jobs.QuoteWord(v))
+		}
 	}
 	return b.String()
 }

@@ -28,10 +28,13 @@ func (s Status) OK() bool { return s != Failed && s != TimedOut && s != Invalid 
 
 // Result is how one task ended. Its JSON field names are part of gorun's interface.
 type Result struct {
-	ID       string `json:"id"`
-	Index    int    `json:"index"`
-	Key      string `json:"-"` // the task's identity in a journal
-	Command  string `json:"command"`
+	ID      string `json:"id"`
+	Index   int    `json:"index"`
+	Key     string `json:"-"` // the task's identity in a journal
+	Command string `json:"command"`
+	// Input is what the input gave for a task it did not name (Task.Input): the item
+	// of a template, a command line of a stream.
+	Input    string `json:"input,omitempty"`
 	Status   Status `json:"status"`
 	ExitCode *int   `json:"exit_code"`        // nil: the process did not exit by itself
 	Signal   string `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
@@ -55,6 +58,9 @@ type Result struct {
 	Worker string `json:"worker,omitempty"`
 	Host   string `json:"host,omitempty"`
 }
+
+// Label returns how a person reads which task this is: see Label.
+func (r *Result) Label() string { return Label(r.ID, r.Input) }
 
 // Seconds is a duration that JSON writes as a number of seconds.
 type Seconds time.Duration
@@ -82,5 +88,5 @@ func InvalidResult(t *Task) Result {
 
 // SkippedResult is the result of a task that never started.
 func SkippedResult(t *Task, reason string) Result {
-	return Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Status: Skipped, Error: reason}
+	return Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Status: Skipped, Error: reason}
 }

@@ -31,6 +31,7 @@ type Task struct {
 	Argv       []string      // program and arguments, run without a shell
 	Template   Template      // when set, the command is Template applied to Item
 	Item       string        // the input item of a template task; the bad line of an invalid one
+	Values     []string      // with several input sources: one value each (Item joins them with spaces)
 	Invalid    *InputError   // when set, the input of this task was bad (where, and why): it never runs
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
@@ -48,7 +49,7 @@ type Task struct {
 // applied to the item, Argv itself, or the shell with `-c Run`.
 func (t *Task) Args(slot int) []string {
 	if t.Template != nil {
-		return t.Template.Args(t.Item, t.Index, slot)
+		return t.Template.Args(t.TemplateValues(), t.Index, slot)
 	}
 	if t.Argv != nil {
 		return t.Argv
@@ -79,7 +80,7 @@ func (t *Task) Command() string {
 	case t.Invalid != nil:
 		return t.Item
 	case t.Template != nil:
-		return t.Template.Command(t.Item, t.Index)
+		return t.Template.Command(t.TemplateValues(), t.Index)
 	case t.Argv == nil:
 		return t.Run
 	}
@@ -112,10 +113,20 @@ func QuoteWord(s string) string {
 // on the command line, applied to each line of input. Its methods are safe for
 // concurrent use.
 type Template interface {
-	// Args returns the argv for item, the task's 1-based number seq, in worker slot.
-	Args(item string, seq, slot int) []string
-	// Command returns the command for item as a person reads it.
-	Command(item string, seq int) string
+	// Args returns the argv for values (one per input source), the task's 1-based
+	// number seq, in worker slot.
+	Args(values []string, seq, slot int) []string
+	// Command returns the command for values as a person reads it.
+	Command(values []string, seq int) string
+}
+
+// TemplateValues returns the values a template task applies its template to: one per
+// input source (Values), or the one Item.
+func (t *Task) TemplateValues() []string {
+	if t.Values != nil {
+		return t.Values
+	}
+	return []string{t.Item}
 }
 
 // Settings are the per-task settings given outside the task file: on the command line,

@@ -38,6 +38,7 @@ type Header struct {
 	RunID     string    `json:"run_id"`
 	StartedAt time.Time `json:"started_at"`
 	Input     string    `json:"input,omitempty"` // the task file, or "stdin"
+	Hostname  string    `json:"hostname,omitempty"`
 }
 
 // Record is one finished task in a journal.
@@ -379,6 +380,12 @@ var ErrCorrupt = errors.New("corrupt journal")
 // before it is an error wrapping ErrCorrupt that names the line. A journal that does
 // not exist has no records.
 func Read(path string, fn func(Record) error) error {
+	return ReadRuns(path, nil, fn)
+}
+
+// ReadRuns is Read that also calls onRun, when not nil, with the header of each run,
+// in order, before that run's records.
+func ReadRuns(path string, onRun func(Header), fn func(Record) error) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -408,6 +415,10 @@ func Read(path string, fn func(Record) error) error {
 			continue
 		}
 		if probe.Type != "result" {
+			var h Header
+			if onRun != nil && json.Unmarshal(line, &h) == nil {
+				onRun(h)
+			}
 			continue
 		}
 		var rec Record
@@ -436,9 +447,16 @@ func Succeeded(path string) (map[string]bool, error) {
 // Latest returns the last result of each task in the journal, in the order the tasks
 // first appear: the state of a batch across its resumed runs.
 func Latest(path string) ([]jobs.Result, error) {
+	results, _, err := LatestRuns(path)
+	return results, err
+}
+
+// LatestRuns is Latest with the headers of the runs in the journal, in order.
+func LatestRuns(path string) ([]jobs.Result, []Header, error) {
 	var order []string
+	var runs []Header
 	last := make(map[string]jobs.Result)
-	err := Read(path, func(r Record) error {
+	err := ReadRuns(path, func(h Header) { runs = append(runs, h) }, func(r Record) error {
 		key := r.Key
 		if key == "" {
 			key = r.RunID + "/" + strconv.Itoa(r.Index)
@@ -453,7 +471,7 @@ func Latest(path string) ([]jobs.Result, error) {
 	for i, k := range order {
 		results[i] = last[k]
 	}
-	return results, err
+	return results, runs, err
 }
 
 // Keyer gives tasks their identity in a journal, so that a resumed run knows which

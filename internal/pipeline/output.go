@@ -183,14 +183,14 @@ func (p *printer) spools() bool {
 func (p *printer) streams() bool { return !p.keepOrder && (p.mode == Line || p.mode == Tag) }
 
 // captures returns the writers one task's stdout and stderr go to, and a function to
-// call once the task's process is done.
-func (p *printer) captures(t *jobs.Task) (stdout, stderr *process.Capture, done func()) {
+// call once the task's process is done; tag prefixes its lines in the Tag mode.
+func (p *printer) captures(tag string) (stdout, stderr *process.Capture, done func()) {
 	if !p.streams() {
 		return process.NewCapture(p.spools()), process.NewCapture(p.spools()), func() {}
 	}
 	var prefix []byte
 	if p.mode == Tag {
-		prefix = []byte(t.ID + "\t")
+		prefix = []byte(tag + "\t")
 	}
 	ow := &lineWriter{dst: p.stdout, prefix: prefix}
 	ew := &lineWriter{dst: p.stderr, prefix: prefix}
@@ -262,13 +262,13 @@ func outcomeMem(o *outcome) int {
 // print writes one task's output as the mode wants and emits its result.
 func (p *printer) print(r jobs.Result, o *outcome) {
 	if o != nil && o.stdout != nil {
-		p.writeOutput(r.ID, o.stdout, o.stderr)
+		p.writeOutput(o.tag, o.stdout, o.stderr)
 		o.close()
 	}
 	p.emitResult(r)
 }
 
-func (p *printer) writeOutput(id string, stdout, stderr io.WriterTo) {
+func (p *printer) writeOutput(tag string, stdout, stderr io.WriterTo) {
 	switch {
 	case p.mode == Grouped:
 		p.stdout.copyFrom(stdout)
@@ -276,7 +276,7 @@ func (p *printer) writeOutput(id string, stdout, stderr io.WriterTo) {
 	case p.spools(): // line or tag, kept for keep-order
 		var prefix []byte
 		if p.mode == Tag {
-			prefix = []byte(id + "\t")
+			prefix = []byte(tag + "\t")
 		}
 		for _, s := range []struct {
 			src io.WriterTo
@@ -320,7 +320,11 @@ func (p *printer) spillHeld(h *held) error {
 		_ = os.Remove(f.Name()) // unlinked: nothing is left behind
 		p.spill = f
 	}
-	res, err := json.Marshal(spillRecord{Result: h.r, Key: h.r.Key, DurationNS: int64(h.r.Duration)})
+	rec := spillRecord{Result: h.r, Key: h.r.Key, DurationNS: int64(h.r.Duration), Tag: h.r.ID}
+	if h.out != nil {
+		rec.Tag = h.out.tag
+	}
+	res, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
@@ -358,7 +362,7 @@ func (p *printer) printSpilled(h *held) {
 	if h.outLen+h.errLen > 0 {
 		stdout := io.NewSectionReader(p.spill, h.off+h.resLen, h.outLen)
 		stderr := io.NewSectionReader(p.spill, h.off+h.resLen+h.outLen, h.errLen)
-		p.writeOutput(r.ID, sectionWriterTo{stdout}, sectionWriterTo{stderr})
+		p.writeOutput(rec.Tag, sectionWriterTo{stdout}, sectionWriterTo{stderr})
 	}
 	p.emitResult(r)
 	if len(p.held) == 0 { // nothing spilled is waiting: start the file afresh
@@ -376,6 +380,7 @@ type spillRecord struct {
 	jobs.Result
 	Key        string `json:"key"`
 	DurationNS int64  `json:"duration_ns"`
+	Tag        string `json:"tag"` // of its output lines, in the Tag mode
 }
 
 type sectionWriterTo struct{ r *io.SectionReader }

@@ -30,6 +30,9 @@ type Options struct {
 	Stdout    io.Writer // where task stdout (or JSON results) go
 	Stderr    io.Writer // where task stderr goes
 	Halt      Halt      // when to stop early; the zero value never does
+	// Tag, when not nil, gives the tag of a task's output lines in the Tag mode, from
+	// the task and the worker slot of its attempt (--tag, --tagstring); nil: the id.
+	Tag func(t *jobs.Task, slot int) string
 
 	// Key, when not nil, gives each task its identity for the journal (Result.Key).
 	// It is called from one goroutine, in input order.
@@ -52,6 +55,12 @@ type Options struct {
 	// pool then gives attempts no deadline. A remote executor does, since its attempts
 	// may wait in a queue before a worker takes them.
 	RunnerTimesOut bool
+	// TimeoutPercent > 0 gives every task without a timeout of its own a timeout of
+	// this percentage of the median duration of the tasks that ran to their end before
+	// its attempt started (GNU parallel's --timeout 200%); none until one has.
+	TimeoutPercent float64
+
+	median *medianTimeout // set by Run from TimeoutPercent
 }
 
 // poolTimeout is the deadline the pool gives an attempt of t: none when the Runner
@@ -94,6 +103,9 @@ var ErrInterrupted = errors.New("run interrupted")
 // ErrBrokenPipe when the output was closed (the run was then stopped as if
 // interrupted).
 func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Result)) error {
+	if opts.TimeoutPercent > 0 {
+		opts.median = &medianTimeout{percent: opts.TimeoutPercent}
+	}
 	runCtx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
 	startCtx, stopStarting := context.WithCancelCause(runCtx)
@@ -141,6 +153,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
+				if d.Started { // before the next attempt starts, so that it sees this one
+					opts.median.add(d.Result.status, d.Result.attempt.Duration)
+				}
 				if cause, now := halt.add(d.Started, d.Result.status); cause != nil {
 					stopStarting(cause)
 					if now {
@@ -149,7 +164,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				}
 			},
 		}
-		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log), out)
+		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut), opts.Tag), out)
 		close(out)
 	}()
 
@@ -383,6 +398,7 @@ func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Resu
 // outcome is what a worker hands the fan-in goroutine for one attempt of a task. The
 // tails are taken when the attempt ends, so they outlive the captures.
 type outcome struct {
+	tag            string // the tag of its output lines in the Tag mode
 	attempt        jobs.Attempt
 	status         jobs.Status
 	stdout, stderr *process.Capture
@@ -400,14 +416,19 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(runner Runner, pr *printer, log *slog.Logger) pool.Func[jobs.Task, outcome] {
+func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag func(*jobs.Task, int) string) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
+		ctx, cancel := bound(ctx, &t)
+		defer cancel()
 		if log != nil {
 			log.Info("task started", "id", t.ID, "index", t.Index, "slot", slot, "attempt", attempt, "command", t.Command())
 		}
-		var o outcome
+		o := outcome{tag: t.ID}
+		if tag != nil {
+			o.tag = tag(&t, slot)
+		}
 		var done func()
-		o.stdout, o.stderr, done = pr.captures(&t)
+		o.stdout, o.stderr, done = pr.captures(o.tag)
 		o.attempt = runner.Run(ctx, &t, slot, attempt, o.stdout, o.stderr)
 		done()
 		o.status = jobs.StatusOf(ctx, o.attempt)
@@ -432,7 +453,7 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		}
 		return jobs.SkippedResult(t, cause.Error())
 	}
-	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Slot: d.Slot, Attempts: d.Attempts}
+	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Slot: d.Slot, Attempts: d.Attempts}
 	if d.Panic != nil {
 		r.Status = jobs.Failed
 		r.Error = fmt.Sprintf("task %s: %v", t.ID, d.Panic)

@@ -5,11 +5,14 @@ package progress
 import (
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
-	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/gorun/gorun/internal/jobs"
 )
@@ -18,16 +21,25 @@ import (
 // drawn at most this often, so a fast run pays nothing per task for its bar.
 const Interval = 150 * time.Millisecond
 
+// DefaultWidth is the width of a terminal whose size cannot be read.
+const DefaultWidth = 80
+
 // Bar is a progress bar on a terminal: done out of total (a count and a rate when the
 // total is not known, as for a stream), succeeded and failed counts, tasks per second
-// and, with a total, the time left.
+// and, with a total, the time left. It always fits on one line of the terminal: its
+// width is read at every redraw, so it follows a resize, and what does not fit is left
+// out (the bar itself first, then the time left, the rate, the counts), so that the
+// terminal never wraps it and erasing it leaves nothing behind.
 //
 // One goroutine, started by Start and ended by Stop, draws it. Add may be called from
 // any goroutine. Task output must reach the terminal through Wrap, which erases the
 // bar before each write; the bar comes back at the next redraw.
 type Bar struct {
 	mu    sync.Mutex // the terminal: held while the bar is drawn or output written
-	bar   *progressbar.ProgressBar
+	w     io.Writer
+	width func() int // the terminal's columns
+	total int        // < 0: unknown
+	start time.Time
 	drawn bool
 
 	done, ok, failed atomic.Int64
@@ -37,22 +49,30 @@ type Bar struct {
 }
 
 // Start draws a bar on w (the terminal's stderr) for total tasks, or for an unknown
-// number when total < 0, and starts the goroutine that redraws it.
+// number when total < 0, and starts the goroutine that redraws it. The bar's width
+// is w's terminal's, when w is one.
 func Start(w io.Writer, total int) *Bar {
-	b := &Bar{stop: make(chan struct{}), finished: make(chan struct{})}
-	b.bar = progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetItsString("tasks"),
-		progressbar.OptionShowIts(),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetPredictTime(total >= 0),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionSetSpinnerChangeInterval(0), // no goroutine of its own: ours redraws
-		progressbar.OptionEnableColorCodes(false),
-	)
+	return start(w, total, terminalWidth(w))
+}
+
+func start(w io.Writer, total int, width func() int) *Bar {
+	b := &Bar{w: w, width: width, total: total, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
 	go b.run()
 	return b
+}
+
+// terminalWidth returns a function that reads the width of w's terminal, or gives
+// DefaultWidth when w is not one.
+func terminalWidth(w io.Writer) func() int {
+	f, ok := w.(*os.File)
+	return func() int {
+		if ok {
+			if cols, _, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 {
+				return cols
+			}
+		}
+		return DefaultWidth
+	}
 }
 
 // Add counts a finished task.
@@ -83,15 +103,53 @@ func (b *Bar) run() {
 func (b *Bar) draw() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_ = b.bar.Set64(b.done.Load())
-	b.bar.Describe(fmt.Sprintf("%d ok, %d failed", b.ok.Load(), b.failed.Load()))
+	line := Line(b.total, int(b.done.Load()), int(b.ok.Load()), int(b.failed.Load()), time.Since(b.start), b.width())
+	_, _ = io.WriteString(b.w, "\r"+line+"\x1b[K") // the rest of the line erased
 	b.drawn = true
+}
+
+// Line returns the bar for done tasks of total (< 0: unknown), ok and failed of them,
+// after elapsed, in fewer than cols columns: "[=====>    ] (5/12) 4 ok, 1 failed,
+// 3.2 tasks/s, 2s left". What does not fit is left out: the bar itself first (it
+// needs 10 columns), then the time left, the rate and the counts.
+func Line(total, done, ok, failed int, elapsed time.Duration, cols int) string {
+	room := cols - 1 // never the last column: some terminals wrap there
+	count := fmt.Sprintf("(%d/%d)", done, total)
+	if total < 0 {
+		count = fmt.Sprintf("(%d)", done)
+	}
+	parts := []string{count, fmt.Sprintf("%d ok, %d failed", ok, failed)}
+	if s := elapsed.Seconds(); s > 0 {
+		parts = append(parts, fmt.Sprintf("%.1f tasks/s", float64(done)/s))
+	}
+	if total > 0 && done > 0 && done < total {
+		left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
+		parts = append(parts, left.Round(time.Second).String()+" left")
+	}
+	for len(parts) > 0 {
+		text := strings.Join(parts, ", ")
+		text = strings.Replace(text, ", ", " ", 1) // "(5/12) 4 ok, …"
+		if utf8.RuneCountInString(text) <= room {
+			barWidth := min(30, room-utf8.RuneCountInString(text)-3)
+			if total <= 0 || barWidth < 10 {
+				return text
+			}
+			filled := barWidth * done / total
+			bar := strings.Repeat("=", filled)
+			if filled < barWidth {
+				bar += ">" + strings.Repeat(" ", barWidth-filled-1)
+			}
+			return "[" + bar + "] " + text
+		}
+		parts = parts[:len(parts)-1]
+	}
+	return ""
 }
 
 // erase removes the bar from the terminal; b.mu is held.
 func (b *Bar) erase() {
 	if b.drawn {
-		_ = b.bar.Clear()
+		_, _ = io.WriteString(b.w, "\r\x1b[K")
 		b.drawn = false
 	}
 }
@@ -104,7 +162,6 @@ func (b *Bar) Stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.erase()
-	_ = b.bar.Exit()
 }
 
 // Wrap returns a writer to the terminal that erases the bar before each write.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,12 +48,12 @@ func TestBarCountsAndErases(t *testing.T) {
 		t.Errorf("bar %q, want 1 ok, 2 failed, 3 of 4", got)
 	}
 	i := strings.Index(got, "task output")
-	if i < 1 || got[i-1] != '\r' {
+	if i < 4 || got[i-4:i] != "\r\x1b[K" {
 		t.Errorf("task output not written on an erased line: %q", got)
 	}
 	// Drawn again after the output, then erased at Stop: the last line ends blank.
 	last := got[strings.LastIndex(got, "\n")+1:]
-	if j := strings.LastIndex(last, "\r"); strings.TrimSpace(last[j+1:]) != "" {
+	if j := strings.LastIndex(last, "\r"); last[j+1:] != "\x1b[K" {
 		t.Errorf("the bar is not erased at Stop: %q", last)
 	}
 }
@@ -67,5 +68,55 @@ func TestUnknownTotal(t *testing.T) {
 	b.Stop()
 	if got := term.String(); !strings.Contains(got, "5 ok, 0 failed") || !strings.Contains(got, "tasks/") {
 		t.Errorf("bar %q, want a count and a rate", got)
+	}
+}
+
+// TestLineFitsTheTerminal: whatever the width, the bar holds fewer characters than the
+// terminal has columns, so the terminal never wraps it; what does not fit is left out,
+// least useful first.
+func TestLineFitsTheTerminal(t *testing.T) {
+	for _, cols := range []int{1, 10, 20, 30, 40, 50, 60, 80, 120, 300} {
+		for _, total := range []int{-1, 0, 12, 123456789} {
+			line := Line(total, 7, 5, 2, 3*time.Second, cols)
+			if n := len([]rune(line)); n >= cols {
+				t.Errorf("cols %d, total %d: %d characters, want fewer than %d: %q", cols, total, n, cols, line)
+			}
+		}
+	}
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, 120), "[===============>              ] (6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
+		t.Errorf("wide: got %q, want %q", got, want)
+	}
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, 50), "(6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
+		t.Errorf("50 columns: got %q, want %q", got, want)
+	}
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, 30), "(6/12) 5 ok, 1 failed"; got != want {
+		t.Errorf("30 columns: got %q, want %q", got, want)
+	}
+}
+
+// TestBarFollowsResize: the width is read at each redraw.
+func TestBarFollowsResize(t *testing.T) {
+	var term syncBuf
+	var cols atomic.Int64
+	cols.Store(120)
+	b := start(&term, 12, func() int { return int(cols.Load()) })
+	b.Add(jobs.Result{Status: jobs.Succeeded})
+	time.Sleep(2 * Interval)
+	cols.Store(40)
+	mark := len(term.String())
+	time.Sleep(3 * Interval)
+	b.Stop()
+	wide, narrow := term.String()[:mark], term.String()[mark:]
+	if !strings.Contains(wide, "[") {
+		t.Errorf("at 120 columns: no bar drawn: %q", wide)
+	}
+	frames := strings.Split(narrow, "\r")
+	if len(frames) < 3 {
+		t.Fatalf("no redraw after the resize: %q", narrow)
+	}
+	for _, f := range frames[2:] { // the first may have been drawn as the width changed
+		if f = strings.TrimSuffix(f, "\x1b[K"); len([]rune(f)) >= 40 {
+			t.Errorf("after a resize to 40 columns: a frame of %d characters: %q", len([]rune(f)), f)
+		}
 	}
 }

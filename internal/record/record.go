@@ -46,8 +46,9 @@ type Recorder struct {
 	opts    Options
 	journal *journal.Writer // nil once closed, or without a journal
 	spool   *report.Spool
-	jerr    error // the journal's first error
-	missed  int   // the finished tasks whose results the journal did not take
+	jerr    error           // the journal's first error
+	done    map[string]bool // the keys of the tasks that already succeeded in the journal (--resume)
+	missed  int             // the finished tasks whose results the journal did not take
 }
 
 // JournalError is a journal that stopped taking results part way through a run.
@@ -96,7 +97,8 @@ func Open(opts Options, run report.Run, popts *pipeline.Options) (*Recorder, err
 		if opts.createJournal != nil {
 			create = opts.createJournal
 		}
-		w, err := create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: opts.Input})
+		rec.done = done
+		w, err := create(opts.Journal, journal.Header{RunID: run.ID, StartedAt: run.StartedAt, Input: opts.Input, Hostname: run.Hostname})
 		if err != nil {
 			return nil, err
 		}
@@ -113,14 +115,22 @@ func Open(opts Options, run report.Run, popts *pipeline.Options) (*Recorder, err
 	return rec, nil
 }
 
-// Add records a task's result: in the journal, when the task ran, and for the report.
+// Add records a task's result: in the journal, when the task ran or was skipped
+// (a need that failed, an interruption), so that a report rendered from the journal
+// shows the tasks the run's own report shows; and for the report. A task skipped
+// because it already succeeded in the journal (--resume) is not journaled again, nor
+// is an invalid line of a stream, which has no identity to resume by.
 func (rec *Recorder) Add(r jobs.Result) {
-	if rec.journal != nil && r.Attempts > 0 { // a finished task; not one that never ran
+	journaled := r.Attempts > 0 || (r.Status == jobs.Skipped && !rec.done[r.Key])
+	if rec.journal != nil && journaled {
+		// missed counts the tasks a resume would run again for want of their result:
+		// those that ran. A skipped task runs again anyway.
+		ran := r.Attempts > 0
 		if rec.jerr != nil {
-			rec.missed++
+			rec.missed += b2i(ran)
 		} else if err := rec.journal.Write(r); err != nil {
 			rec.jerr = err
-			rec.missed++
+			rec.missed += b2i(ran)
 		}
 	}
 	if rec.spool != nil {
@@ -177,4 +187,11 @@ func (rec *Recorder) Close() {
 		_ = rec.spool.Close()
 		rec.spool = nil
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

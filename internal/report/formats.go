@@ -132,7 +132,7 @@ func WriteJUnit(w io.Writer, run Run, s *Summary, results Results) error {
 	}
 	ew.write([]byte("  </properties>\n"))
 	results(func(r jobs.Result) bool {
-		fmt.Fprintf(ew, `  <testcase name="%s" classname="gorun" time="%.3f"`, xmlAttr(r.ID), time.Duration(r.Duration).Seconds())
+		fmt.Fprintf(ew, `  <testcase name="%s" classname="gorun" time="%.3f"`, xmlAttr(r.Label()), time.Duration(r.Duration).Seconds())
 		switch r.Status {
 		case jobs.Succeeded:
 			ew.write([]byte("/>\n"))
@@ -235,7 +235,7 @@ func WriteMarkdown(w io.Writer, run Run, s *Summary, results Results) error {
 			if !r.StartedAt.IsZero() {
 				took = FormatDuration(time.Duration(r.Duration))
 			}
-			fmt.Fprintf(ew, "| %s | %s | %s | %s | %s |\n", mdCell(r.ID), r.Status, how(&r), took, mdCell(lastLine(&r)))
+			fmt.Fprintf(ew, "| %s | %s | %s | %s | %s |\n", mdCell(r.Label()), r.Status, how(&r), took, mdCell(lastLine(&r)))
 		}
 		return ew.err == nil
 	})

@@ -93,6 +93,9 @@ func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{
 		0: "0s", 812 * time.Microsecond: "812µs", 12345 * time.Microsecond: "12.3ms",
 		4567 * time.Millisecond: "4.57s", 123 * time.Second: "2m3s",
+		// values that round up to the next unit are written in it, never as 1e+03ms
+		999700 * time.Microsecond: "1s", 999600 * time.Nanosecond: "1ms", 999 * time.Millisecond: "999ms",
+		59996 * time.Millisecond: "1m0s", 1500 * time.Nanosecond: "1.5µs",
 	} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v): got %q, want %q", d, got, want)
@@ -244,5 +247,46 @@ func TestReportsNameWhereTasksRan(t *testing.T) {
 	}
 	if want := `"worker":"w1","host":"node-7"`; !strings.Contains(string(data), want) {
 		t.Errorf("got JSON %s, want it to contain %s", data, want)
+	}
+}
+
+// TestSummaryCountsSkippedByReason: an interruption that ends hundreds of tasks makes
+// one line per reason, not one per task; only failed tasks are listed, by their input.
+func TestSummaryCountsSkippedByReason(t *testing.T) {
+	s := &Summary{}
+	for i := 1; i <= 2; i++ {
+		s.Add(jobs.Result{ID: fmt.Sprintf("task-%d", i), Index: i, Status: jobs.Succeeded, StartedAt: start, Duration: jobs.Seconds(time.Second)})
+	}
+	s.Add(jobs.Result{ID: "task-3", Index: 3, Input: "bad\tfile.txt", Status: jobs.Failed, ExitCode: code(1), StartedAt: start, Duration: jobs.Seconds(time.Second)})
+	for i := 4; i <= 7; i++ {
+		s.Add(jobs.Result{ID: fmt.Sprintf("task-%d", i), Index: i, Status: jobs.Cancelled, Signal: "SIGTERM", StartedAt: start, Duration: jobs.Seconds(time.Second)})
+	}
+	for i := 8; i <= 171; i++ {
+		s.Add(jobs.Result{ID: fmt.Sprintf("task-%d", i), Index: i, Status: jobs.Skipped, Error: "interrupted by SIGINT"})
+	}
+	s.Add(jobs.Result{ID: "deploy", Index: 172, Status: jobs.Skipped, Error: `needs "build", which failed`})
+	s.Add(jobs.Result{ID: "notify", Index: 173, Status: jobs.Skipped, Error: `needs "deploy", which was skipped (needs "build", which failed)`})
+	for i := range MaxReasons + 2 {
+		s.Add(jobs.Result{ID: fmt.Sprintf("odd-%d", i), Index: 174 + i, Status: jobs.Skipped, Error: fmt.Sprintf("reason %d", i)})
+	}
+	s.Wall = 7 * time.Second
+	var buf bytes.Buffer
+	if err := WriteText(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	for _, want := range []string{
+		"(1.0 tasks/s)", // 7 tasks started in 7s: the skipped ones do not count
+		"cancelled: 4 stopped while running (SIGTERM)\n",
+		"skipped: 164 interrupted by SIGINT, 2 a task they need did not succeed, 1 reason 0, 1 reason 1,",
+		"1 reason 5, 4 other reasons\n",
+		`  task-3 "bad\tfile.txt"  failed  exit 1`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n"); n != 6 {
+		t.Errorf("got %d lines, want 6 (counts, durations, cancelled, skipped, the header and one failed task):\n%s", n, got)
 	}
 }

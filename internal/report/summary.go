@@ -5,25 +5,38 @@ package report
 import (
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorun/gorun/internal/jobs"
 )
 
-// MaxListed bounds how many unsuccessful tasks a Summary keeps to list one by one; the
-// rest are counted. Memory stays bounded however many tasks a run has.
+// MaxListed bounds how many failed tasks a Summary keeps to list one by one; the rest
+// are counted. Memory stays bounded however many tasks a run has.
 const MaxListed = 50
 
+// MaxReasons bounds the distinct reasons a Summary counts for each of the statuses it
+// counts by reason (skipped, cancelled); further reasons count as OtherReasons.
+const MaxReasons = 8
+
+// OtherReasons is the reason under which a Summary counts reasons beyond MaxReasons.
+const OtherReasons = "other reasons"
+
 // Summary accumulates what a report says of a run: counts per status, the spread of
-// task durations, and the first MaxListed tasks that did not succeed. Its memory does
-// not grow with the number of tasks. The zero value is an empty summary; a Summary is
-// not safe for concurrent use.
+// task durations, the first MaxListed tasks that failed, timed out or were invalid,
+// and the tasks that were skipped or cancelled, counted by reason: those are not
+// listed, since one cause (an interruption, a failed need) ends many at once. Its
+// memory does not grow with the number of tasks. The zero value is an empty summary;
+// a Summary is not safe for concurrent use.
 type Summary struct {
 	Total    int
 	Counts   map[jobs.Status]int
 	Wall     time.Duration // the run's wall time, set by the caller
-	Listed   []jobs.Result // unsuccessful tasks, in input order, at most MaxListed
-	Unlisted int           // unsuccessful tasks beyond MaxListed
+	Listed   []jobs.Result // failed, timed-out and invalid tasks, in input order, at most MaxListed
+	Unlisted int           // failed, timed-out and invalid tasks beyond MaxListed
+	// Reasons counts the skipped and the cancelled tasks by why they did not run to
+	// their end (see Reason), at most MaxReasons reasons per status.
+	Reasons map[jobs.Status]map[string]int
 	// KeepTails keeps the output tails of listed tasks, for a summary that shows them
 	// (quiet mode); else only the last stderr line is shown.
 	KeepTails bool
@@ -53,7 +66,11 @@ func (s *Summary) Add(r jobs.Result) {
 	if !r.StartedAt.IsZero() {
 		s.hist.add(time.Duration(r.Duration))
 	}
-	if r.Status == jobs.Succeeded {
+	switch r.Status {
+	case jobs.Succeeded:
+		return
+	case jobs.Skipped, jobs.Cancelled:
+		s.addReason(r.Status, Reason(&r))
 		return
 	}
 	if len(s.Listed) == MaxListed {
@@ -70,6 +87,39 @@ func (s *Summary) Add(r jobs.Result) {
 	}
 	i, _ := slices.BinarySearchFunc(s.Listed, r.Index, func(a jobs.Result, idx int) int { return a.Index - idx })
 	s.Listed = slices.Insert(s.Listed, i, r)
+}
+
+func (s *Summary) addReason(st jobs.Status, why string) {
+	if s.Reasons == nil {
+		s.Reasons = make(map[jobs.Status]map[string]int, 2)
+	}
+	m := s.Reasons[st]
+	if m == nil {
+		m = make(map[string]int)
+		s.Reasons[st] = m
+	}
+	if _, ok := m[why]; !ok && len(m) >= MaxReasons {
+		why = OtherReasons
+	}
+	m[why]++
+}
+
+// Reason says why a skipped or cancelled task did not run to its end, in words shared
+// by every task that one cause ended: the tasks that needed a task that did not
+// succeed count as one reason, whichever task that was.
+func Reason(r *jobs.Result) string {
+	why := firstLine(r.Error)
+	switch {
+	case r.Status == jobs.Cancelled && r.Signal != "":
+		return "stopped while running (" + r.Signal + ")"
+	case r.Status == jobs.Cancelled:
+		return "stopped while running"
+	case strings.HasPrefix(why, "needs "):
+		return "a task they need did not succeed"
+	case why == "":
+		return "not started"
+	}
+	return why
 }
 
 // Failed returns the number of tasks that failed, timed out or were invalid: those

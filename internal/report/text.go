@@ -1,8 +1,12 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,8 +15,9 @@ import (
 )
 
 // WriteText writes the summary a person reads at the end of a run: the counts per
-// status, wall time and throughput, the duration spread, and a line for each task that
-// did not succeed with its exit status and last stderr line.
+// status, wall time and throughput (of the tasks that started), the duration spread,
+// the skipped and cancelled tasks counted by reason, and a line for each task that
+// failed, timed out or was invalid, with its exit status and last stderr line.
 func WriteText(w io.Writer, s *Summary) error { return WriteTextColor(w, s, false) }
 
 // statusColor is the ANSI colour of each status on a terminal. Every code has the
@@ -36,7 +41,7 @@ func paint(color bool, st jobs.Status, text string) string {
 // terminal; not with NO_COLOR).
 func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "gorun: %d %s in %s (%s tasks/s):", s.Total, plural(s.Total, "task"), FormatDuration(s.Wall), rate(s.Total, s.Wall))
+	fmt.Fprintf(&b, "gorun: %d %s in %s (%s tasks/s):", s.Total, plural(s.Total, "task"), FormatDuration(s.Wall), rate(s.Started(), s.Wall))
 	sep := " "
 	for _, st := range jobs.Statuses {
 		if st == jobs.Invalid && s.Counts[st] == 0 {
@@ -57,6 +62,11 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 		fmt.Fprintf(&b, "durations: p50 %s, p95 %s, max %s\n",
 			FormatDuration(s.Quantile(0.5)), FormatDuration(s.Quantile(0.95)), FormatDuration(s.Max()))
 	}
+	for _, st := range []jobs.Status{jobs.Cancelled, jobs.Skipped} {
+		if line := reasonsLine(s.Reasons[st]); line != "" {
+			fmt.Fprintf(&b, "%s: %s\n", st, line)
+		}
+	}
 	if len(s.Listed) > 0 {
 		b.WriteString("not succeeded:\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
@@ -67,7 +77,7 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 				took = FormatDuration(time.Duration(r.Duration))
 			}
 			last := strings.TrimSpace(lastLine(r) + where(r))
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.ID, paint(color, r.Status, string(r.Status)), how(r), took, last)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", r.Label(), paint(color, r.Status, string(r.Status)), how(r), took, last)
 		}
 		_ = tw.Flush()
 		if s.KeepTails {
@@ -79,6 +89,26 @@ func WriteTextColor(w io.Writer, s *Summary, color bool) error {
 	}
 	_, err := io.WriteString(w, trimLines(b.String()))
 	return err
+}
+
+// reasonsLine writes counts by reason, most first, then by reason: "46 interrupted
+// by SIGINT, 2 a task they need did not succeed", OtherReasons last; "" for none.
+func reasonsLine(reasons map[string]int) string {
+	keys := slices.Collect(maps.Keys(reasons))
+	slices.SortFunc(keys, func(a, b string) int {
+		if a == OtherReasons || b == OtherReasons { // last, whatever its count
+			return cmp.Compare(b2i(a == OtherReasons), b2i(b == OtherReasons))
+		}
+		if c := cmp.Compare(reasons[b], reasons[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s", reasons[k], k)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // where names the worker and host a remote task ran on last, as " (on worker W,
@@ -151,7 +181,9 @@ func rate(n int, wall time.Duration) string {
 }
 
 // FormatDuration writes d with three significant digits: 812µs, 12.3ms, 4.56s, 2m3s.
+// A value that rounds up to the next unit is written in it: 999.7ms is 1s.
 func FormatDuration(d time.Duration) string {
+	d = roundSignificant(d, 3)
 	switch {
 	case d >= time.Minute:
 		return d.Round(time.Second).String()
@@ -163,6 +195,19 @@ func FormatDuration(d time.Duration) string {
 		return fmt.Sprintf("%.3gµs", float64(d)/float64(time.Microsecond))
 	}
 	return "0s"
+}
+
+// roundSignificant rounds d to digits significant digits, so that the unit chosen
+// for it is the unit of the rounded value.
+func roundSignificant(d time.Duration, digits int) time.Duration {
+	if d <= 0 {
+		return d
+	}
+	unit := time.Duration(1)
+	for limit := time.Duration(1); limit <= d/time.Duration(math.Pow10(digits-1)); limit *= 10 {
+		unit = limit
+	}
+	return d.Round(unit)
 }
 
 // trimLines drops the blanks tabwriter leaves at the end of lines.
@@ -200,4 +245,11 @@ func writeTails(b *strings.Builder, listed []jobs.Result) {
 			}
 		}
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
