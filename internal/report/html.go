@@ -34,7 +34,7 @@ var (
 // TailBudget bounds the bytes of output tails an HTML report holds, over all tasks
 // and both streams: when the tails are longer in all, each is cut to its last C
 // bytes, C chosen as large as the budget allows (the JSON report keeps them whole).
-const TailBudget = 3 << 20
+const TailBudget = 2 << 20
 
 // maxHTMLCommand bounds a command as an HTML report shows it.
 const maxHTMLCommand = 1024

@@ -166,8 +166,8 @@
     const c = document.createElement("canvas");
     c.width = c.height = 6;
     const g = c.getContext("2d");
-    g.fillStyle = "#eef0f3"; g.fillRect(0, 0, 6, 6);
-    g.strokeStyle = "#c3c9d2"; g.lineWidth = 1.5;
+    g.fillStyle = "#f4f5f7"; g.fillRect(0, 0, 6, 6);
+    g.strokeStyle = "#d6dae0"; g.lineWidth = 1;
     g.beginPath(); g.moveTo(0, 6); g.lineTo(6, 0); g.moveTo(-1, 1); g.lineTo(1, -1); g.moveTo(5, 7); g.lineTo(7, 5); g.stroke();
     hatch = ctx.createPattern(c, "repeat");
     return hatch;
@@ -618,5 +618,20 @@
   window.addEventListener("resize", () => { layout(); });
   layout();
   refilter();
+  // For scripts and tests that drive the page: where an attempt's bar is on screen.
+  window.gorunReport = {
+    bars: bars.length,
+    barPoint: function (id, attempt) {
+      for (let i = 0; i < bars.length; i++) {
+        const b = bars[i];
+        if (tasks[b[B_TASK]][T_ID] !== id || b[B_N] !== attempt) continue;
+        const r = canvas.getBoundingClientRect();
+        const x0 = Math.max(xOf(b[B_START]), LABEL_W), x1 = Math.min(Math.max(xOf(b[B_END]), x0 + 1), LABEL_W + plotW());
+        return { x: r.left + (x0 + x1) / 2, y: r.top + laneY[b[B_LANE]] + laneH / 2 };
+      }
+      return null;
+    },
+  };
+  document.body.dataset.renderMs = String(Math.round(performance.now()));
   document.body.dataset.ready = "1";
 })();
