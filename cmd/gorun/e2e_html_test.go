@@ -286,6 +286,7 @@ tasks:
 		t.Fatalf("the JSON report has %d attempts that ran and %d skipped, want 6 and 1", want.attemptsThatRan(), want.Totals.Counts["skipped"])
 	}
 
+	checkTrace(t, filepath.Join(out, "trace.json"), want.attemptsThatRan())
 	openReport(t, ctx, htmlPath)
 	checkAgainstJSON(t, ctx, want)
 
@@ -355,6 +356,45 @@ tasks:
 	openReport(t, ctx, filepath.Join(out, "journal.html"))
 	checkAgainstJSON(t, ctx, readPageJSON(t, filepath.Join(out, "journal.json")))
 	watch.check(t)
+}
+
+// checkTrace checks a --trace file: Chrome trace JSON with a named thread per slot
+// and a complete event per attempt that ran, on a named thread.
+func checkTrace(t *testing.T, path string, attempts int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		TraceEvents []struct {
+			Name string         `json:"name"`
+			Cat  string         `json:"cat"`
+			Ph   string         `json:"ph"`
+			Pid  int            `json:"pid"`
+			Tid  int            `json:"tid"`
+			Args map[string]any `json:"args"`
+		} `json:"traceEvents"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatalf("%s is not trace JSON: %v", path, err)
+	}
+	threads := map[[2]int]bool{}
+	n := 0
+	for _, e := range doc.TraceEvents {
+		switch {
+		case e.Ph == "M" && e.Name == "thread_name":
+			threads[[2]int{e.Pid, e.Tid}] = true
+		case e.Ph == "X" && e.Cat != "wait":
+			n++
+			if !threads[[2]int{e.Pid, e.Tid}] {
+				t.Errorf("trace: attempt of %s on an unnamed thread %d/%d", e.Name, e.Pid, e.Tid)
+			}
+		}
+	}
+	if n != attempts {
+		t.Errorf("trace: %d attempts, want %d", n, attempts)
+	}
 }
 
 func contains(list []string, s string) bool {
