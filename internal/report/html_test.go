@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,23 @@ func TestHTMLOfTenThousandTasksStaysSmall(t *testing.T) {
 	if buf.Len() > 5e6 {
 		t.Errorf("the report of 10,000 tasks with 8 KiB of output each is %d bytes, want under 5 MB", buf.Len())
 	}
+}
+
+// BenchmarkWriteHTML writes the report of 10,000 tasks with 8 KiB of output each.
+func BenchmarkWriteHTML(b *testing.B) {
+	var results []jobs.Result
+	for i := 1; i <= 10000; i++ {
+		results = append(results, jobs.Result{ID: "task-" + strconv.Itoa(i), Index: i, Status: jobs.Succeeded, ExitCode: code(0), Attempts: 1,
+			Slot: i%16 + 1, StartedAt: start.Add(time.Duration(i) * time.Millisecond), Duration: jobs.Seconds(40 * time.Millisecond),
+			Command: "./process --shard " + strconv.Itoa(i), StdoutTail: strings.Repeat("o", 4096), StderrTail: strings.Repeat("e", 4096)})
+	}
+	s := Summarize(results)
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		if err := WriteHTML(&buf, Run{StartedAt: start}, s, SliceResults(results)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes")
 }
