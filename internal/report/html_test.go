@@ -200,3 +200,19 @@ func BenchmarkWriteHTML(b *testing.B) {
 	}
 	b.ReportMetric(float64(buf.Len()), "bytes")
 }
+
+func TestHTMLFormatByNameAndExtension(t *testing.T) {
+	for _, name := range []string{"html", "htm"} {
+		if f, err := ParseFormat(name); err != nil || f != HTML {
+			t.Errorf("ParseFormat(%q): %q, %v; want html", name, f, err)
+		}
+	}
+	for _, path := range []string{"run.html", "out/run.htm"} {
+		if f := FormatOf(path); f != HTML {
+			t.Errorf("FormatOf(%q): %q, want html", path, f)
+		}
+	}
+	if _, err := ParseFormat("pdf"); err == nil || !strings.Contains(err.Error(), "html") {
+		t.Errorf("ParseFormat(pdf): %v, want an error that lists html", err)
+	}
+}
