@@ -347,6 +347,39 @@ tasks:
 	}
 	screenshot(t, ctx, filepath.Join(out, "report.png"))
 
+	// Ctrl and the wheel zoom in around the pointer, the wheel alone does not, a drag
+	// pans.
+	view := func() [2]float64 { return eval[[2]float64](t, ctx, `gorunReport.view()`) }
+	wheel := func(mod int64) chromedp.MouseOption {
+		// DeltaX 0 would be left out of the message, which needs it.
+		return func(p *cdpinput.DispatchMouseEventParams) { p.DeltaX, p.DeltaY, p.Modifiers = 0.01, -300, mod }
+	}
+	whole := view()
+	pt = eval[struct{ X, Y float64 }](t, ctx, `gorunReport.barPoint("slow", 1)`) // the screenshot may have scrolled
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseWheel, pt.X, pt.Y, wheel(2))); err != nil {
+		t.Fatal(err)
+	}
+	zoomed := view()
+	if zoomed[1]-zoomed[0] > (whole[1]-whole[0])/2 {
+		t.Errorf("ctrl+wheel: the view went from %v to %v, want it at least twice as narrow", whole, zoomed)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMousePressed, pt.X, pt.Y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseMoved, pt.X-150, pt.Y, chromedp.ButtonLeft),
+		chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseReleased, pt.X-150, pt.Y, chromedp.ButtonLeft)); err != nil {
+		t.Fatal(err)
+	}
+	panned := view()
+	if panned[0] <= zoomed[0] || panned[1]-panned[0] != zoomed[1]-zoomed[0] {
+		t.Errorf("a drag to the left: the view went from %v to %v, want it later and as wide", zoomed, panned)
+	}
+	if err := chromedp.Do(ctx, chromedp.MouseEvent(cdpinput.DispatchMouseEventTypeMouseWheel, pt.X-150, pt.Y, wheel(0))); err != nil {
+		t.Fatal(err)
+	}
+	if v := view(); v != panned {
+		t.Errorf("the wheel alone changed the view from %v to %v, want it to scroll the page only", panned, v)
+	}
+
 	// The journal, which keeps the tasks that ran, renders to the page its JSON says.
 	for _, format := range []string{"json", "html"} {
 		r := startGorun(t, nil, "report", journalPath, "--format", format)

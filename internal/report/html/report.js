@@ -330,14 +330,17 @@
   critBox.onchange = redraw;
 
   canvas.addEventListener("wheel", (e) => {
+    // Ctrl (or ⌘) and the wheel, or a pinch, zoom; Shift and the wheel, or a sideways
+    // swipe, pan; the wheel alone scrolls the page, as everywhere.
     const r = canvas.getBoundingClientRect(), x = e.clientX - r.left;
     if (x < LABEL_W) return;
-    e.preventDefault();
-    if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) {
-      const d = (e.shiftKey ? e.deltaY : e.deltaX) / plotW() * (v1 - v0);
+    if (e.ctrlKey || e.metaKey) {
+      e.preventDefault();
+      zoomAt(tOf(x), Math.exp(e.deltaY * 0.004));
+    } else if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) {
+      e.preventDefault();
+      const d = (e.shiftKey ? e.deltaY || e.deltaX : e.deltaX) / plotW() * (v1 - v0);
       setView(v0 + d, v1 + d);
-    } else {
-      zoomAt(tOf(x), Math.exp(e.deltaY * 0.0015));
     }
   }, { passive: false });
 
@@ -621,6 +624,7 @@
   // For scripts and tests that drive the page: where an attempt's bar is on screen.
   window.gorunReport = {
     bars: bars.length,
+    view: () => [v0, v1],
     barPoint: function (id, attempt) {
       for (let i = 0; i < bars.length; i++) {
         const b = bars[i];
