@@ -234,15 +234,32 @@
       const x0 = xOf(b[B_START] - b[B_WAIT]), x1 = xOf(b[B_START]);
       if (x1 - x0 >= 1) ctx.fillRect(x0, laneY[b[B_LANE]] + pad, x1 - x0, bh);
     }
-    // Bars, one path per status.
-    const paths = S.map(() => new Path2D());
-    for (const b of bars) {
-      if (b[B_END] < v0 || b[B_START] > v1) continue;
-      const x0 = xOf(b[B_START]);
-      const w = Math.max(xOf(b[B_END]) - x0, 1);
-      paths[b[B_STATUS]].rect(x0, laneY[b[B_LANE]] + pad, w, bh);
+    // Bars, lane by lane: neighbours of one status that meet within a pixel are drawn
+    // as one rectangle, so a lane holds at most about one rectangle per pixel however
+    // many attempts it ran.
+    let fill = -1;
+    for (let lane = 0; lane < lanes.length; lane++) {
+      const yy = laneY[lane] + pad;
+      let st = -1, px0 = 0, px1 = 0;
+      const flush = () => {
+        if (st < 0) return;
+        if (st !== fill) { ctx.fillStyle = COLORS[S[st]]; fill = st; }
+        ctx.fillRect(px0, yy, Math.max(px1 - px0, 1), bh);
+      };
+      for (const i of byLane[lane]) {
+        const b = bars[i];
+        if (b[B_START] > v1) break;
+        if (b[B_END] < v0) continue;
+        const x0 = xOf(b[B_START]), x1 = Math.max(xOf(b[B_END]), x0 + 1);
+        if (b[B_STATUS] === st && x0 <= px1 + 0.5) {
+          px1 = Math.max(px1, x1);
+        } else {
+          flush();
+          st = b[B_STATUS]; px0 = x0; px1 = x1;
+        }
+      }
+      flush();
     }
-    paths.forEach((p, i) => { ctx.fillStyle = COLORS[S[i]]; ctx.fill(p); });
     // Bar edges, when there is room to see them.
     if (bars.length < 20000) {
       ctx.strokeStyle = "rgba(255,255,255,0.7)";
@@ -250,7 +267,7 @@
       for (const b of bars) {
         if (b[B_END] < v0 || b[B_START] > v1) continue;
         const x0 = xOf(b[B_START]), x1 = xOf(b[B_END]);
-        if (x1 - x0 >= 6) ctx.strokeRect(x0 + 0.5, laneY[b[B_LANE]] + pad + 0.5, x1 - x0 - 1, bh - 1);
+        if (x1 - x0 >= 12) ctx.strokeRect(x0 + 0.5, laneY[b[B_LANE]] + pad + 0.5, x1 - x0 - 1, bh - 1);
       }
     }
     // Timeouts end in a clock mark, cancellations in a cross.
