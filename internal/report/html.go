@@ -134,6 +134,10 @@ type htmlRun struct {
 	SpanMs      float64 `json:"span_ms"`
 }
 
+// htmlBuilder gathers the data of an HTML report, or of a trace, from results taken
+// one at a time; finish lays the attempts out in lanes. Times are milliseconds since
+// t0: the run's start, or, for a journal's report, the first start it met (finish
+// shifts every time when an attempt began earlier).
 type htmlBuilder struct {
 	data   htmlData
 	s      *Summary
@@ -172,7 +176,7 @@ func newHTMLBuilder(run Run, s *Summary, tail int) *htmlBuilder {
 
 func (b *htmlBuilder) ms(t time.Time) float64 {
 	if b.t0.IsZero() {
-		b.t0 = t // a report of a journal: the first start found is the origin until an earlier one
+		b.t0 = t
 	}
 	return roundMs(t.Sub(b.t0))
 }
