@@ -21,10 +21,10 @@ import (
 // machine, and with --broker on an embedded broker with two workers. A run must not
 // depend on where its tasks execute: per task, status, exit code, signal, attempts
 // and output (tails and byte counts) must be identical, and so must gorun's exit code,
-// its stdout and stderr (times set aside) and its JSON report (times, durations, slots,
-// hosts, run ids and start times set aside). It reads only what a user sees: the
-// process's exit code and output and the report file, so it outlives any refactor of
-// the packages behind them.
+// its stdout and stderr (times set aside) and its JSON report (times, durations, waits,
+// slots, hosts, run ids, command lines and start times set aside). It reads only what
+// a user sees: the process's exit code and output and the report file, so it outlives
+// any refactor of the packages behind them.
 
 // conformCase is one case: a task file and one or more runs of it, in order, on the
 // same directory (so that a run may resume the one before it).
@@ -516,10 +516,26 @@ func diffJSON(path string, want, got any) []string {
 
 // Fields that differ between any two runs, wherever the tasks execute.
 var (
-	volatileRun     = []string{"id", "started_at", "hostname"}
+	volatileRun     = []string{"id", "started_at", "hostname", "command"} // the command line: --broker is in one only
 	volatileTotals  = []string{"wall_s", "tasks_per_s", "p50_s", "p95_s", "max_s"}
-	volatileResults = []string{"started_at", "duration_s", "slot", "worker", "host"} // local runs have no worker
+	volatileResults = []string{"started_at", "duration_s", "waited_s", "slot", "worker", "host"} // local runs have no worker
 )
+
+// normaliseResult sets aside the volatile fields of a result and of its earlier
+// attempts.
+func normaliseResult(r map[string]any) {
+	for _, k := range volatileResults {
+		delete(r, k)
+	}
+	earlier, _ := r["earlier_attempts"].([]any)
+	for _, e := range earlier {
+		if e, ok := e.(map[string]any); ok {
+			for _, k := range volatileResults {
+				delete(e, k)
+			}
+		}
+	}
+}
 
 // normaliseReport decodes a JSON report, sets aside what differs between any two runs
 // (times, durations, slots, hosts, the run id), writes the case's directory as DIR,
@@ -548,9 +564,7 @@ func normaliseReport(t *testing.T, data []byte, dir string) (map[string]any, []m
 		if !ok {
 			t.Fatalf("report: result %v is not an object", x)
 		}
-		for _, k := range volatileResults {
-			delete(r, k)
-		}
+		normaliseResult(r)
 		results = append(results, r)
 	}
 	return rep, results
@@ -567,9 +581,7 @@ func normaliseStdout(s, dir string) string {
 		line := sc.Text()
 		var r map[string]any
 		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &r) == nil {
-			for _, k := range volatileResults {
-				delete(r, k)
-			}
+			normaliseResult(r)
 			out, _ := json.Marshal(r)
 			line = string(out)
 		}

@@ -218,6 +218,8 @@ func TestE2EOutputIsInput(t *testing.T) {
 		{"--metrics", filepath.Join(filepath.Dir(tasks), ".", "tasks.json")},
 		{"--report", filepath.Join(dir, "link.json")},
 		{"--journal", filepath.Join(dir, "out"), "--report", filepath.Join(dir, "out"), "--report-format", "json"},
+		{"--trace", tasks},
+		{"--report", filepath.Join(dir, "out"), "--trace", filepath.Join(dir, "out"), "--report-format", "html"},
 	} {
 		r := startGorun(t, nil, append([]string{"exec", tasks}, args...)...)
 		if code := r.wait(t, 30*time.Second); code != 2 {

@@ -54,6 +54,7 @@ type ExecOptions struct {
 	Report         string        // write a report here
 	ReportFmt      report.Format // its format
 	Metrics        string        // write Prometheus metrics here
+	Trace          string        // write the run's timeline here, in the Chrome trace event format
 	Quiet          bool
 	DryRun         bool
 	Broker         string        // run on the workers of this NATS broker
@@ -254,7 +255,8 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		return usagef(path, "--null reads NUL-separated items, not a %s task file", o.Format)
 	}
 	if err := record.CheckDistinct(o.File, record.Path{Flag: "--journal", Name: o.Journal},
-		record.Path{Flag: "--report", Name: o.Report}, record.Path{Flag: "--metrics", Name: o.Metrics}); err != nil {
+		record.Path{Flag: "--report", Name: o.Report}, record.Path{Flag: "--metrics", Name: o.Metrics},
+		record.Path{Flag: "--trace", Name: o.Trace}); err != nil {
 		return usagef(path, "%v", err)
 	}
 	if (o.File == "" || o.File == "-") && o.Sources == nil && o.IO.IsStdinTTY() {

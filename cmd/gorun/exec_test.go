@@ -432,3 +432,11 @@ func TestHelp(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandLineForReports(t *testing.T) {
+	got := commandLine([]string{"gorun", "exec", "my tasks.yaml", "--broker", "nats://ann:s3cret@10.0.0.5:4222,nats://b:4222", "--", "echo", "it's {}"})
+	want := `gorun exec 'my tasks.yaml' --broker 'nats://ann:***@10.0.0.5:4222,nats://b:4222' -- echo 'it'\''s {}'`
+	if got != want {
+		t.Errorf("commandLine:\n got %s\nwant %s", got, want)
+	}
+}

@@ -202,18 +202,21 @@ type RecordFlags struct {
 	Report       string
 	ReportFormat string
 	Metrics      string
+	Trace        string
 }
 
 func (g *RecordFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Journal, "journal", "", "append each task's result to this file (JSON Lines)")
 	f.BoolVar(&g.Resume, "resume", false, "skip tasks that already succeeded in the --journal")
-	f.StringVar(&g.Report, "report", "", "also write a report: .json, .xml (JUnit) or .md by extension")
-	f.StringVar(&g.ReportFormat, "report-format", "", "format of --report: json, junit, markdown or text (default: by extension)")
+	f.StringVar(&g.Report, "report", "", "also write a report: .json, .xml (JUnit), .md or .html by extension")
+	f.StringVar(&g.ReportFormat, "report-format", "", "format of --report: json, junit, markdown, html or text (default: by extension)")
 	f.StringVar(&g.Metrics, "metrics", "", "write Prometheus metrics here (for node_exporter's textfile collector)")
+	f.StringVar(&g.Trace, "trace", "", "write the run's timeline here as a Chrome trace (JSON), for Perfetto or chrome://tracing")
 }
 
 func (g *RecordFlags) resolve(s *sources, o *ExecOptions) (err error) {
 	o.Journal, o.Resume, o.Report, o.Metrics = strings.TrimSpace(g.Journal), g.Resume, strings.TrimSpace(g.Report), strings.TrimSpace(g.Metrics)
+	o.Trace = strings.TrimSpace(g.Trace)
 	if o.Resume && o.Journal == "" {
 		return usagef(s.cmd, "--resume needs a --journal to resume from")
 	}

@@ -34,12 +34,15 @@ func NewCmdReport(ios *iostreams.IOStreams, runF func(*ReportOptions) error) *co
 		Short: "Render a report from a journal",
 		Long: `Render the report of a journal written by exec --journal: the last result of each task,
 across every run in the journal (a batch and its resumed runs), as text, JSON, JUnit
-XML or Markdown, on stdout.`,
+XML, Markdown or a self-contained HTML page with the run's timeline, on stdout.`,
 		Example: `  # a JUnit file for the CI server, after the fact
   gorun report nightly.journal --format junit > results.xml
 
   # a step summary in GitHub Actions
-  gorun report run.journal --format markdown >> "$GITHUB_STEP_SUMMARY"`,
+  gorun report run.journal --format markdown >> "$GITHUB_STEP_SUMMARY"
+
+  # a page to open in a browser: timeline, durations, every task
+  gorun report nightly.journal --format html > nightly.html`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef(cmd.CommandPath(), "report takes one journal file")
@@ -58,7 +61,7 @@ XML or Markdown, on stdout.`,
 			return runReport(opts)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text, json, junit or markdown")
+	cmd.Flags().StringVar(&format, "format", "text", "text, json, junit, markdown or html")
 	completeFlagValues(cmd, map[string][]string{"format": flagValues()["report-format"]})
 	return cmd
 }
@@ -83,7 +86,7 @@ func runReport(opts *ReportOptions) error {
 	slices.SortStableFunc(results, func(a, b jobs.Result) int { return cmp.Compare(a.Index, b.Index) })
 	sum := report.Summarize(results)
 	last := runs[len(runs)-1]
-	run := report.Run{ID: last.RunID, Hostname: last.Hostname, StartedAt: runs[0].StartedAt}
+	run := report.Run{ID: last.RunID, Hostname: last.Hostname, StartedAt: runs[0].StartedAt, Journal: opts.Journal}
 	var end time.Time
 	for _, r := range results {
 		if r.StartedAt.IsZero() {

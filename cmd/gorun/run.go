@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
@@ -56,7 +58,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		return printCommands(opts.IO.Out, src)
 	}
 
-	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
+	run := report.Run{ID: newRunID(), StartedAt: time.Now(), Command: commandLine(os.Args), Input: inputName(opts.File)}
 	run.Hostname, _ = os.Hostname()
 	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment, Host: run.Hostname}
 	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
@@ -105,7 +107,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	popts.Tag = opts.tagFunc()
 	rec, err := record.Open(record.Options{
 		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
-		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics,
+		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics, Trace: opts.Trace,
 	}, run, &popts)
 	var refused *journal.RefusedError
 	if errors.As(err, &refused) {
@@ -266,6 +268,28 @@ func taskCount(src jobs.Source) int {
 		return l.Len()
 	}
 	return -1
+}
+
+// commandLine is args as a shell would take them back, for reports, with any
+// password in a URL (nats://user:password@host) left out.
+func commandLine(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		a = urlPassword.ReplaceAllString(a, "$1:***@")
+		if a != "" && strings.IndexFunc(a, func(r rune) bool { return !isShellSafe(r) }) < 0 {
+			quoted[i] = a
+		} else {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
+}
+
+var urlPassword = regexp.MustCompile(`(://[^/@:\s]*):[^/@\s]*@`)
+
+func isShellSafe(r rune) bool {
+	return r < utf8.RuneSelf && (r == '-' || r == '_' || r == '.' || r == '/' || r == ',' || r == ':' || r == '=' || r == '@' || r == '%' || r == '+' ||
+		(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
 }
 
 func inputName(file string) string {

@@ -57,10 +57,38 @@ type Result struct {
 	// broker only) and the host name of its machine.
 	Worker string `json:"worker,omitempty"`
 	Host   string `json:"host,omitempty"`
+	// Waited is how long the last attempt waited, once a slot had taken it, before it
+	// started: for the start-rate limit, or in the broker's queue for a worker.
+	Waited Seconds `json:"waited_s,omitempty"`
+	// Needs are the ids of the tasks this one needed (a task file's needs).
+	Needs []string `json:"needs,omitempty"`
+	// Earlier lists the attempts before the last one, first first: those that failed
+	// or timed out and were retried. The last attempt is the result itself.
+	Earlier []Try `json:"earlier_attempts,omitempty"`
 }
 
 // Label returns how a person reads which task this is: see Label.
 func (r *Result) Label() string { return Label(r.ID, r.Input) }
+
+// Try is how one earlier attempt of a task ended: where and when it ran, and how it
+// ended. Its JSON field names mean what they mean in a Result.
+type Try struct {
+	Status    Status    `json:"status"`
+	ExitCode  *int      `json:"exit_code"`
+	Signal    string    `json:"signal,omitempty"`
+	Slot      int       `json:"slot,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Duration  Seconds   `json:"duration_s"`
+	Waited    Seconds   `json:"waited_s,omitempty"`
+	Worker    string    `json:"worker,omitempty"`
+	Host      string    `json:"host,omitempty"`
+	// StderrLast is the last line of the attempt's standard error, at most
+	// MaxTryLine bytes, or why it could not start.
+	StderrLast string `json:"stderr_last,omitempty"`
+}
+
+// MaxTryLine bounds Try.StderrLast.
+const MaxTryLine = 240
 
 // Seconds is a duration that JSON writes as a number of seconds.
 type Seconds time.Duration
@@ -88,5 +116,5 @@ func InvalidResult(t *Task) Result {
 
 // SkippedResult is the result of a task that never started.
 func SkippedResult(t *Task, reason string) Result {
-	return Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Status: Skipped, Error: reason}
+	return Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Status: Skipped, Error: reason, Needs: t.Needs}
 }

@@ -43,6 +43,9 @@ type Task struct {
 	// Grace, when above 0, replaces the Runner's grace for this task: the time from
 	// SIGTERM to SIGKILL. A remote attempt carries its submitter's grace so.
 	Grace time.Duration
+	// Needs are the ids of the tasks that must succeed before this one starts (a task
+	// file's needs), for reports; the scheduler reads them from the Graph.
+	Needs []string
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template
@@ -173,6 +176,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Timeout:    pick(sp.Timeout, s.Timeout, d.Timeout, 0),
 		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
 		RetryDelay: pick(sp.RetryDelay, s.RetryDelay, d.RetryDelay, time.Second),
+		Needs:      sp.Needs,
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -453,7 +454,10 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		}
 		return jobs.SkippedResult(t, cause.Error())
 	}
-	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Slot: d.Slot, Attempts: d.Attempts}
+	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Slot: d.Slot, Attempts: d.Attempts, Needs: t.Needs}
+	for i := range d.Earlier {
+		r.Earlier = append(r.Earlier, earlierTry(&d.Earlier[i]))
+	}
 	if d.Panic != nil {
 		r.Status = jobs.Failed
 		r.Error = fmt.Sprintf("task %s: %v", t.ID, d.Panic)
@@ -474,8 +478,63 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	r.Leftovers = a.Leftovers
 	r.Duplicates = a.Duplicates
 	r.Worker, r.Host = a.Worker, a.Host
+	r.Waited = waited(d.Taken, a.Start)
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")
 	return r
+}
+
+// earlierTry is the Try of an attempt that was retried.
+func earlierTry(d *pool.Done[jobs.Task, outcome]) jobs.Try {
+	o := &d.Result
+	a := &o.attempt
+	tr := jobs.Try{Status: o.status, Slot: d.Slot, StartedAt: a.Start, Duration: jobs.Seconds(a.Duration),
+		Waited: waited(d.Taken, a.Start), Worker: a.Worker, Host: a.Host}
+	if d.Panic != nil {
+		tr.Status, tr.StderrLast = jobs.Failed, clip(d.Panic.Error())
+		return tr
+	}
+	if a.ExitCode >= 0 {
+		code := a.ExitCode
+		tr.ExitCode = &code
+	}
+	if a.Signal != 0 {
+		tr.Signal = process.SignalName(a.Signal)
+	}
+	tr.StderrLast = clip(lastLine(o.errTail))
+	if len(o.errs) > 0 {
+		tr.StderrLast = clip(strings.Join(o.errs, "; "))
+	}
+	return tr
+}
+
+// waited is the time from a slot taking an attempt to its start; under a millisecond
+// counts as none.
+func waited(taken, start time.Time) jobs.Seconds {
+	if taken.IsZero() || start.IsZero() || start.Sub(taken) < time.Millisecond {
+		return 0
+	}
+	return jobs.Seconds(start.Sub(taken))
+}
+
+// lastLine returns the last non-empty line of s.
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\r\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// clip cuts s to at most jobs.MaxTryLine bytes, on a rune boundary.
+func clip(s string) string {
+	if len(s) <= jobs.MaxTryLine {
+		return s
+	}
+	cut := jobs.MaxTryLine
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/process"
@@ -104,6 +106,11 @@ func TestRetriesSucceedOnTheThirdAttempt(t *testing.T) {
 	}
 	if r := byIndex[1]; r.Status != jobs.Succeeded || r.Attempts != 3 || r.StdoutTail != "attempt 3\n" {
 		t.Errorf("task 1: got %s after %d attempts (stdout %q), want succeeded after 3", r.Status, r.Attempts, r.StdoutTail)
+	}
+	if e := byIndex[1].Earlier; len(e) != 2 || e[0].Status != jobs.Failed || e[0].ExitCode == nil || *e[0].ExitCode != 1 ||
+		e[0].Slot != 1 || e[1].StartedAt.Sub(e[0].StartedAt) < 100*time.Millisecond ||
+		byIndex[1].StartedAt.Sub(e[1].StartedAt) < 200*time.Millisecond {
+		t.Errorf("task 1: earlier attempts %+v, want its two failed attempts, first first, in slot 1, with their backoffs between them", e)
 	}
 	if r := byIndex[2]; r.Status != jobs.Failed || r.Attempts != 6 {
 		t.Errorf("task 2: got %s after %d attempts, want failed after 6 (1 + 5 retries)", r.Status, r.Attempts)
@@ -231,5 +238,21 @@ func TestResumeSkipsWhatSucceeded(t *testing.T) {
 	}
 	if results[1].Key != "k1" || results[3].Status != jobs.Succeeded {
 		t.Errorf("got %+v", results)
+	}
+}
+
+func TestResultSaysHowLongItWaitedForTheRate(t *testing.T) {
+	// 4 starts a second, one at a time: the second task waits about 250ms for its
+	// token once its slot took it.
+	opts := Options{Workers: 1, Limiter: rate.NewLimiter(4, 1)}
+	results, _, err := runScripted(t, opts, "ok", "ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := time.Duration(results[1].Waited); w > 100*time.Millisecond {
+		t.Errorf("task 1 waited %v, want none", w)
+	}
+	if w := time.Duration(results[2].Waited); w < 150*time.Millisecond || w > 2*time.Second {
+		t.Errorf("task 2 waited %v, want about 250ms", w)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -55,6 +56,12 @@ type Done[T, R any] struct {
 	Tries    int // attempts handed to fn: Attempts without the extra executions
 	Result   R
 	Panic    error
+	// Taken is when a worker slot took the last attempt, before it waited for the
+	// start-rate limit; zero when not started.
+	Taken time.Time
+	// Earlier are the Dones of the attempts before the last one (those retried),
+	// first first; theirs is empty.
+	Earlier []Done[T, R]
 }
 
 // Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
@@ -108,10 +115,17 @@ type attempt[T, R any] struct {
 
 // runAttempt runs one attempt in slot, unless starting has ended.
 func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], slot int, a attempt[T, R], fn Func[T, R]) Done[T, R] {
+	taken := time.Now()
 	if !mayStart(startCtx, runCtx, opts.Limiter) {
 		return notStarted(a)
 	}
 	d := call(runCtx, opts.TimeoutCause, slot, a, fn)
+	d.Taken = taken
+	if a.last != nil {
+		prev := *a.last
+		prev.Earlier = nil
+		d.Earlier = append(slices.Clip(a.last.Earlier), prev)
+	}
 	if opts.Executions != nil && d.Panic == nil {
 		d.Attempts += max(opts.Executions(d.Result), 1) - 1
 	}

@@ -299,3 +299,29 @@ func TestExecutionsCountInAttempts(t *testing.T) {
 		t.Errorf("attempt numbers %v, want [1 3]", numbers)
 	}
 }
+
+func TestDoneKeepsEarlierAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Each attempt returns its number; it fails until the third.
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
+			time.Sleep(time.Duration(attempt) * time.Second)
+			return attempt
+		}
+		retry := func(v, r, tries int) (time.Duration, bool) { return 0, r < 3 }
+		ctx := context.Background()
+		done := runAll(ctx, ctx, Options[int, int]{Workers: 1, Retry: retry}, 1, 0, fn)
+		if len(done) != 1 || done[0].Result != 3 {
+			t.Fatalf("got %+v, want one job ending with attempt 3", done)
+		}
+		e := done[0].Earlier
+		if len(e) != 2 || e[0].Result != 1 || e[1].Result != 2 || e[0].Slot != 1 || e[0].Attempts != 1 || e[1].Attempts != 2 {
+			t.Fatalf("earlier attempts: %+v, want attempts 1 and 2 in slot 1", e)
+		}
+		if e[0].Earlier != nil || e[1].Earlier != nil {
+			t.Errorf("an earlier attempt holds earlier attempts itself: %+v", e)
+		}
+		if got := done[0].Taken.Sub(e[1].Taken); got != 2*time.Second {
+			t.Errorf("the last attempt was taken %v after the second, want 2s", got)
+		}
+	})
+}

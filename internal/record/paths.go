@@ -15,7 +15,7 @@ type Path struct {
 // CheckDistinct returns an error when an output resolves to the input file or to
 // another output, as `--report tasks.json` would overwrite its own task file, or
 // `--journal` and `--metrics` naming one file would clobber each other. Every file a
-// run writes belongs in outputs (a future --trace too). input is the task file; ""
+// run writes belongs in outputs. input is the task file; ""
 // or "-" (standard input) is not compared.
 //
 // Two paths are the same file when both exist and os.SameFile says so (which sees

@@ -1,5 +1,5 @@
 // Package record keeps what a run leaves behind: the journal, written as each task
-// ends, and the report and the metrics, written when the run ends.
+// ends, and the report, the trace and the metrics, written when the run ends.
 //
 // Everything it writes is created with mode 0600: results hold the last 4 KiB of
 // each task's output, and task output may hold secrets.
@@ -29,6 +29,7 @@ type Options struct {
 	Report    string // write a report here at the end
 	ReportFmt report.Format
 	Metrics   string // write Prometheus metrics here at the end
+	Trace     string // write the run's timeline here at the end (Chrome trace JSON)
 
 	// createJournal, when not nil, stands in for journal.Create (for tests).
 	createJournal func(path string, h journal.Header) (*journal.Writer, error)
@@ -104,7 +105,7 @@ func Open(opts Options, run report.Run, popts *pipeline.Options) (*Recorder, err
 		}
 		rec.journal = w
 	}
-	if opts.Report != "" {
+	if opts.Report != "" || opts.Trace != "" {
 		sp, err := report.NewSpool()
 		if err != nil {
 			rec.Close()
@@ -138,9 +139,9 @@ func (rec *Recorder) Add(r jobs.Result) {
 	}
 }
 
-// Finish closes the journal (an fsync), then writes the report and the metrics, each
-// atomically, even when the journal failed. Its error is the journal's, a
-// *JournalError, joined with any of the report or the metrics.
+// Finish closes the journal (an fsync), then writes the report, the trace and the
+// metrics, each atomically, even when the journal failed. Its error is the journal's,
+// a *JournalError, joined with any of the report, the trace or the metrics.
 func (rec *Recorder) Finish(run report.Run, sum *report.Summary) error {
 	var errs []error
 	if rec.journal != nil {
@@ -153,7 +154,7 @@ func (rec *Recorder) Finish(run report.Run, sum *report.Summary) error {
 			errs = append(errs, &JournalError{Err: rec.jerr, Missed: rec.missed})
 		}
 	}
-	if rec.spool != nil {
+	if rec.opts.Report != "" {
 		err := atomicfile.Write(rec.opts.Report, FileMode, func(w io.Writer) error {
 			return report.Write(w, rec.opts.ReportFmt, run, sum, rec.spool.Results())
 		})
@@ -162,6 +163,17 @@ func (rec *Recorder) Finish(run report.Run, sum *report.Summary) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("report: %w", err))
+		}
+	}
+	if rec.opts.Trace != "" {
+		err := atomicfile.Write(rec.opts.Trace, FileMode, func(w io.Writer) error {
+			return report.WriteTrace(w, run, sum, rec.spool.Results())
+		})
+		if err == nil {
+			err = rec.spool.Err()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("trace: %w", err))
 		}
 	}
 	if rec.opts.Metrics != "" {

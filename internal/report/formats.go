@@ -20,6 +20,11 @@ type Run struct {
 	// Containment says how task processes were held together: "cgroup", "subreaper"
 	// or "process-group" (see the README's "How tasks run").
 	Containment string `json:"containment,omitempty"`
+	// Command is the command line that started the run; Input its task file ("stdin"
+	// for standard input); Journal, for a report rendered from a journal, that journal.
+	Command string `json:"command,omitempty"`
+	Input   string `json:"input,omitempty"`
+	Journal string `json:"journal,omitempty"`
 }
 
 // Results yields results one at a time, so that a report of a million tasks is written

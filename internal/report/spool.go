@@ -92,6 +92,7 @@ const (
 	JSON     Format = "json"
 	JUnit    Format = "junit"
 	Markdown Format = "markdown"
+	HTML     Format = "html"
 )
 
 // ParseFormat checks a report format name; "xml" and "md" are accepted too.
@@ -105,13 +106,16 @@ func ParseFormat(s string) (Format, error) {
 		return JUnit, nil
 	case "markdown", "md":
 		return Markdown, nil
+	case "html", "htm":
+		return HTML, nil
 	}
-	return "", fmt.Errorf("invalid report format %q: want text, json, junit or markdown", s)
+	return "", fmt.Errorf("invalid report format %q: want text, json, junit, markdown or html", s)
 }
 
-// FormatOf guesses a report format from a file name: .json, .xml (JUnit), .md; else "".
+// FormatOf guesses a report format from a file name: .json, .xml (JUnit), .md, .html,
+// .txt; else "".
 func FormatOf(path string) Format {
-	for ext, f := range map[string]Format{".json": JSON, ".xml": JUnit, ".md": Markdown, ".markdown": Markdown, ".txt": Text} {
+	for ext, f := range map[string]Format{".json": JSON, ".xml": JUnit, ".md": Markdown, ".markdown": Markdown, ".txt": Text, ".html": HTML, ".htm": HTML} {
 		if len(path) > len(ext) && path[len(path)-len(ext):] == ext {
 			return f
 		}
@@ -128,6 +132,8 @@ func Write(w io.Writer, f Format, run Run, s *Summary, results Results) error {
 		return WriteJUnit(w, run, s, results)
 	case Markdown:
 		return WriteMarkdown(w, run, s, results)
+	case HTML:
+		return WriteHTML(w, run, s, results)
 	}
 	return WriteText(w, s)
 }
