@@ -55,7 +55,7 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		interrupt *interruptedError
 	)
 	switch {
-	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe):
+	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe), errors.Is(err, syscall.EPIPE):
 		say = false // the summary said it
 	case errors.As(err, &usage):
 		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
