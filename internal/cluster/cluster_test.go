@@ -402,3 +402,71 @@ func TestNoSecondExecutionWhileTheFirstBeats(t *testing.T) {
 		t.Errorf("a start after the first lost its lease: got owner %s after %d executions, want b after 2", o, n)
 	}
 }
+
+// TestEndIsAnsweredByTheAckOfItsDelivery: the submitter acknowledges the delivery
+// named in an end once it has recorded the end, and the broker's confirmation is the
+// end's answer; the end of a lost lease is answered without an ack, so the broker
+// delivers the attempt again.
+func TestEndIsAnsweredByTheAckOfItsDelivery(t *testing.T) {
+	conn := serveInProcess(t)
+	e := openRun(t, conn, "acked", 5*time.Second)
+	done := make(chan jobs.Attempt, 1)
+	go func() { done <- e.Run(context.Background(), shellTask(1, "true"), 1, 1, capture(), capture()) }()
+
+	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("acked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg jetstream.Msg
+	for m := range batch.Messages() {
+		msg = m
+	}
+	if msg == nil {
+		t.Fatal("no attempt delivered")
+	}
+	var am attemptMsg
+	if err := json.Unmarshal(msg.Data(), &am); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() int {
+		t.Helper()
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumAckPending
+	}
+	ack := msg.Reply()
+
+	var rep startReply
+	if err := request(conn.NC, am.Subject+".start", startMsg{Exec: "a", Worker: "w"}, &rep); err != nil || !rep.Run {
+		t.Fatalf("start a: %+v, %v; want to run", rep, err)
+	}
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "a", LeaseLost: true}, nil); err != nil {
+		t.Fatalf("lease-lost end: %v, want it answered", err)
+	}
+	if n := pending(); n != 1 {
+		t.Errorf("after a lease-lost end: %d deliveries pending, want 1 (not acknowledged)", n)
+	}
+
+	if err := request(conn.NC, am.Subject+".start", startMsg{Exec: "b", Worker: "w"}, &rep); err != nil || !rep.Run || rep.Attempt != 2 {
+		t.Fatalf("start b: %+v, %v; want to run as attempt 2", rep, err)
+	}
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "b", ExitCode: 3, Ack: ack}, nil); err != nil {
+		t.Fatalf("end: %v, want it answered", err)
+	}
+	if n := pending(); n != 0 { // the answer came once the broker had the ack
+		t.Errorf("after the end's answer: %d deliveries pending, want 0", n)
+	}
+	if a := <-done; a.ExitCode != 3 || a.Executions != 2 {
+		t.Errorf("got %+v, want the second execution's end", a)
+	}
+	// An end asked again (its answer lost) is answered again: the ack is repeated.
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "b", ExitCode: 3, Ack: ack}, nil); err != nil {
+		t.Errorf("end asked again: %v, want it answered", err)
+	}
+}
