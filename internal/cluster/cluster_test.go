@@ -470,3 +470,77 @@ func TestEndIsAnsweredByTheAckOfItsDelivery(t *testing.T) {
 		t.Errorf("end asked again: %v, want it answered", err)
 	}
 }
+
+// TestEndCarriesTheSlotsNextPull: an end with Next is answered by the broker with the
+// slot's next attempt (the submitter's ack of the delivery is an ack-and-next), or,
+// with none queued, by the pull's expiry.
+func TestEndCarriesTheSlotsNextPull(t *testing.T) {
+	conn := serveInProcess(t)
+	e := openRun(t, conn, "next", 5*time.Second)
+	done := make(chan jobs.Attempt, 2)
+	for i := 1; i <= 2; i++ {
+		go func() { done <- e.Run(context.Background(), shellTask(i, "true"), i, 1, capture(), capture()) }()
+	}
+	waitFor(t, "both attempts to be queued", func() bool {
+		info, err := conn.Tasks.Info(context.Background())
+		return err == nil && info.State.Msgs == 2
+	})
+	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first jetstream.Msg
+	for m := range batch.Messages() {
+		first = m
+	}
+	if first == nil {
+		t.Fatal("no attempt delivered")
+	}
+	inbox, err := conn.NC.SubscribeSync(conn.NC.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// run runs the delivered attempt as execution exec and ends it with the pull,
+	// returning the answer.
+	run := func(data []byte, ack, exec string) *nats.Msg {
+		t.Helper()
+		var am attemptMsg
+		if err := json.Unmarshal(data, &am); err != nil {
+			t.Fatal(err)
+		}
+		var rep startReply
+		if err := request(conn.NC, am.Subject+".start", startMsg{Exec: exec, Worker: "w"}, &rep); err != nil || !rep.Run {
+			t.Fatalf("start %s: %+v, %v; want to run", exec, rep, err)
+		}
+		end, _ := json.Marshal(endMsg{Exec: exec, Ack: ack, Next: 300 * time.Millisecond})
+		if err := conn.NC.PublishRequest(am.Subject+".end", inbox.Subject, end); err != nil {
+			t.Fatal(err)
+		}
+		m, err := inbox.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("end of %s: %v, want an answer", exec, err)
+		}
+		return m
+	}
+	second := run(first.Data(), first.Reply(), "a")
+	var am attemptMsg
+	if err := json.Unmarshal(second.Data, &am); err != nil || am.Index == 0 {
+		t.Fatalf("the first end's answer: %q (%v), want the other attempt", second.Data, err)
+	}
+	if info, err := cons.Info(context.Background()); err != nil || info.NumAckPending != 1 {
+		t.Errorf("after the first end: %+v (%v), want the first acknowledged and the second delivered", info, err)
+	}
+	expired := run(second.Data, second.Reply, "b")
+	if s := expired.Header.Get("Status"); s != "408" {
+		t.Errorf("the last end's answer: status %q, %q; want the pull's expiry (408)", s, expired.Data)
+	}
+	for range 2 {
+		if a := <-done; a.ExitCode != 0 || a.Executions != 1 {
+			t.Errorf("got %+v, want one successful execution", a)
+		}
+	}
+}

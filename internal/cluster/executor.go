@@ -431,14 +431,20 @@ func (r *remote) handle(kind string, m *nats.Msg) {
 // ack subject (every end but a lost lease's) is answered by acknowledging that
 // delivery with the end's reply subject as the ack's: the broker's confirmation of
 // the ack is the worker's answer, so the worker sends no ack of its own, and an end
-// it hears answered is both recorded and acknowledged. An end asked again (its
-// answer was lost) is acknowledged again: acks are idempotent.
+// it hears answered is both recorded and acknowledged. An end with Next makes the ack
+// an ack-and-next: the broker's answer is then the worker slot's next attempt, or the
+// pull's expiry. An end asked again (its answer was lost) is acknowledged again: acks
+// are idempotent.
 func answerEnd(nc *nats.Conn, m *nats.Msg, end *endMsg) {
 	if end.Ack == "" || end.LeaseLost || nc == nil || m.Reply == "" {
 		_ = m.Respond(nil)
 		return
 	}
-	_ = nc.PublishRequest(end.Ack, m.Reply, nil)
+	var ack []byte // an empty ack is a plain one
+	if end.Next > 0 {
+		ack = fmt.Appendf(nil, `+NXT {"batch":1,"expires":%d}`, end.Next.Nanoseconds())
+	}
+	_ = nc.PublishRequest(end.Ack, m.Reply, ack)
 }
 
 // writeChunks writes the chunks that count, in their order, and answers every chunk

@@ -147,10 +147,11 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
 //
-// The slot asks for its next attempt as soon as its process is over, before it
-// reports the end: the pull travels with the end, and the slot then waits only for
-// the attempt the submitter publishes once it has the end, not for one more round
-// trip.
+// The slot asks for its next attempt as soon as its process is over: when it serves
+// that attempt's run only, the pull rides in the end (the submitter's ack of the
+// delivery asks the broker for the slot's next attempt: see endMsg.Next); otherwise
+// it goes out with the end. Either way the slot then waits only for the attempt the
+// submitter publishes once it has the end, not for one more round trip.
 func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, stops *stopBoard) {
 	p := &puller{nc: w.Conn.NC}
 	defer p.close()
@@ -169,16 +170,29 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, sto
 		}
 		return nil, p.send(run, cons, wait)
 	}
-	next := func() { // the slot is free again: ask for its next attempt now
-		if ctx.Err() == nil {
-			if _, err := ask(); err != nil {
-				p.drop()
-			}
+	// next: the slot is free again. With run the only one served, it returns its
+	// consumer and the pull's wait, for the pull to ride in the end; otherwise it
+	// sends the pull now and returns nil.
+	next := func(run string) (jetstream.Consumer, time.Duration) {
+		if ctx.Err() != nil {
+			return nil, 0
 		}
+		if r, cons, n, _ := runs.pick(turn); n == 1 && r == run {
+			turn++
+			return cons, time.Second
+		}
+		if _, err := ask(); err != nil {
+			p.drop()
+		}
+		return nil, 0
 	}
 	for ctx.Err() == nil {
 		var err error
-		if !p.out {
+		var msg *nats.Msg
+		switch {
+		case p.ready: // the answer to an end that carried the pull
+			msg, err, p.ready = p.readyMsg, p.readyErr, false
+		case !p.out:
 			var none <-chan struct{}
 			if none, err = ask(); none != nil {
 				select {
@@ -187,10 +201,11 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, sto
 				}
 				continue
 			}
-		}
-		var msg *nats.Msg
-		if err == nil {
-			msg, err = p.await()
+			fallthrough
+		default:
+			if err == nil {
+				msg, err = p.await()
+			}
 		}
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
@@ -201,8 +216,10 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, sto
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
+		case msg != nil && ctx.Err() != nil: // draining: hand it back
+			_ = msg.Nak()
 		case msg != nil:
-			w.handle(ctx, taskCtx, slot, p.cons.CachedInfo().Config.AckWait, msg, stops, next)
+			w.handle(ctx, taskCtx, slot, p.cons.CachedInfo().Config.AckWait, msg, stops, p, next)
 		}
 	}
 }
@@ -219,7 +236,14 @@ type puller struct {
 	run      string             // the run of the last pull
 	cons     jetstream.Consumer // its consumer
 	deadline time.Time          // when the last pull's answer is surely lost
+
+	ready    bool      // the last pull, carried by an end, was answered:
+	readyMsg *nats.Msg // its attempt (nil: none came)
+	readyErr error     // or what came instead
 }
+
+// errNoResponders: nobody listens on the subject of a request sent through a puller.
+var errNoResponders = errors.New("no responders")
 
 // send asks run's consumer for one attempt, answered within wait.
 func (p *puller) send(run string, cons jetstream.Consumer, wait time.Duration) error {
@@ -232,11 +256,56 @@ func (p *puller) send(run string, cons jetstream.Consumer, wait time.Duration) e
 	}
 	req := fmt.Appendf(nil, `{"batch":1,"expires":%d}`, wait.Nanoseconds())
 	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
-	if err := p.nc.PublishRequest(subject, p.inbox.Subject, req); err != nil {
+	return p.request(subject, req, run, cons, wait+time.Second)
+}
+
+// request sends data to subject with the slot's inbox as its reply subject: the
+// answer, due within patience, is a pull's (an attempt or a status).
+func (p *puller) request(subject string, data []byte, run string, cons jetstream.Consumer, patience time.Duration) error {
+	if p.inbox == nil {
+		inbox, err := p.nc.SubscribeSync(p.nc.NewInbox())
+		if err != nil {
+			return err
+		}
+		p.inbox = inbox
+	}
+	if err := p.nc.PublishRequest(subject, p.inbox.Subject, data); err != nil {
 		return err
 	}
-	p.out, p.run, p.cons, p.deadline = true, run, cons, time.Now().Add(wait+time.Second)
+	p.out, p.run, p.cons, p.deadline = true, run, cons, time.Now().Add(patience)
 	return nil
+}
+
+// report sends an end that carries the slot's next pull (endMsg.Next) to subject,
+// again (on a new inbox) until it is answered, for up to a minute: the answer, an
+// attempt or none, is then the slot's next (ready). A submitter missing for
+// submitterAway ends it.
+func (p *puller) report(subject string, end *endMsg, run string, cons jetstream.Consumer) error {
+	data, err := json.Marshal(end)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	var away awayClock
+	for {
+		err := p.request(subject, data, run, cons, end.Next+2*time.Second)
+		if err == nil {
+			var m *nats.Msg
+			if m, err = p.await(); err == nil || !errors.Is(err, errNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+				p.ready, p.readyMsg, p.readyErr = true, m, err
+				return nil
+			}
+		}
+		p.drop() // a late answer must not come to this slot
+		switch {
+		case errors.Is(err, errNoResponders) && away.gone():
+			return fmt.Errorf("%s: nobody waits for it", subject)
+		case !time.Now().Before(deadline):
+			return fmt.Errorf("%s: %w", subject, err)
+		case !errors.Is(err, nats.ErrTimeout):
+			time.Sleep(100 * time.Millisecond) // disconnected, or nobody listens: try again soon
+		}
+	}
 }
 
 // await returns the answer to the pull out: the attempt, or nil when none came.
@@ -256,6 +325,8 @@ func (p *puller) await() (*nats.Msg, error) {
 		case status == "100": // a heartbeat
 		case status == "409" && strings.Contains(descr, "consumer deleted"):
 			return nil, jetstream.ErrConsumerDeleted
+		case status == "503":
+			return nil, errNoResponders
 		default:
 			return nil, fmt.Errorf("pull from run %s: %s %s", p.run, status, m.Header.Get("Description"))
 		}
@@ -274,6 +345,10 @@ func (p *puller) drop() {
 
 // close ends the pulls: an attempt that answers a pull still out is handed back.
 func (p *puller) close() {
+	if p.ready && p.readyMsg != nil {
+		_ = p.readyMsg.Nak()
+	}
+	p.ready = false
 	if p.out {
 		if m, err := p.await(); err == nil && m != nil {
 			_ = m.Nak()
@@ -282,9 +357,11 @@ func (p *puller) close() {
 	p.drop()
 }
 
-// handle executes one delivered attempt. next is called once its process is over,
-// before its end is reported: the slot is free again.
-func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard, next func()) {
+// handle executes one delivered attempt. Once its process is over and its end is to
+// be reported, the slot is free: it calls next, and sends the end on p with the pull
+// that next returns, if any.
+func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard,
+	p *puller, next func(run string) (jetstream.Consumer, time.Duration)) {
 	taken := time.Now()
 	var am attemptMsg
 	if err := json.Unmarshal(msg.Data, &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
@@ -333,7 +410,6 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	a := w.Runner.Run(ctx, &task, slot, rep.Attempt, process.NewForwardingCapture(out), process.NewForwardingCapture(errOut))
 	out.Close()
 	errOut.Close()
-	next()
 
 	cause := context.Cause(ctx)
 	end := endMsg{Exec: exec, Worker: w.Name, Host: a.Host, Start: a.Start, Duration: a.Duration, ExitCode: a.ExitCode,
@@ -354,9 +430,17 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		return
 	}
 	// The submitter acknowledges the delivery once it has recorded the end, and the
-	// broker's confirmation of that ack answers the end: no ack of the worker's own.
+	// broker answers that ack (with the slot's next attempt when the pull rides in
+	// the end): the end's answer. No ack of the worker's own.
 	end.Ack = msg.Reply
-	if err := w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil); err != nil {
+	var err error
+	if cons, wait := next(am.Run); cons != nil {
+		end.Next = wait
+		err = p.report(am.Subject+".end", &end, am.Run, cons)
+	} else {
+		err = w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil)
+	}
+	if err != nil {
 		// Not recorded: acknowledge it all the same. A redelivery would find the
 		// attempt over (its start refused) or its submitter gone: it would never run
 		// again, only take a slot.
