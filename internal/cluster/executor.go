@@ -123,8 +123,9 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		return a
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
-	st := &remote{nc: e.conn.NC, base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
+	st := &remote{base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
+	st.nc = e.conn.NC
 	e.mu.Lock()
 	e.attempts[msg.Subject] = st // before it is published: a start for it always finds it
 	e.mu.Unlock()
@@ -295,7 +296,6 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 // attempt's own goroutine (writeChunks), which writes them to the captures in order.
 // The fields are guarded by mu.
 type remote struct {
-	nc             *nats.Conn    // where ends are answered
 	base           int           // the number of the attempt's first execution
 	fence          time.Duration // how long after its last beat an execution may still run
 	stdout, stderr *process.Capture
@@ -319,6 +319,8 @@ type remote struct {
 	queued   int                   // chunks in chunks or being written
 
 	wmu sync.Mutex // held while a chunk is written: finish waits for it
+
+	nc *nats.Conn // where ends are answered; set before the attempt is registered
 }
 
 // chunk is a chunk of output as handle took it: whether it counts (it is the owner's
