@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -166,19 +167,52 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	return nil
 }
 
+// listGraph prints tasks whose needs are by position (nil: none), as listTasks
+// does: with needs, in an order that respects them, with each task's needs and the
+// longest chain at the end.
 func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
-	order, chain := jobs.Order(tasks, needs)
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	var chain []int
+	if needs != nil {
+		order, chain = jobs.Order(tasks, needs)
+	}
+	var prio, est bool
+	for i := range tasks {
+		prio = prio || tasks[i].Priority != 0
+		est = est || tasks[i].Estimate != 0
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNEEDS\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	row := func(id, need, prioCol, estCol, timeout, retries, dir, command string) {
+		cols := []string{id}
+		if needs != nil {
+			cols = append(cols, need)
+		}
+		if prio {
+			cols = append(cols, prioCol)
+		}
+		if est {
+			cols = append(cols, estCol)
+		}
+		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
+	}
+	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
 	for _, i := range order {
 		t := &tasks[i]
 		var ids []string
-		for _, n := range needs[i] {
-			ids = append(ids, tasks[n].ID)
+		if needs != nil {
+			for _, n := range needs[i] {
+				ids = append(ids, tasks[n].ID)
+			}
 		}
-		need, timeout, dir := "-", "-", "."
+		need, estimate, timeout, dir := "-", "-", "-", "."
 		if len(ids) > 0 {
 			need = strings.Join(ids, ",")
+		}
+		if t.Estimate > 0 {
+			estimate = t.Estimate.String()
 		}
 		if t.Timeout > 0 {
 			timeout = t.Timeout.String()
@@ -186,9 +220,9 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 		if t.Dir != "" {
 			dir = t.Dir
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, need, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		row(t.ID, need, strconv.Itoa(t.Priority), estimate, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.Flush(); err != nil || needs == nil {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
@@ -235,17 +269,16 @@ func inputName(file string) string {
 }
 
 // listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:
-// with needs, in an order that respects them, with what each needs, and the longest
-// chain of needs at the end. An invalid task (a bad line of a stream) is its
+// id, priority and estimate when a task gives one, timeout, retries, directory and
+// command; with needs, in an order that respects them, with what each needs, and the
+// longest chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source) error {
 	if ss, ok := src.(*input.SliceSource); ok {
-		if tasks, needs := ss.Tasks(); needs != nil {
-			return listGraph(w, tasks, needs)
-		}
+		tasks, needs := ss.Tasks()
+		return listGraph(w, tasks, needs)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	var tasks []jobs.Task
 	for {
 		t, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -257,16 +290,9 @@ func listTasks(w io.Writer, src jobs.Source) error {
 		if t.Invalid != nil { // nothing runs: a bad line is an input error here
 			return t.Invalid
 		}
-		timeout, dir := "-", "."
-		if t.Timeout > 0 {
-			timeout = t.Timeout.String()
-		}
-		if t.Dir != "" {
-			dir = t.Dir
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.ID, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		tasks = append(tasks, t)
 	}
-	return tw.Flush()
+	return listGraph(w, tasks, nil)
 }
 
 // onHurry calls f if hurry is closed before stop is called. stop waits for the

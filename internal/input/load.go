@@ -106,6 +106,8 @@ type rawTask struct {
 	Run         *string  `yaml:"run"`
 	Cmd         []string `yaml:"cmd"`
 	Needs       []string `yaml:"needs"`
+	Priority    *int     `yaml:"priority"`
+	Estimate    *string  `yaml:"estimate"`
 	RawSettings `yaml:",inline"`
 }
 
@@ -361,6 +363,14 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 		sp.Argv = rt.Cmd
 	}
 	sp.Needs = rt.Needs
+	if rt.Priority != nil {
+		sp.Priority = *rt.Priority
+	}
+	if est, err := p.duration(path, where, "estimate", rt.Estimate); err != nil {
+		return sp, err
+	} else if est != nil {
+		sp.Estimate = *est
+	}
 	if p.single && len(rt.Needs) > 0 {
 		return sp, p.errAt(path+".needs", where+"needs", "needs is for task files (.yaml, .yml, .json), not a stream")
 	}

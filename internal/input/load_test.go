@@ -2,6 +2,7 @@ package input
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -122,6 +123,12 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:2:10: workers: must be at least 1, got 0`},
 		{"negative retries", "version: 1\ntasks:\n  - run: x\n    retries: -2\n",
 			`f.yaml:4:14: task 1: retries: must be 0 or more, got -2`},
+		{"bad priority", "version: 1\ntasks:\n  - run: x\n    priority: high\n",
+			`f.yaml:4:15: priority: want a whole number, got "high"`},
+		{"bad estimate", "version: 1\ntasks:\n  - id: a\n    run: x\n    estimate: 3 hours\n",
+			`f.yaml:5:15: task "a": estimate: invalid duration "3 hours"`},
+		{"estimate in defaults", "version: 1\ndefaults:\n  estimate: 1s\ntasks: []\n",
+			`f.yaml:3:3: unknown key "estimate"`},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
 		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
@@ -378,5 +385,28 @@ func TestEnvFromWorker(t *testing.T) {
 	}
 	if _, err := jobs.ResolveEnvFrom(got.EnvFrom, []string{"WA=a"}); err == nil || !strings.Contains(err.Error(), "env TOKEN: from_worker API_TOKEN is not set") {
 		t.Errorf("got error %v, want one naming the missing variable", err)
+	}
+}
+
+func TestPriorityAndEstimate(t *testing.T) {
+	f, err := Parse("f.yaml", []byte("version: 1\ntasks:\n  - {id: a, run: x, priority: 5, estimate: 90s}\n  - {id: b, run: y, priority: -2}\n  - {id: c, run: z}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	for i, want := range []struct {
+		prio int
+		est  time.Duration
+	}{{5, 90 * time.Second}, {-2, 0}, {0, 0}} {
+		if tasks[i].Priority != want.prio || tasks[i].Estimate != want.est {
+			t.Errorf("task %s: got priority %d, estimate %v; want %d, %v", tasks[i].ID, tasks[i].Priority, tasks[i].Estimate, want.prio, want.est)
+		}
+	}
+	lines, err := ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(`{"run": "x", "priority": 3}`+"\n")), jobs.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines[0].Priority != 3 {
+		t.Errorf("JSON Lines task: got priority %d, want 3", lines[0].Priority)
 	}
 }

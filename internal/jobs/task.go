@@ -42,6 +42,12 @@ type Task struct {
 	// Grace, when above 0, replaces the Runner's grace for this task: the time from
 	// SIGTERM to SIGKILL. A remote attempt carries its submitter's grace so.
 	Grace time.Duration
+	// Priority orders the tasks ready to start: higher first, input order within a
+	// priority. 0 by default; may be negative.
+	Priority int
+	// Estimate is the expected run time, used to rank tasks on a graph of needs by
+	// the work that remains after them (critical path first); 0: not given.
+	Estimate time.Duration
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template
@@ -141,10 +147,12 @@ type Defaults struct {
 
 // Spec is a task as written in the input, before defaults are applied.
 type Spec struct {
-	ID    string
-	Run   string
-	Argv  []string
-	Needs []string // ids of the tasks that must succeed first
+	ID       string
+	Run      string
+	Argv     []string
+	Needs    []string // ids of the tasks that must succeed first
+	Priority int
+	Estimate time.Duration
 	Defaults
 }
 
@@ -162,6 +170,8 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Timeout:    pick(sp.Timeout, s.Timeout, d.Timeout, 0),
 		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
 		RetryDelay: pick(sp.RetryDelay, s.RetryDelay, d.RetryDelay, time.Second),
+		Priority:   sp.Priority,
+		Estimate:   sp.Estimate,
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)

@@ -47,6 +47,10 @@ type Options struct {
 	// that error as the reason. A recorder that can no longer keep results (a journal
 	// on a full disk) stops the run so.
 	Abort func() error
+	// InputOrder starts the ready tasks in input order, whatever their priority or
+	// the work that follows them: the order a run had before priorities, kept to
+	// measure what they gain.
+	InputOrder bool
 	// RunnerTimesOut: the Runner applies each task's timeout itself (Task.Timeout),
 	// from the moment an attempt really starts, and says so in Attempt.TimedOut; the
 	// pool then gives attempts no deadline. A remote executor does, since its attempts
@@ -105,12 +109,13 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	out := make(chan pool.Done[jobs.Task, outcome], opts.Workers)
 	known := make(chan jobs.Result, opts.Workers) // tasks that do not run: already done
 	fed := make(chan error, 1)
-	var completed chan<- completion // with a graph of needs: every task's end, for the feeder
-	if gs, ok := src.(interface{ Graph() *jobs.Graph }); ok && gs.Graph() != nil {
-		g := gs.Graph()
-		ch := make(chan completion, g.Len()) // room for every task: the fan-in never waits
-		completed = ch
-		go func() { fed <- feedGraph(startCtx, g, &opts, in, known, ch) }()
+	var sched *schedule // a source known whole: its tasks start by priority
+	if ts, ok := src.(interface{ Tasks() ([]jobs.Task, [][]int) }); ok {
+		tasks, needs := ts.Tasks()
+		var resumed []jobs.Result
+		sched, resumed = newSchedule(tasks, needs, &opts)
+		close(in)
+		go func() { fed <- feedKnown(resumed, known) }()
 	} else {
 		go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
 	}
@@ -136,7 +141,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
-			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
+			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout, Less: byPriority,
 			Retry:      retryPolicy(opts.Jitter, opts.Log),
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
@@ -148,6 +153,12 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 					}
 				}
 			},
+		}
+		if sched != nil {
+			popts.Less, popts.Ready = sched.before, sched.start()
+			popts.Follow = func(d pool.Done[jobs.Task, outcome]) ([]pool.Job[jobs.Task], []pool.Done[jobs.Task, outcome]) {
+				return sched.follow(startCtx, d)
+			}
 		}
 		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log), out)
 		close(out)
@@ -162,9 +173,6 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				continue
 			}
 			r := result(startCtx, d)
-			if completed != nil {
-				completed <- completion{r.Index - 1, r.Status}
-			}
 			if d.Started {
 				pr.add(r, &d.Result)
 			} else {
@@ -174,9 +182,6 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			if !ok {
 				known = nil
 				continue
-			}
-			if completed != nil {
-				completed <- completion{k.Index - 1, k.Status}
 			}
 			pr.add(k, nil)
 		}
@@ -289,97 +294,6 @@ func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known c
 	}
 }
 
-// completion is the end of the task at a position of a graph.
-type completion struct {
-	pos    int
-	status jobs.Status
-}
-
-// feedGraph feeds the tasks of a graph of needs to in as they become ready: at first
-// the tasks that need nothing, then each task the moment its last need succeeds. A task
-// whose need did not succeed is sent to known as skipped, with the reason, and so is
-// everything that depends on it. Tasks that already succeeded (opts.Done) count as
-// succeeded for those that need them. When startCtx ends, every task not yet fed is fed
-// at once, to be reported as not started. It returns when every task has ended.
-func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<- pool.Job[jobs.Task], known chan<- jobs.Result, completed <-chan completion) error {
-	defer close(in)
-	defer close(known)
-	n := g.Len()
-	ready, skips := ResumeGraph(g, opts)
-	startDone := startCtx.Done()
-	for remaining := n; remaining > 0; {
-		for len(ready) > 0 && (g.Taken(ready[0]) || g.Final(ready[0])) {
-			ready = ready[1:] // already fed or ended (a task that already succeeded)
-		}
-		var (
-			inCh    chan<- pool.Job[jobs.Task]
-			next    pool.Job[jobs.Task]
-			knownCh chan<- jobs.Result
-			skip    jobs.Result
-		)
-		if len(ready) > 0 {
-			t := g.Task(ready[0])
-			inCh, next = in, pool.Job[jobs.Task]{Index: t.Index, Value: *t, Timeout: opts.poolTimeout(t)}
-		}
-		if len(skips) > 0 {
-			knownCh, skip = known, skips[0]
-		}
-		select {
-		case inCh <- next:
-			g.Take(ready[0])
-			ready = ready[1:]
-		case knownCh <- skip:
-			skips = skips[1:]
-		case c := <-completed:
-			remaining--
-			r, sk := g.Finish(c.pos, c.status)
-			ready = append(ready, r...)
-			skips = appendSkips(skips, g, sk)
-		case <-startDone:
-			// Starting has ended: feed everything left, for the pool to report as not
-			// started, whatever it waited for.
-			startDone = nil
-			for pos := range n {
-				if !g.Taken(pos) && !g.Final(pos) {
-					ready = append(ready, pos)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// ResumeGraph gives the tasks of g their journal keys (opts.Key) and ends, as
-// succeeded, those that opts.Done says already succeeded, so that the tasks needing
-// them may start. It returns the tasks ready to start and the skipped results of the
-// tasks that already succeeded.
-func ResumeGraph(g *jobs.Graph, opts *Options) (ready []int, resumed []jobs.Result) {
-	ready = g.Roots()
-	if opts.Key == nil {
-		return ready, nil
-	}
-	for pos := range g.Len() {
-		t := g.Task(pos)
-		t.Key = opts.Key(t)
-		if opts.Done == nil {
-			continue
-		}
-		if reason, done := opts.Done(t.Key); done {
-			resumed = append(resumed, jobs.SkippedResult(t, reason))
-			r, _ := g.Finish(pos, jobs.Succeeded) // a success skips nothing
-			ready = append(ready, r...)
-		}
-	}
-	return ready, resumed
-}
-
-func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Result {
-	for _, s := range sk {
-		skips = append(skips, jobs.SkippedResult(g.Task(s.Pos), s.Reason))
-	}
-	return skips
-}
-
 // outcome is what a worker hands the fan-in goroutine for one attempt of a task. The
 // tails are taken when the attempt ends, so they outlive the captures.
 type outcome struct {
@@ -391,6 +305,7 @@ type outcome struct {
 	errTail        string
 	errLen         int64
 	errs           []string
+	skip           string // a task that never started: why (a need that did not succeed)
 }
 
 func (o *outcome) close() {
@@ -425,6 +340,9 @@ func runTask(runner Runner, pr *printer, log *slog.Logger) pool.Func[jobs.Task, 
 // result builds the Result of a finished or never-started job.
 func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Result {
 	t := &d.Job.Value
+	if !d.Started && d.Result.skip != "" {
+		return jobs.SkippedResult(t, d.Result.skip)
+	}
 	if !d.Started {
 		cause := context.Cause(startCtx)
 		if cause == nil || errors.Is(cause, context.Canceled) {

@@ -1,5 +1,6 @@
 // Package pool runs jobs with bounded concurrency, a start-rate limit, a timeout per
-// job, retries with backoff and panic recovery. It knows nothing of what a job is.
+// job, retries with backoff and panic recovery, starting the ready jobs in the order
+// its caller gives (a priority queue). It knows nothing of what a job is.
 package pool
 
 import (
@@ -34,6 +35,20 @@ type Options[T, R any] struct {
 	// here (by cancelling startCtx) lets no further attempt start. It runs on the
 	// dispatching goroutine and must not block.
 	Finished func(d Done[T, R])
+	// Less, when not nil, orders the attempts ready to start: the next one to start is
+	// the least. Attempts that neither is less than start in the order they became
+	// ready (a job as received, a retry when its delay has passed). nil: that order
+	// alone.
+	Less func(a, b Job[T]) bool
+	// Ready are jobs ready from the start, as if received from in before anything
+	// else: all of them are ordered by Less before the first one starts.
+	Ready []Job[T]
+	// Follow, when not nil, is called on the dispatching goroutine with each job's
+	// final Done, after Finished, before another attempt is handed out. It returns
+	// the jobs this end makes ready (the tasks that needed it), which join the ready
+	// attempts as if received from in, and the Dones of jobs this end rules out
+	// (never started), which are sent to out as they are. It must not block.
+	Follow func(d Done[T, R]) (ready []Job[T], ruledOut []Done[T, R])
 }
 
 // Job is one unit of input: its 1-based input index, the value fn receives, and its
@@ -89,6 +104,10 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-ch
 		}()
 	}
 	d := dispatcher[T, R]{opts: opts, in: in, out: out, work: work, results: results, startDone: startCtx.Done()}
+	d.ready.less = opts.Less
+	for _, j := range opts.Ready {
+		d.ready.add(attempt[T, R]{job: j, n: 1})
+	}
 	d.loop()
 	close(work)
 	for range n {
@@ -104,6 +123,7 @@ type attempt[T, R any] struct {
 	tries int // attempts before this one
 	last  *Done[T, R]
 	due   time.Time
+	seq   uint64 // when it became ready, for readyQueue
 }
 
 // runAttempt runs one attempt in slot, unless starting has ended.
@@ -167,11 +187,11 @@ type dispatcher[T, R any] struct {
 	results   <-chan Done[T, R]
 	startDone <-chan struct{} // nil once starting has ended
 
-	ready    []attempt[T, R] // to hand to workers, first first
-	waiting  retryHeap[T, R] // retries, earliest first
-	running  int             // attempts handed to workers and not yet back
-	done     []Done[T, R]    // to send to out, first first
-	stopping bool            // starting has ended
+	ready    readyQueue[T, R] // to hand to workers, next first
+	waiting  retryHeap[T, R]  // retries, earliest first
+	running  int              // attempts handed to workers and not yet back
+	done     []Done[T, R]     // to send to out, first first
+	stopping bool             // starting has ended
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
@@ -182,7 +202,7 @@ func (d *dispatcher[T, R]) loop() {
 	timer.Stop()
 	defer timer.Stop()
 	in := d.in
-	for in != nil || len(d.ready) > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
+	for in != nil || d.ready.Len() > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
 		var (
 			work   chan<- attempt[T, R]
 			next   attempt[T, R]
@@ -191,13 +211,13 @@ func (d *dispatcher[T, R]) loop() {
 			recv   <-chan Job[T]
 			timerC <-chan time.Time
 		)
-		if len(d.ready) > 0 {
-			work, next = d.work, d.ready[0]
+		if d.ready.Len() > 0 {
+			work, next = d.work, d.ready.items[0]
 		}
 		if len(d.done) > 0 {
 			out, first = d.out, d.done[0]
 		}
-		if len(d.ready) == 0 && len(d.done) < maxDone {
+		if d.ready.Len() == 0 && len(d.done) < maxDone {
 			recv = in
 		}
 		if len(d.waiting) > 0 {
@@ -215,10 +235,10 @@ func (d *dispatcher[T, R]) loop() {
 			case d.stopping:
 				d.final(Done[T, R]{Job: j})
 			default:
-				d.ready = append(d.ready, attempt[T, R]{job: j, n: 1})
+				d.ready.add(attempt[T, R]{job: j, n: 1})
 			}
 		case work <- next:
-			d.ready = d.ready[1:]
+			heap.Pop(&d.ready)
 			d.running++
 		case r := <-d.results:
 			d.running--
@@ -227,7 +247,7 @@ func (d *dispatcher[T, R]) loop() {
 			d.done = d.done[1:]
 		case <-timerC:
 			for len(d.waiting) > 0 && !time.Now().Before(d.waiting[0].due) {
-				d.ready = append(d.ready, heap.Pop(&d.waiting).(attempt[T, R]))
+				d.ready.add(heap.Pop(&d.waiting).(attempt[T, R]))
 			}
 		case <-d.startDone:
 			d.stop()
@@ -255,21 +275,72 @@ func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 func (d *dispatcher[T, R]) stop() {
 	d.stopping = true
 	d.startDone = nil
-	for _, a := range d.ready {
+	ready, waiting := d.ready.items, d.waiting
+	d.ready.items, d.waiting = nil, nil
+	for _, a := range ready {
 		d.final(notStarted(a))
 	}
-	for _, a := range d.waiting {
+	for _, a := range waiting {
 		d.final(notStarted(a))
 	}
-	d.ready, d.waiting = nil, nil
 }
 
-// final queues a job's final Done for out, after telling Options.Finished.
+// final queues a job's final Done for out, after telling Options.Finished, and
+// takes in what Options.Follow says it makes ready or rules out.
 func (d *dispatcher[T, R]) final(r Done[T, R]) {
 	if d.opts.Finished != nil {
 		d.opts.Finished(r)
 	}
 	d.done = append(d.done, r)
+	if d.opts.Follow == nil {
+		return
+	}
+	ready, ruledOut := d.opts.Follow(r)
+	d.done = append(d.done, ruledOut...)
+	for _, j := range ready {
+		if d.stopping {
+			d.final(Done[T, R]{Job: j})
+			continue
+		}
+		d.ready.add(attempt[T, R]{job: j, n: 1})
+	}
+}
+
+// readyQueue holds the attempts ready to start, the next (the least by less, else
+// the first to become ready) at items[0]. It is a heap (container/heap).
+type readyQueue[T, R any] struct {
+	items []attempt[T, R]
+	less  func(a, b Job[T]) bool
+	seq   uint64
+}
+
+// add makes a ready.
+func (q *readyQueue[T, R]) add(a attempt[T, R]) {
+	q.seq++
+	a.seq = q.seq
+	heap.Push(q, a)
+}
+
+func (q *readyQueue[T, R]) Len() int { return len(q.items) }
+func (q *readyQueue[T, R]) Less(i, j int) bool {
+	a, b := &q.items[i], &q.items[j]
+	if q.less != nil {
+		if q.less(a.job, b.job) {
+			return true
+		}
+		if q.less(b.job, a.job) {
+			return false
+		}
+	}
+	return a.seq < b.seq
+}
+func (q *readyQueue[T, R]) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *readyQueue[T, R]) Push(x any)    { q.items = append(q.items, x.(attempt[T, R])) }
+func (q *readyQueue[T, R]) Pop() any {
+	old := q.items
+	x := old[len(old)-1]
+	q.items = old[:len(old)-1]
+	return x
 }
 
 // retryHeap orders waiting retries by due time.

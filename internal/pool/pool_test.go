@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -297,5 +298,93 @@ func TestExecutionsCountInAttempts(t *testing.T) {
 	}
 	if len(numbers) != 2 || numbers[0] != 1 || numbers[1] != 3 {
 		t.Errorf("attempt numbers %v, want [1 3]", numbers)
+	}
+}
+
+// runReady runs the jobs of opts.Ready on one worker, with nothing from in, records
+// the order fn sees them in, and returns it with every Done.
+func runReady(startCtx context.Context, opts Options[int, int]) (order []int, done []Done[int, int]) {
+	in := make(chan Job[int])
+	close(in)
+	out := make(chan Done[int, int])
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
+		order = append(order, v) // one worker: no other goroutine runs fn
+		return v
+	}
+	opts.Workers = 1
+	go func() {
+		Run(startCtx, startCtx, opts, in, fn, out)
+		close(out)
+	}()
+	for d := range out {
+		done = append(done, d)
+	}
+	return order, done
+}
+
+func TestReadyJobsStartByLess(t *testing.T) {
+	var jobs []Job[int]
+	for i, v := range []int{3, 1, 4, 1, 5, 9, 2, 6} {
+		jobs = append(jobs, Job[int]{Index: i + 1, Value: v})
+	}
+	order, _ := runReady(context.Background(), Options[int, int]{
+		Ready: jobs,
+		Less:  func(a, b Job[int]) bool { return a.Value > b.Value },
+	})
+	if want := []int{9, 6, 5, 4, 3, 2, 1, 1}; !slices.Equal(order, want) {
+		t.Errorf("got order %v, want %v", order, want)
+	}
+	order, _ = runReady(context.Background(), Options[int, int]{Ready: jobs})
+	if want := []int{3, 1, 4, 1, 5, 9, 2, 6}; !slices.Equal(order, want) {
+		t.Errorf("without Less: got order %v, want %v (as given)", order, want)
+	}
+}
+
+// TestFollowMakesJobsReady: the jobs Follow returns join the ready ones before the
+// next start, and those it rules out are sent to out without running.
+func TestFollowMakesJobsReady(t *testing.T) {
+	order, done := runReady(context.Background(), Options[int, int]{
+		Ready: []Job[int]{{Index: 1, Value: 1}, {Index: 2, Value: 2}},
+		Less:  func(a, b Job[int]) bool { return a.Value > b.Value },
+		Follow: func(d Done[int, int]) ([]Job[int], []Done[int, int]) {
+			if d.Job.Value == 2 {
+				return []Job[int]{{Index: 3, Value: 3}}, []Done[int, int]{{Job: Job[int]{Index: 4, Value: 4}}}
+			}
+			return nil, nil
+		},
+	})
+	if want := []int{2, 3, 1}; !slices.Equal(order, want) {
+		t.Errorf("got order %v, want %v: 3, ready after 2, outranks 1", order, want)
+	}
+	if len(done) != 4 {
+		t.Fatalf("got %d Dones, want 4", len(done))
+	}
+	for _, d := range done {
+		if d.Started != (d.Job.Value != 4) {
+			t.Errorf("job %d: started %v", d.Job.Value, d.Started)
+		}
+	}
+}
+
+// TestFollowAfterStopEndsJobsNotStarted: once starting has ended, what Follow makes
+// ready ends not started.
+func TestFollowAfterStopEndsJobsNotStarted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	order, done := runReady(ctx, Options[int, int]{
+		Ready:    []Job[int]{{Index: 1, Value: 1}},
+		Finished: func(d Done[int, int]) { cancel() },
+		Follow: func(d Done[int, int]) ([]Job[int], []Done[int, int]) {
+			if d.Job.Value == 1 {
+				return []Job[int]{{Index: 2, Value: 2}}, nil
+			}
+			return nil, nil
+		},
+	})
+	if !slices.Equal(order, []int{1}) {
+		t.Errorf("got order %v, want [1]", order)
+	}
+	if len(done) != 2 || done[1].Job.Value != 2 || done[1].Started {
+		t.Errorf("got %+v, want job 2 not started", done)
 	}
 }
