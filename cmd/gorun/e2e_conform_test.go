@@ -72,6 +72,22 @@ tasks:
 		want:  []string{"0 a=succeeded/0/1 b=succeeded/0/1"},
 	},
 	{
+		// One slot: the tasks start by priority, then critical path first; their
+		// output, printed as each ends, shows the order.
+		name: "priority",
+		tasks: `version: 1
+tasks:
+  - {id: a, run: echo a}
+  - {id: b, run: echo b, priority: 2}
+  - {id: c, run: echo c, needs: [a]}
+  - {id: d, run: echo d, priority: 1}
+  - {id: e, run: echo e}
+`,
+		runs:    [][]string{{"-j", "1"}},
+		ordered: true,
+		want:    []string{"0 a=succeeded/0/1 b=succeeded/0/1 c=succeeded/0/1 d=succeeded/0/1 e=succeeded/0/1"},
+	},
+	{
 		name: "lines-file",
 		file: "commands.txt",
 		tasks: `echo one
