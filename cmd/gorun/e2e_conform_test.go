@@ -137,6 +137,25 @@ tasks:
 		want:    []string{"1 flaky=succeeded/0/3 doomed=failed/2/2 steady=succeeded/0/1"},
 	},
 	{
+		// Retry classification: which failures are retried, and the report's
+		// retry_log saying why, the same on a broker.
+		name: "retry-on",
+		tasks: `version: 1
+defaults: {retries: 2, no_retry_on: [2]}
+tasks:
+  - id: tempfail
+    run: n=$(cat DIR/t.n 2>/dev/null || echo 0); n=$((n+1)); echo $n > DIR/t.n; echo "run $n"; [ $n -ge 2 ] || exit 75
+    retry_on: [75]
+  - {id: usage, run: exit 2}
+  - {id: other, run: exit 3, retry_on: [75, timeout]}
+  - {id: killed, run: kill -KILL $$, retry_on: [signal]}
+  - {id: flag, run: exit 4}
+`,
+		runs:    [][]string{{"-j", "4", "-k", "--retry-delay", "10ms", "--retry-on", "4"}},
+		ordered: true,
+		want:    []string{"1 tempfail=succeeded/0/2 usage=failed/2/1 other=failed/3/1 killed=failed/SIGKILL/3 flag=failed/4/3"},
+	},
+	{
 		name:    "halt-soon",
 		tasks:   haltTasks,
 		runs:    [][]string{{"-j", "1", "--halt", "soon,fail=1"}},

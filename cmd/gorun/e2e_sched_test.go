@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -82,5 +83,52 @@ func TestE2EPriorityStartOrder(t *testing.T) {
 	}
 	if out := r.stdout.String(); !strings.Contains(out, "PRIORITY") || !regexp.MustCompile(`(?m)^urgent +first +10 `).MatchString(out) {
 		t.Errorf("validate does not show the priorities:\n%s", out)
+	}
+}
+
+// TestE2ERetryLogInReport: a task retried on its exit code 75, then stopped by its
+// no_retry_on; the JSON report says of each attempt whether it was retried, and why.
+func TestE2ERetryLogInReport(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "retry.yaml", fmt.Sprintf(`version: 1
+tasks:
+  - id: t
+    run: n=$(cat %[1]s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %[1]s/n; [ $n -ge 2 ] && exit 9; exit 75
+    retries: 5
+    retry_delay: 10ms
+    no_retry_on: [9]
+`, dir))
+	report := filepath.Join(dir, "report.json")
+	r := startGorun(t, nil, "exec", file, "--retry-on", "75,9", "--report", report)
+	if code := r.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr:\n%s", code, r.stderr)
+	}
+	data, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Results []struct {
+			Attempts int `json:"attempts"`
+			RetryLog []struct {
+				Attempt  int    `json:"attempt"`
+				ExitCode *int   `json:"exit_code"`
+				Retried  bool   `json:"retried"`
+				Reason   string `json:"reason"`
+			} `json:"retry_log"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Attempts != 2 || len(rep.Results[0].RetryLog) != 2 {
+		t.Fatalf("got %s, want one task, 2 attempts, 2 retry_log entries", data)
+	}
+	log := rep.Results[0].RetryLog
+	if !log[0].Retried || *log[0].ExitCode != 75 || log[0].Reason != "exit code 75, in retry_on: retry 1 of 5" {
+		t.Errorf("attempt 1: got %+v, want retried on exit code 75", log[0])
+	}
+	if log[1].Retried || *log[1].ExitCode != 9 || log[1].Reason != "exit code 9 is in no_retry_on (9)" {
+		t.Errorf("attempt 2: got %+v, want not retried: 9 is in no_retry_on", log[1])
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/report"
@@ -23,6 +24,7 @@ type TaskFlags struct {
 	Timeout    time.Duration
 	Retries    int
 	RetryDelay time.Duration
+	RetryOn    string
 	Format     string
 }
 
@@ -30,6 +32,7 @@ func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
 	f.DurationVarP(&g.Timeout, "timeout", "t", 0, "per-task timeout; 0: none")
 	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
+	f.StringVar(&g.RetryOn, "retry-on", "", "retry only failures in this list: exit codes, timeout, signal (75,timeout); default: any failure")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
 }
 
@@ -45,6 +48,15 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 	}
 	if o.Settings.RetryDelay, err = durationIfSet(f, s, "retry-delay", g.RetryDelay); err != nil {
 		return err
+	}
+	if f.Changed("retry-on") {
+		c := &jobs.RetryClass{}
+		for item := range strings.SplitSeq(g.RetryOn, ",") {
+			if err := c.Add(item); err != nil {
+				return s.errorf("retry-on", "%v", err)
+			}
+		}
+		o.Settings.RetryOn = c
 	}
 	switch o.Format = strings.TrimSpace(g.Format); o.Format {
 	case "auto":

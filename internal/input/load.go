@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +100,8 @@ type RawSettings struct {
 	Shell      *string             `yaml:"shell"`
 	Dir        *string             `yaml:"dir"`
 	Env        map[string]envValue `yaml:"env"`
+	RetryOn    []any               `yaml:"retry_on"`
+	NoRetryOn  []any               `yaml:"no_retry_on"`
 }
 
 type rawTask struct {
@@ -390,6 +393,12 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 	if d.RetryDelay, err = p.duration(path, where, "retry_delay", r.RetryDelay); err != nil {
 		return d, err
 	}
+	if d.RetryOn, err = p.retryClass(path, where, "retry_on", r.RetryOn); err != nil {
+		return d, err
+	}
+	if d.NoRetryOn, err = p.retryClass(path, where, "no_retry_on", r.NoRetryOn); err != nil {
+		return d, err
+	}
 	if r.Retries != nil && *r.Retries < 0 {
 		return d, p.errAt(path+".retries", where+"retries", "must be 0 or more, got %d", *r.Retries)
 	}
@@ -417,6 +426,45 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 		}
 	}
 	return d, nil
+}
+
+// retryClass converts a list of `retry_on` or `no_retry_on`: exit codes, `timeout`,
+// `signal`. nil when the list is not given.
+func (p *fileParser) retryClass(path, where, key string, items []any) (*jobs.RetryClass, error) {
+	if items == nil {
+		return nil, nil
+	}
+	c := &jobs.RetryClass{}
+	for i, it := range items {
+		var err error
+		switch v := it.(type) {
+		case uint64:
+			err = c.Add(strconv.FormatUint(v, 10))
+		case int64:
+			err = c.Add(strconv.FormatInt(v, 10))
+		case string:
+			err = c.Add(v)
+		default:
+			err = fmt.Errorf("want an exit code (0 to 255), timeout or signal, got %s", describeValue(it))
+		}
+		if err != nil {
+			return nil, p.errAt(fmt.Sprintf("%s.%s[%d]", path, key, i), where+key, "%v", err)
+		}
+	}
+	return c, nil
+}
+
+// describeValue names a decoded YAML value in an error.
+func describeValue(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", fmt.Sprint(v))
 }
 
 func (p *fileParser) duration(path, where, key string, s *string) (*time.Duration, error) {

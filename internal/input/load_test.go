@@ -129,6 +129,14 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:5:15: task "a": estimate: invalid duration "3 hours"`},
 		{"estimate in defaults", "version: 1\ndefaults:\n  estimate: 1s\ntasks: []\n",
 			`f.yaml:3:3: unknown key "estimate"`},
+		{"bad retry_on item", "version: 1\ntasks:\n  - id: a\n    run: x\n    retry_on: [75, oops]\n",
+			`f.yaml:5:20: task "a": retry_on: want an exit code (0 to 255), timeout or signal, got "oops"`},
+		{"retry_on code out of range", "version: 1\ndefaults:\n  no_retry_on: [1, 300]\ntasks: []\n",
+			`f.yaml:3:20: defaults.no_retry_on: want an exit code (0 to 255), timeout or signal, got "300"`},
+		{"retry_on a mapping item", "version: 1\ntasks:\n  - run: x\n    retry_on: [{a: 1}]\n",
+			`f.yaml:4:`},
+		{"retry_on not a list", "version: 1\ntasks:\n  - run: x\n    retry_on: 75\n",
+			`f.yaml:4:15: `},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
 		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
@@ -408,5 +416,35 @@ func TestPriorityAndEstimate(t *testing.T) {
 	}
 	if lines[0].Priority != 3 {
 		t.Errorf("JSON Lines task: got priority %d, want 3", lines[0].Priority)
+	}
+}
+
+func TestRetryOnPrecedence(t *testing.T) {
+	f, err := Parse("f.yaml", []byte(`version: 1
+defaults: {retry_on: [75], no_retry_on: [signal]}
+tasks:
+  - {id: a, run: x}
+  - {id: b, run: x, retry_on: [timeout, 1]}
+  - {id: c, run: x, no_retry_on: []}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	got := func(c *jobs.RetryClass) string {
+		if c == nil {
+			return "nil"
+		}
+		return "[" + c.String() + "]"
+	}
+	for i, want := range [][2]string{{"[75]", "[signal]"}, {"[1, timeout]", "[signal]"}, {"[75]", "[]"}} {
+		if r, n := got(tasks[i].RetryOn), got(tasks[i].NoRetryOn); r != want[0] || n != want[1] {
+			t.Errorf("task %s: got retry_on %s, no_retry_on %s; want %s, %s", tasks[i].ID, r, n, want[0], want[1])
+		}
+	}
+	flag := &jobs.RetryClass{Timeout: true}
+	tasks = f.Tasks(jobs.Settings{RetryOn: flag})
+	if tasks[0].RetryOn != flag || got(tasks[1].RetryOn) != "[1, timeout]" {
+		t.Errorf("--retry-on: got %s and %s, want the flag's, then the task's own", got(tasks[0].RetryOn), got(tasks[1].RetryOn))
 	}
 }

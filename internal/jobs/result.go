@@ -36,6 +36,9 @@ type Result struct {
 	ExitCode *int   `json:"exit_code"`        // nil: the process did not exit by itself
 	Signal   string `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
 	Attempts int    `json:"attempts"`
+	// RetryLog records, for a task that may be retried (retries above 0), each failed
+	// attempt: whether it was retried, and why.
+	RetryLog []RetryNote `json:"retry_log,omitempty"`
 	// Duplicates counts executions whose end did not count: a remote attempt that ran
 	// again elsewhere after its worker lost its lease, and then ended late.
 	Duplicates  int       `json:"duplicates,omitempty"`

@@ -6,6 +6,7 @@
 package jobs
 
 import (
+	"cmp"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,8 @@ type Task struct {
 	Timeout    time.Duration // 0: none
 	Retries    int           // attempts after the first
 	RetryDelay time.Duration // first backoff
+	RetryOn    *RetryClass   // nil: retry any failure or timeout (see Retry)
+	NoRetryOn  *RetryClass   // nil: none is excluded
 	// Grace, when above 0, replaces the Runner's grace for this task: the time from
 	// SIGTERM to SIGKILL. A remote attempt carries its submitter's grace so.
 	Grace time.Duration
@@ -131,6 +134,7 @@ type Settings struct {
 	Timeout    *time.Duration
 	Retries    *int
 	RetryDelay *time.Duration
+	RetryOn    *RetryClass
 }
 
 // Defaults are the per-task settings a task file gives under `defaults`, or a task
@@ -139,6 +143,8 @@ type Defaults struct {
 	Timeout    *time.Duration
 	Retries    *int
 	RetryDelay *time.Duration
+	RetryOn    *RetryClass
+	NoRetryOn  *RetryClass
 	Shell      *string
 	Dir        *string
 	Env        map[string]string
@@ -170,6 +176,8 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Timeout:    pick(sp.Timeout, s.Timeout, d.Timeout, 0),
 		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
 		RetryDelay: pick(sp.RetryDelay, s.RetryDelay, d.RetryDelay, time.Second),
+		RetryOn:    cmp.Or(sp.RetryOn, s.RetryOn, d.RetryOn),
+		NoRetryOn:  cmp.Or(sp.NoRetryOn, d.NoRetryOn),
 		Priority:   sp.Priority,
 		Estimate:   sp.Estimate,
 	}

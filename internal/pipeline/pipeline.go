@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -138,11 +139,12 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		}
 	}
 	pr := newPrinter(&opts, emit)
+	notes := &retryNotes{}
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
 			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout, Less: byPriority,
-			Retry:      retryPolicy(opts.Jitter, opts.Log),
+			Retry:      retryPolicy(opts.Jitter, opts.Log, notes),
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
@@ -173,6 +175,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				continue
 			}
 			r := result(startCtx, d)
+			r.RetryLog = notes.take(r.Index)
 			if d.Started {
 				pr.add(r, &d.Result)
 			} else {
@@ -212,27 +215,71 @@ func sourceLen(src jobs.Source) int {
 	return 0
 }
 
-// retryPolicy retries a task that failed or timed out while it has retries left, after
-// an exponential backoff with full jitter: a random delay up to RetryDelay·2^(n-1),
-// capped at MaxRetryDelay. A cancelled task is never retried.
-func retryPolicy(jitter func() float64, log *slog.Logger) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+// retryPolicy retries a task that failed or timed out while the task says so
+// (jobs.Task.Retry: its retries left, retry_on, no_retry_on), after an exponential
+// backoff with full jitter: a random delay up to RetryDelay·2^(n-1), capped at
+// MaxRetryDelay. A cancelled task is never retried. Each decision on a task that may
+// be retried goes to notes, for its result.
+func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
 	if jitter == nil {
 		jitter = rand.Float64
 	}
 	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		if o.status != jobs.Failed && o.status != jobs.TimedOut {
+			return 0, false
+		}
+		end := jobs.End{Status: o.status, ExitCode: o.attempt.ExitCode}
+		if o.attempt.Signal != 0 {
+			end.Signal = process.SignalName(o.attempt.Signal)
+		}
 		// attempt counts the scheduler's attempts: an execution a crash repeated does
 		// not use up a retry.
-		if (o.status != jobs.Failed && o.status != jobs.TimedOut) || attempt > t.Retries {
+		again, reason := t.Retry(end, attempt)
+		if t.Retries > 0 {
+			n := jobs.RetryNote{Attempt: attempt, Status: o.status, Signal: end.Signal, Retried: again, Reason: reason}
+			if end.ExitCode >= 0 {
+				code := end.ExitCode
+				n.ExitCode = &code
+			}
+			notes.add(t.Index, n)
+		}
+		if !again {
 			return 0, false
 		}
 		o.close() // a retried attempt's output is not printed; its tails stay in o
 		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt)))
 		if log != nil {
 			log.Info("task retried", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
-				"exit_code", o.attempt.ExitCode, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
+				"exit_code", o.attempt.ExitCode, "reason", reason, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
 		}
 		return delay, true
 	}
+}
+
+// retryNotes holds the retry decisions on each task (by index) until its result is
+// built: the pool's goroutine adds them, the fan-in takes them. It is safe for
+// concurrent use.
+type retryNotes struct {
+	mu    sync.Mutex
+	notes map[int][]jobs.RetryNote
+}
+
+func (r *retryNotes) add(index int, n jobs.RetryNote) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.notes == nil {
+		r.notes = map[int][]jobs.RetryNote{}
+	}
+	r.notes[index] = append(r.notes[index], n)
+}
+
+// take returns the notes on the task at index, and forgets them.
+func (r *retryNotes) take(index int) []jobs.RetryNote {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.notes[index]
+	delete(r.notes, index)
+	return n
 }
 
 // appendWhere adds to log args the worker and the host an attempt ran on, those

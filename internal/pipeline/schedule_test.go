@@ -49,6 +49,9 @@ func (s *sleeper) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdo
 	if t.Run == "fail" {
 		a.ExitCode = 1
 	}
+	if code, ok := strings.CutPrefix(t.Run, "exit-"); ok {
+		fmt.Sscan(code, &a.ExitCode)
+	}
 	a.Duration = time.Since(now)
 	s.mu.Lock()
 	s.ends[t.ID] = time.Now()
@@ -56,8 +59,15 @@ func (s *sleeper) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdo
 	return a
 }
 
-// runFile runs the task file src with the sleeper on workers slots and returns it.
+// runFile runs the task file src with the sleeper and returns it.
 func runFile(t testing.TB, src string, opts Options) *sleeper {
+	sl, _ := runFileResults(t, src, opts)
+	return sl
+}
+
+// runFileResults runs the task file src with the sleeper and returns it, and the
+// results by task id.
+func runFileResults(t testing.TB, src string, opts Options) (*sleeper, map[string]jobs.Result) {
 	t.Helper()
 	f, err := input.Parse("s.yaml", []byte(src))
 	if err != nil {
@@ -65,14 +75,14 @@ func runFile(t testing.TB, src string, opts Options) *sleeper {
 	}
 	sl := &sleeper{}
 	opts.Runner, opts.Output, opts.Stdout, opts.Stderr = sl, None, io.Discard, io.Discard
-	n := 0
-	if err := Run(context.Background(), input.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs), opts, func(jobs.Result) { n++ }); err != nil {
+	results := map[string]jobs.Result{}
+	if err := Run(context.Background(), input.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs), opts, func(r jobs.Result) { results[r.ID] = r }); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(f.Specs) {
-		t.Fatalf("got %d results, want %d", n, len(f.Specs))
+	if len(results) != len(f.Specs) {
+		t.Fatalf("got %d results, want %d", len(results), len(f.Specs))
 	}
-	return sl
+	return sl, results
 }
 
 func TestPriorityStartsHighestFirst(t *testing.T) {
