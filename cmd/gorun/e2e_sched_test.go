@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,4 +132,118 @@ tasks:
 	if log[1].Retried || *log[1].ExitCode != 9 || log[1].Reason != "exit code 9 is in no_retry_on (9)" {
 		t.Errorf("attempt 2: got %+v, want not retried: 9 is in no_retry_on", log[1])
 	}
+}
+
+// jsonlResult is what the limit tests read of a -o jsonl result line.
+type jsonlResult struct {
+	ID        string    `json:"id"`
+	Command   string    `json:"command"`
+	Status    string    `json:"status"`
+	StartedAt time.Time `json:"started_at"`
+	Duration  float64   `json:"duration_s"`
+}
+
+func readJSONLResults(t *testing.T, out string) []jsonlResult {
+	t.Helper()
+	var rs []jsonlResult
+	for line := range strings.Lines(out) {
+		var r jsonlResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("bad result line %q: %v", line, err)
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+// mostAtOnce returns the most results whose runs overlap at one time.
+func mostAtOnce(rs []jsonlResult) int {
+	most := 0
+	for _, a := range rs {
+		n := 0
+		for _, b := range rs {
+			end := b.StartedAt.Add(time.Duration(b.Duration * float64(time.Second)))
+			if !b.StartedAt.After(a.StartedAt) && end.After(a.StartedAt) {
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// TestE2ENamedLimit: a pool of 2 holds its tasks to 2 at once while the others use
+// the free slots, on this machine and on a broker's workers.
+func TestE2ENamedLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nlimits: {db: {concurrency: 2}}\ntasks:\n")
+	for i := range 6 {
+		fmt.Fprintf(&b, "  - {id: db%d, run: sleep 0.4, limits: [db]}\n", i)
+		fmt.Fprintf(&b, "  - {id: free%d, run: sleep 0.4}\n", i)
+	}
+	file := writeFile(t, "limits.yaml", b.String())
+	url := startBroker(t)
+	startWorker(t, url, testutil.NewMark(t), 8)
+	for _, extra := range [][]string{nil, {"--broker", url}} {
+		r := startGorun(t, nil, append([]string{"exec", file, "-j", "8", "-o", "jsonl"}, extra...)...)
+		if code := r.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("%v: exit %d; stderr:\n%s", extra, code, r.stderr)
+		}
+		var db, free []jsonlResult
+		for _, res := range readJSONLResults(t, r.stdout.String()) {
+			if strings.HasPrefix(res.ID, "db") {
+				db = append(db, res)
+			} else {
+				free = append(free, res)
+			}
+		}
+		if len(db) != 6 || len(free) != 6 {
+			t.Fatalf("%v: got %d db and %d other results, want 6 each", extra, len(db), len(free))
+		}
+		if n := mostAtOnce(db); n != 2 {
+			t.Errorf("%v: at most %d db tasks ran at once, want 2 (the pool's concurrency)", extra, n)
+		}
+		if n := mostAtOnce(free); n < 4 {
+			t.Errorf("%v: at most %d other tasks ran at once, want at least 4: the pool holds up only its own", extra, n)
+		}
+	}
+}
+
+// TestE2EPerKeyRate: --limit-by gives each key its own rate: 8 keys at 4/s each on
+// -j 16, 50 starts a key (about 12 s), each key's rate within 2% of 4/s.
+func TestE2EPerKeyRate(t *testing.T) {
+	const keys, perKey, rate = 8, 50, 4.0
+	var lines strings.Builder
+	for i := range perKey {
+		for k := range keys {
+			fmt.Fprintf(&lines, "k%d/%d\n", k, i)
+		}
+	}
+	items := writeFile(t, "items.txt", lines.String())
+	start := time.Now()
+	r := startGorun(t, nil, "exec", items, "-j", "16", "-o", "jsonl", "--limit-by", "{//}", "--limit-rate", "4/s", "--", "true", "{}")
+	if code := r.wait(t, 120*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+	took := time.Since(start)
+	byKey := map[string][]time.Time{}
+	for _, res := range readJSONLResults(t, r.stdout.String()) {
+		key, _, _ := strings.Cut(strings.TrimPrefix(res.Command, "true "), "/")
+		byKey[key] = append(byKey[key], res.StartedAt)
+	}
+	if len(byKey) != keys {
+		t.Fatalf("got %d keys, want %d", len(byKey), keys)
+	}
+	for key, starts := range byKey {
+		slices.SortFunc(starts, time.Time.Compare)
+		got := float64(len(starts)-1) / starts[len(starts)-1].Sub(starts[0]).Seconds()
+		if len(starts) != perKey || got > rate*1.02 || got < rate*0.98 {
+			t.Errorf("key %s: %d starts at %.3f/s, want %d within 2%% of %.0f/s", key, len(starts), got, perKey, rate)
+		}
+	}
+	// One key alone takes (50-1)/4 = 12.25 s; 8 keys one after another, 98 s.
+	if took > 40*time.Second {
+		t.Errorf("the run took %v: the keys did not run side by side", took)
+	}
+	t.Logf("%d keys × %d starts at %.0f/s each in %v", keys, perKey, rate, took.Round(time.Millisecond))
 }

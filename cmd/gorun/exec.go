@@ -35,6 +35,7 @@ type ExecOptions struct {
 	Workers     *int            // nil: the task file's, else the number of CPUs
 	Rate        *rate.Limit     // nil: the task file's, else unlimited
 	Burst       int             // starts allowed at once
+	Limits      []jobs.Limit    // pools on the command line (--limit-by)
 	Settings    jobs.Settings   // per-task settings given outside the task file
 	Grace       time.Duration
 	Containment process.Containment // the strongest containment to try

@@ -82,6 +82,9 @@ type RunFlags struct {
 	DryRun      bool
 	Broker      string
 	AckWait     time.Duration
+	LimitBy     string
+	LimitRate   string
+	LimitConc   int
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
@@ -96,6 +99,9 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
 	f.BoolVar(&g.DryRun, "dry-run", false, "print the tasks that would run, and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
+	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}... (with --limit-rate, --limit-concurrency)")
+	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
+	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }
 
@@ -135,9 +141,45 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
 		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
 	}
+	if err := g.resolveLimit(f, s, o); err != nil {
+		return err
+	}
 	if o.Broker != "" && f.Changed("containment") {
 		return usagef(s.cmd, "--containment cannot be set with --broker: each worker holds its tasks as its own containment allows")
 	}
+	return nil
+}
+
+// resolveLimit makes the pool family of --limit-by, --limit-rate and
+// --limit-concurrency.
+func (g *RunFlags) resolveLimit(f *pflag.FlagSet, s *sources, o *ExecOptions) error {
+	by := strings.TrimSpace(g.LimitBy)
+	if by == "" {
+		if f.Changed("limit-rate") || f.Changed("limit-concurrency") {
+			return usagef(s.cmd, "--limit-rate and --limit-concurrency set the pools of --limit-by: give it too")
+		}
+		return nil
+	}
+	l := jobs.Limit{Name: "--limit-by", KeySource: by, Burst: 1, Every: true}
+	var err error
+	if l.Key, err = input.NewKey(by); err != nil {
+		return s.errorf("limit-by", "%v", err)
+	}
+	if f.Changed("limit-rate") {
+		if l.Rate, err = input.ParseRate(g.LimitRate); err != nil {
+			return s.errorf("limit-rate", "%v", err)
+		}
+	}
+	if f.Changed("limit-concurrency") {
+		if g.LimitConc < 1 {
+			return s.errorf("limit-concurrency", "must be at least 1, got %d", g.LimitConc)
+		}
+		l.Concurrency = g.LimitConc
+	}
+	if !l.Rated() && l.Concurrency == 0 {
+		return usagef(s.cmd, "--limit-by needs --limit-rate, --limit-concurrency or both")
+	}
+	o.Limits = append(o.Limits, l)
 	return nil
 }
 

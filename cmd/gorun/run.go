@@ -47,13 +47,13 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		}
 		defer l.Release()
 	}
-	src, workers, limit, err := openInput(opts)
+	src, workers, limit, limits, err := openInput(opts)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
 	if opts.DryRun {
-		return listTasks(opts.IO.Out, src)
+		return listTasks(opts.IO.Out, src, limits)
 	}
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
@@ -87,7 +87,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
+		Workers: workers, Limiter: limiter, Limits: limits, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{
@@ -170,7 +170,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 // listGraph prints tasks whose needs are by position (nil: none), as listTasks
 // does: with needs, in an order that respects them, with each task's needs and the
 // longest chain at the end.
-func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
+func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limit) error {
 	order := make([]int, len(tasks))
 	for i := range order {
 		order[i] = i
@@ -179,13 +179,14 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 	if needs != nil {
 		order, chain = jobs.Order(tasks, needs)
 	}
-	var prio, est bool
+	var prio, est, lim bool
 	for i := range tasks {
 		prio = prio || tasks[i].Priority != 0
 		est = est || tasks[i].Estimate != 0
+		lim = lim || len(tasks[i].Limits) > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(id, need, prioCol, estCol, timeout, retries, dir, command string) {
+	row := func(id, need, prioCol, estCol, limCol, timeout, retries, dir, command string) {
 		cols := []string{id}
 		if needs != nil {
 			cols = append(cols, need)
@@ -196,9 +197,12 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 		if est {
 			cols = append(cols, estCol)
 		}
+		if lim {
+			cols = append(cols, limCol)
+		}
 		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
 	}
-	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
+	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
 	for _, i := range order {
 		t := &tasks[i]
 		var ids []string
@@ -207,9 +211,12 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 				ids = append(ids, tasks[n].ID)
 			}
 		}
-		need, estimate, timeout, dir := "-", "-", "-", "."
+		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
 		if len(ids) > 0 {
 			need = strings.Join(ids, ",")
+		}
+		if len(t.Limits) > 0 {
+			pools = strings.Join(t.Limits, ",")
 		}
 		if t.Estimate > 0 {
 			estimate = t.Estimate.String()
@@ -220,13 +227,40 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 		if t.Dir != "" {
 			dir = t.Dir
 		}
-		row(t.ID, need, strconv.Itoa(t.Priority), estimate, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
-	if err := tw.Flush(); err != nil || needs == nil {
+	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, l := range limits {
+		if _, err := fmt.Fprintf(w, "limit %s: %s\n", l.Name, describeLimit(&l)); err != nil {
+			return err
+		}
+	}
+	if needs == nil {
+		return nil
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
 	return err
+}
+
+// describeLimit writes a pool as validate shows it: "concurrency 3, rate 10/s, burst
+// 2, a pool per key {//}, every task".
+func describeLimit(l *jobs.Limit) string {
+	var parts []string
+	if l.Concurrency > 0 {
+		parts = append(parts, "concurrency "+strconv.Itoa(l.Concurrency))
+	}
+	if l.Rated() {
+		parts = append(parts, "rate "+input.FormatRate(l.Rate), "burst "+strconv.Itoa(max(l.Burst, 1)))
+	}
+	if l.Key != nil {
+		parts = append(parts, "a pool per key "+l.KeySource)
+	}
+	if l.Every {
+		parts = append(parts, "every task")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when
@@ -273,10 +307,10 @@ func inputName(file string) string {
 // command; with needs, in an order that respects them, with what each needs, and the
 // longest chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
-func listTasks(w io.Writer, src jobs.Source) error {
+func listTasks(w io.Writer, src jobs.Source, limits []jobs.Limit) error {
 	if ss, ok := src.(*input.SliceSource); ok {
 		tasks, needs := ss.Tasks()
-		return listGraph(w, tasks, needs)
+		return listGraph(w, tasks, needs, limits)
 	}
 	var tasks []jobs.Task
 	for {
@@ -292,7 +326,7 @@ func listTasks(w io.Writer, src jobs.Source) error {
 		}
 		tasks = append(tasks, t)
 	}
-	return listGraph(w, tasks, nil)
+	return listGraph(w, tasks, nil, limits)
 }
 
 // onHurry calls f if hurry is closed before stop is called. stop waits for the
@@ -316,7 +350,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 // standard input and files of commands are streamed.
 //
 // workers is 0 when neither the command line nor the file sets it.
-func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
+//
+// limits are the run's pools: the task file's, then the command line's.
+func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, limits []jobs.Limit, err error) {
 	workers, limit = 0, rate.Inf
 	name := opts.File
 	stdin := name == "" || name == "-"
@@ -327,10 +363,11 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	case "yaml", "json":
 		f, err := readTaskFile(opts.File, opts.IO.In)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, nil, err
 		}
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
+		limits = f.Limits
 		if f.Needs != nil {
 			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
 		} else {
@@ -341,7 +378,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		if !stdin {
 			fh, err := input.Open(name)
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, nil, err
 			}
 			r = fh
 		}
@@ -349,7 +386,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		case opts.Format == "jsonl" && !stdin: // a file: checked whole before anything runs
 			tasks, err := input.ReadJSONL(name, r, opts.Settings)
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, nil, err
 			}
 			src = input.NewSliceSource(tasks)
 		case opts.Format == "jsonl": // a stream: a bad line is an invalid task, and the rest runs
@@ -358,7 +395,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 			src = input.NewLineSource(name, r, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 		}
 	}
-	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), append(limits, opts.Limits...), nil
 }
 
 // guardRunner holds runner's tasks under id (see process.Runner.Contain), starts a

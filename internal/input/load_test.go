@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -137,6 +138,18 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:4:`},
 		{"retry_on not a list", "version: 1\ntasks:\n  - run: x\n    retry_on: 75\n",
 			`f.yaml:4:15: `},
+		{"unknown pool", "version: 1\nlimits: {api: {rate: 2/s}}\ntasks:\n  - id: a\n    run: x\n    limits: [api, db]\n",
+			`f.yaml:6:19: task "a": limits: unknown pool "db": name one of the file's ` + "`limits:`"},
+		{"pool without bounds", "version: 1\nlimits:\n  api: {burst: 3}\ntasks: []\n",
+			`f.yaml:3:8: limits.api: give ` + "`concurrency`, `rate` or both"},
+		{"pool concurrency 0", "version: 1\nlimits:\n  api: {concurrency: 0}\ntasks: []\n",
+			`f.yaml:3:22: limits.api.concurrency: must be at least 1, got 0`},
+		{"pool bad rate", "version: 1\nlimits:\n  api: {rate: often}\ntasks: []\n",
+			`f.yaml:3:15: limits.api.rate: invalid rate "often"`},
+		{"pool unknown key", "version: 1\nlimits:\n  api: {rate: 1/s, rte: 2}\ntasks: []\n",
+			`f.yaml:3:20: unknown key "rte"`},
+		{"pool bad key template", "version: 1\nlimits:\n  api: {rate: 1/s, key: '{host}'}\ntasks: []\n",
+			`f.yaml:3:25: limits.api.key: invalid key "{host}": unknown placeholder {host}`},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
 		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
@@ -446,5 +459,63 @@ tasks:
 	tasks = f.Tasks(jobs.Settings{RetryOn: flag})
 	if tasks[0].RetryOn != flag || got(tasks[1].RetryOn) != "[1, timeout]" {
 		t.Errorf("--retry-on: got %s and %s, want the flag's, then the task's own", got(tasks[0].RetryOn), got(tasks[1].RetryOn))
+	}
+}
+
+func TestLimits(t *testing.T) {
+	f, err := Parse("f.yaml", []byte(`version: 1
+limits:
+  api: {concurrency: 3, rate: 10/s, burst: 2}
+  host: {rate: 1/s, key: "h-{//}-{id}"}
+tasks:
+  - {id: a, run: x, limits: [api, host]}
+  - {id: b, run: y}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Limits) != 2 {
+		t.Fatalf("got %d limits, want 2", len(f.Limits))
+	}
+	api, host := f.Limits[0], f.Limits[1]
+	if api.Name != "api" || api.Concurrency != 3 || api.Rate != 10 || api.Burst != 2 || api.Key != nil {
+		t.Errorf("api: got %+v", api)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	if host.Name != "host" || host.Rate != 1 || host.Burst != 1 || host.Key == nil {
+		t.Fatalf("host: got %+v", host)
+	}
+	tasks[0].Item = "dir/file"
+	if got := host.Key(&tasks[0]); got != "h-dir-a" {
+		t.Errorf("host key: got %q, want h-dir-a", got)
+	}
+	if !slices.Equal(tasks[0].Limits, []string{"api", "host"}) || tasks[1].Limits != nil {
+		t.Errorf("got task limits %v and %v", tasks[0].Limits, tasks[1].Limits)
+	}
+	_, err = ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(`{"run": "x", "limits": ["api"]}`+"\n")), jobs.Settings{})
+	if err == nil || !strings.Contains(err.Error(), "t.jsonl:1:") {
+		t.Errorf("limits in JSON Lines: got %v, want an error at line 1", err)
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	task := &jobs.Task{Index: 7, ID: "job", Dir: "/w", Item: "a/b/c.txt"}
+	for src, want := range map[string]string{
+		"{}": "a/b/c.txt", "{//}": "a/b", "{/}": "c.txt", "{.}": "a/b/c", "{/.}": "c", "{#}": "7",
+		"{id}@{dir}": "job@/w", "plain": "plain", "": "", "x{//}y": "xa/by",
+	} {
+		key, err := NewKey(src)
+		if err != nil {
+			t.Errorf("NewKey(%q): %v", src, err)
+			continue
+		}
+		if got := key(task); got != want {
+			t.Errorf("NewKey(%q): got %q, want %q", src, got, want)
+		}
+	}
+	for _, bad := range []string{"{%}", "{host}", "{", "a{b"} {
+		if _, err := NewKey(bad); err == nil {
+			t.Errorf("NewKey(%q): no error", bad)
+		}
 	}
 }

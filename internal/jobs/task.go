@@ -48,6 +48,8 @@ type Task struct {
 	// Priority orders the tasks ready to start: higher first, input order within a
 	// priority. 0 by default; may be negative.
 	Priority int
+	// Limits names the pools of the run (Limit) the task starts in.
+	Limits []string
 	// Estimate is the expected run time, used to rank tasks on a graph of needs by
 	// the work that remains after them (critical path first); 0: not given.
 	Estimate time.Duration
@@ -159,6 +161,7 @@ type Spec struct {
 	Needs    []string // ids of the tasks that must succeed first
 	Priority int
 	Estimate time.Duration
+	Limits   []string
 	Defaults
 }
 
@@ -180,6 +183,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		NoRetryOn:  cmp.Or(sp.NoRetryOn, d.NoRetryOn),
 		Priority:   sp.Priority,
 		Estimate:   sp.Estimate,
+		Limits:     sp.Limits,
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)

@@ -48,6 +48,9 @@ type Options struct {
 	// that error as the reason. A recorder that can no longer keep results (a journal
 	// on a full disk) stops the run so.
 	Abort func() error
+	// Limits are the run's pools (named limits, and limits on every task): a task
+	// starts only when each pool it is in has a free slot and a token.
+	Limits []jobs.Limit
 	// InputOrder starts the ready tasks in input order, whatever their priority or
 	// the work that follows them: the order a run had before priorities, kept to
 	// measure what they gain.
@@ -155,6 +158,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 					}
 				}
 			},
+		}
+		if len(opts.Limits) > 0 {
+			popts.Gate = newLimitGate(opts.Limits)
 		}
 		if sched != nil {
 			popts.Less, popts.Ready = sched.before, sched.start()

@@ -49,7 +49,29 @@ type Options[T, R any] struct {
 	// attempts as if received from in, and the Dones of jobs this end rules out
 	// (never started), which are sent to out as they are. It must not block.
 	Follow func(d Done[T, R]) (ready []Job[T], ruledOut []Done[T, R])
+	// Gate, when not nil, admits each attempt: of the ready attempts, the next to
+	// start is the least (by Less) that the gate admits, so that one waiting for its
+	// gate holds up no other. While no ready attempt is admitted, the pool reads ahead
+	// from in, up to maxGated attempts.
+	Gate Gate[T]
 }
+
+// Gate decides when an attempt may start, for limits beyond the pool's workers (a
+// semaphore, a rate per key). The pool calls it on its dispatching goroutine only,
+// and pairs every Start with one Done.
+type Gate[T any] interface {
+	// Admit reports whether an attempt of v may start at now. When it may not, wake
+	// is the time to ask again (a rate's next token), or zero to ask again when an
+	// attempt ends.
+	Admit(v T, now time.Time) (ok bool, wake time.Time)
+	// Start records that an attempt of v, just admitted, starts.
+	Start(v T, now time.Time)
+	// Done records that an attempt of v ended (or, once started, did not run).
+	Done(v T)
+}
+
+// maxGated bounds the attempts the pool holds ready while its Gate admits none.
+const maxGated = 4096
 
 // Job is one unit of input: its 1-based input index, the value fn receives, and its
 // timeout per attempt (0: none).
@@ -211,18 +233,25 @@ func (d *dispatcher[T, R]) loop() {
 			recv   <-chan Job[T]
 			timerC <-chan time.Time
 		)
-		if d.ready.Len() > 0 {
-			work, next = d.work, d.ready.items[0]
+		pick, wake := d.pick()
+		if pick >= 0 {
+			work, next = d.work, d.ready.items[pick]
 		}
 		if len(d.done) > 0 {
 			out, first = d.out, d.done[0]
 		}
-		if d.ready.Len() == 0 && len(d.done) < maxDone {
+		// While the Gate holds back every ready attempt and a worker is free, read
+		// ahead: a later job may be admitted.
+		gated := pick < 0 && d.opts.Gate != nil && d.running < max(d.opts.Workers, 1) && d.ready.Len() < maxGated
+		if (d.ready.Len() == 0 || gated) && len(d.done) < maxDone {
 			recv = in
 		}
-		if len(d.waiting) > 0 {
+		if len(d.waiting) > 0 && (wake.IsZero() || d.waiting[0].due.Before(wake)) {
+			wake = d.waiting[0].due
+		}
+		if !wake.IsZero() {
 			// Since Go 1.23 a Reset timer never delivers a stale tick.
-			timer.Reset(time.Until(d.waiting[0].due))
+			timer.Reset(time.Until(wake))
 			timerC = timer.C
 		} else {
 			timer.Stop()
@@ -238,10 +267,16 @@ func (d *dispatcher[T, R]) loop() {
 				d.ready.add(attempt[T, R]{job: j, n: 1})
 			}
 		case work <- next:
-			heap.Pop(&d.ready)
+			heap.Remove(&d.ready, pick)
 			d.running++
+			if d.opts.Gate != nil {
+				d.opts.Gate.Start(next.job.Value, time.Now())
+			}
 		case r := <-d.results:
 			d.running--
+			if d.opts.Gate != nil {
+				d.opts.Gate.Done(r.Job.Value)
+			}
 			d.finish(r)
 		case out <- first:
 			d.done = d.done[1:]
@@ -253,6 +288,31 @@ func (d *dispatcher[T, R]) loop() {
 			d.stop()
 		}
 	}
+}
+
+// pick returns the position in d.ready.items of the attempt to start next, or -1:
+// without a Gate, the least; with one, the least it admits. wake is when the Gate
+// may admit one it holds back now (zero: not before an attempt ends). An attempt is
+// picked only while a worker may be free.
+func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
+	if d.ready.Len() == 0 || d.running >= max(d.opts.Workers, 1) {
+		return -1, time.Time{}
+	}
+	if d.opts.Gate == nil {
+		return 0, time.Time{}
+	}
+	now := time.Now()
+	pick = -1
+	for i := range d.ready.items {
+		ok, at := d.opts.Gate.Admit(d.ready.items[i].job.Value, now)
+		switch {
+		case ok && (pick < 0 || d.ready.Less(i, pick)):
+			pick = i
+		case !ok && !at.IsZero() && (wake.IsZero() || at.Before(wake)):
+			wake = at
+		}
+	}
+	return pick, wake
 }
 
 // finish takes an attempt back from a worker: the job is retried or done.

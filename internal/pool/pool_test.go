@@ -388,3 +388,63 @@ func TestFollowAfterStopEndsJobsNotStarted(t *testing.T) {
 		t.Errorf("got %+v, want job 2 not started", done)
 	}
 }
+
+// semGate admits at most max attempts of odd values at once.
+type semGate struct {
+	max, held, most int
+	starts          []int
+}
+
+func (g *semGate) Admit(v int, now time.Time) (bool, time.Time) {
+	return v%2 == 0 || g.held < g.max, time.Time{}
+}
+func (g *semGate) Start(v int, now time.Time) {
+	g.starts = append(g.starts, v)
+	if v%2 == 1 {
+		g.held++
+		g.most = max(g.most, g.held)
+	}
+}
+func (g *semGate) Done(v int) {
+	if v%2 == 1 {
+		g.held--
+	}
+}
+
+// TestGateHoldsBackOnlyWhatItLimits: odd jobs share a semaphore of 1; even jobs are
+// free. The odd ones never run two at once, and the even ones do not wait behind
+// them, even when they come later in the queue.
+func TestGateHoldsBackOnlyWhatItLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &semGate{max: 1}
+		var jobs []Job[int]
+		for i := 1; i <= 6; i++ {
+			jobs = append(jobs, Job[int]{Index: i, Value: []int{1, 3, 5, 7, 2, 4}[i-1]})
+		}
+		in := make(chan Job[int])
+		close(in)
+		out := make(chan Done[int, int])
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
+			time.Sleep(time.Second)
+			return v
+		}
+		start := time.Now()
+		ends := map[int]time.Duration{}
+		go func() {
+			Run(context.Background(), context.Background(), Options[int, int]{Workers: 3, Ready: jobs, Gate: g}, in, fn, out)
+			close(out)
+		}()
+		for d := range out {
+			ends[d.Job.Value] = time.Since(start)
+		}
+		if g.most != 1 || g.held != 0 {
+			t.Errorf("odd jobs: at most %d at once, %d held at the end; want 1 and 0", g.most, g.held)
+		}
+		if ends[2] != time.Second || ends[4] != time.Second {
+			t.Errorf("even jobs ended at %v and %v, want 1s: they do not wait behind the gated ones", ends[2], ends[4])
+		}
+		if ends[7] != 4*time.Second {
+			t.Errorf("the last odd job ended at %v, want 4s (one at a time)", ends[7])
+		}
+	})
+}
