@@ -144,10 +144,10 @@ tasks:
 defaults: {retries: 2, no_retry_on: [2]}
 tasks:
   - id: tempfail
-    run: n=$(cat DIR/t.n 2>/dev/null || echo 0); n=$((n+1)); echo $n > DIR/t.n; echo "run $n"; [ $n -ge 2 ] || exit 75
-    retry_on: [75]
+    run: n=$(cat DIR/t.n 2>/dev/null || echo 0); n=$((n+1)); echo $n > DIR/t.n; echo "run $n"; [ $n -ge 2 ] || exit 76
+    retry_on: [76]
   - {id: usage, run: exit 2}
-  - {id: other, run: exit 3, retry_on: [75, timeout]}
+  - {id: other, run: exit 3, retry_on: [76, timeout]}
   - {id: killed, run: kill -KILL $$, retry_on: [signal]}
   - {id: flag, run: exit 4}
 `,

@@ -87,20 +87,20 @@ func TestE2EPriorityStartOrder(t *testing.T) {
 	}
 }
 
-// TestE2ERetryLogInReport: a task retried on its exit code 75, then stopped by its
+// TestE2ERetryLogInReport: a task retried on its exit code 76, then stopped by its
 // no_retry_on; the JSON report says of each attempt whether it was retried, and why.
 func TestE2ERetryLogInReport(t *testing.T) {
 	dir := t.TempDir()
 	file := writeFile(t, "retry.yaml", fmt.Sprintf(`version: 1
 tasks:
   - id: t
-    run: n=$(cat %[1]s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %[1]s/n; [ $n -ge 2 ] && exit 9; exit 75
+    run: n=$(cat %[1]s/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > %[1]s/n; [ $n -ge 2 ] && exit 9; exit 76
     retries: 5
     retry_delay: 10ms
     no_retry_on: [9]
 `, dir))
 	report := filepath.Join(dir, "report.json")
-	r := startGorun(t, nil, "exec", file, "--retry-on", "75,9", "--report", report)
+	r := startGorun(t, nil, "exec", file, "--retry-on", "76,9", "--report", report)
 	if code := r.wait(t, 60*time.Second); code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, r.stderr)
 	}
@@ -126,8 +126,8 @@ tasks:
 		t.Fatalf("got %s, want one task, 2 attempts, 2 retry_log entries", data)
 	}
 	log := rep.Results[0].RetryLog
-	if !log[0].Retried || *log[0].ExitCode != 75 || log[0].Reason != "exit code 75, in retry_on: retry 1 of 5" {
-		t.Errorf("attempt 1: got %+v, want retried on exit code 75", log[0])
+	if !log[0].Retried || *log[0].ExitCode != 76 || log[0].Reason != "exit code 76, in retry_on: retry 1 of 5" {
+		t.Errorf("attempt 1: got %+v, want retried on exit code 76", log[0])
 	}
 	if log[1].Retried || *log[1].ExitCode != 9 || log[1].Reason != "exit code 9 is in no_retry_on (9)" {
 		t.Errorf("attempt 2: got %+v, want not retried: 9 is in no_retry_on", log[1])
@@ -246,4 +246,84 @@ func TestE2EPerKeyRate(t *testing.T) {
 		t.Errorf("the run took %v: the keys did not run side by side", took)
 	}
 	t.Logf("%d keys × %d starts at %.0f/s each in %v", keys, perKey, rate, took.Round(time.Millisecond))
+}
+
+// TestE2EBackoffHalvesConcurrency: on -j 4, a task that exits 75 is queued again and
+// halves the concurrency the other tasks get until successes bring it back; the
+// summary says so; on this machine and on a broker's worker alike.
+func TestE2EBackoffHalvesConcurrency(t *testing.T) {
+	url := startBroker(t)
+	startWorker(t, url, testutil.NewMark(t), 4)
+	t.Run("local", func(t *testing.T) { checkBackoff(t, nil) })
+	t.Run("broker", func(t *testing.T) { checkBackoff(t, []string{"--broker", url}) })
+}
+
+func checkBackoff(t *testing.T, extra []string) {
+	dir := t.TempDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\ntasks:\n  - {id: tempfail, run: 'if [ -e %[1]s/once ]; then sleep 0.3; else touch %[1]s/once; exit 75; fi'}\n", dir)
+	// The three that start with it end 0.3 s apart, so that a task starts between
+	// the back-off and the recovery: after the back-off to 2, the first end leaves 2
+	// running (none starts), the second 1 (one starts), the third brings 3 back.
+	for i := range 3 {
+		fmt.Fprintf(&b, "  - {id: t%d, run: sleep %.1f}\n", i, 0.3*float64(i+1))
+	}
+	for i := 3; i < 16; i++ {
+		fmt.Fprintf(&b, "  - {id: t%d, run: sleep 0.5}\n", i)
+	}
+	file := writeFile(t, "backoff.yaml", b.String())
+	r := startGorun(t, nil, append([]string{"exec", file, "-j", "4", "-o", "jsonl", "-v", "--log-format", "json"}, extra...)...)
+	if code := r.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+	stderr := r.stderr.String()
+	if !regexp.MustCompile(`held back: 1 back-off \(exit code 75\); concurrency 2 of 4 at the lowest \(at [0-9:]+\), 4 of 4 at the end`).MatchString(stderr) {
+		t.Errorf("the summary does not say the run held back:\n%s", stderr)
+	}
+	var backedOff, recovered time.Time // the first change to 2, then to 3
+	for line := range strings.Lines(stderr) {
+		var ev struct {
+			Time        time.Time `json:"time"`
+			Msg         string    `json:"msg"`
+			Concurrency int       `json:"concurrency"`
+		}
+		if json.Unmarshal([]byte(line), &ev) != nil || ev.Msg != "concurrency changed" {
+			continue
+		}
+		switch {
+		case ev.Concurrency == 2 && backedOff.IsZero():
+			backedOff = ev.Time
+		case ev.Concurrency == 3 && !backedOff.IsZero() && recovered.IsZero():
+			recovered = ev.Time
+		}
+	}
+	if backedOff.IsZero() || recovered.IsZero() {
+		t.Fatalf("no back-off to 2 then recovery to 3 in the log:\n%s", stderr)
+	}
+	rs := readJSONLResults(t, r.stdout.String())
+	if len(rs) != 17 {
+		t.Fatalf("got %d results, want 17", len(rs))
+	}
+	startsBetween := 0
+	for _, a := range rs {
+		// A task handed out just before the back-off may record its start a moment
+		// after it: the first task to end after the back-off ends 0.3 s later.
+		if !a.StartedAt.After(backedOff.Add(150*time.Millisecond)) || !a.StartedAt.Before(recovered) {
+			continue
+		}
+		startsBetween++
+		running := 0
+		for _, o := range rs {
+			end := o.StartedAt.Add(time.Duration(o.Duration * float64(time.Second)))
+			if !o.StartedAt.After(a.StartedAt) && end.After(a.StartedAt) {
+				running++
+			}
+		}
+		if running > 2 {
+			t.Errorf("%s started with %d tasks running, after the back-off to 2", a.ID, running)
+		}
+	}
+	if startsBetween == 0 {
+		t.Error("no task started between the back-off and the recovery: the test shows nothing")
+	}
 }

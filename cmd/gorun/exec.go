@@ -36,6 +36,7 @@ type ExecOptions struct {
 	Rate        *rate.Limit     // nil: the task file's, else unlimited
 	Burst       int             // starts allowed at once
 	Limits      []jobs.Limit    // pools on the command line (--limit-by)
+	BackoffCode int             // the exit code that backs the run off; 0: none
 	Settings    jobs.Settings   // per-task settings given outside the task file
 	Grace       time.Duration
 	Containment process.Containment // the strongest containment to try

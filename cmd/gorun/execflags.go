@@ -85,6 +85,7 @@ type RunFlags struct {
 	LimitBy     string
 	LimitRate   string
 	LimitConc   int
+	BackoffCode int
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
@@ -102,6 +103,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}... (with --limit-rate, --limit-concurrency)")
 	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
 	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
+	f.IntVar(&g.BackoffCode, "backoff-code", 75, "a task exiting with this code is queued again and halves the run's concurrency and rate, which recover as tasks succeed; 0: off")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }
 
@@ -140,6 +142,9 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 	o.Null, o.Lock, o.DryRun, o.Broker = g.Null, strings.TrimSpace(g.Lock), g.DryRun, strings.TrimSpace(g.Broker)
 	if o.AckWait = g.AckWait; g.AckWait < cluster.MinLease {
 		return s.errorf("ack-wait", "must be at least %v", cluster.MinLease)
+	}
+	if o.BackoffCode = g.BackoffCode; g.BackoffCode < 0 || g.BackoffCode > 255 {
+		return s.errorf("backoff-code", "want an exit code from 1 to 255, or 0 for none, got %d", g.BackoffCode)
 	}
 	if err := g.resolveLimit(f, s, o); err != nil {
 		return err

@@ -87,7 +87,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Limits: limits, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
+		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{
@@ -114,6 +114,13 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 	}
 	log := newLogger(opts.Verbose, opts.LogFormat, errOut)
 	popts.Log = log
+	held := heldBack{code: opts.BackoffCode}
+	popts.Backoff = func(e pipeline.BackoffEvent) {
+		held.add(e)
+		if log != nil {
+			log.Info("concurrency changed", "task_backed_off", e.TaskID, "concurrency", e.Concurrency, "workers", e.Workers, "rate", e.Rate)
+		}
+	}
 	if log != nil {
 		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", input.FormatRate(limit), "containment", containment)
 		if containWhy != nil {
@@ -147,6 +154,9 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 				return err
 			}
 		}
+	}
+	if line := held.String(); line != "" && (!opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total) {
+		fmt.Fprintln(opts.IO.ErrOut, line)
 	}
 	if err := rec.Finish(run, &sum); err != nil {
 		if inputErr == nil && ctx.Err() == nil {
@@ -261,6 +271,45 @@ func describeLimit(l *jobs.Limit) string {
 		parts = append(parts, "every task")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// heldBack sums up the back-offs of a run (pipeline.BackoffEvent) for the line
+// after the summary. It is written on the pool's goroutine and read once the run has
+// ended.
+type heldBack struct {
+	code     int // the back-off exit code
+	backoffs int
+	lowest   pipeline.BackoffEvent
+	last     pipeline.BackoffEvent
+}
+
+func (h *heldBack) add(e pipeline.BackoffEvent) {
+	if e.TaskID != "" {
+		h.backoffs++
+	}
+	if (h.backoffs == 1 && e.TaskID != "") || e.Concurrency < h.lowest.Concurrency {
+		h.lowest = e
+	}
+	h.last = e
+}
+
+// String says when and why the run held back: "held back: 3 back-offs (exit code 75);
+// concurrency 2 of 8 at the lowest (at 12:00:03), 8 of 8 at the end", or "" when it
+// never did.
+func (h *heldBack) String() string {
+	if h.backoffs == 0 {
+		return ""
+	}
+	return fmt.Sprintf("held back: %d %s (exit code %d); concurrency %d of %d at the lowest (at %s), %d of %d at the end",
+		h.backoffs, pluralS(h.backoffs, "back-off"), h.code, h.lowest.Concurrency, h.lowest.Workers, h.lowest.Time.Format(time.TimeOnly),
+		h.last.Concurrency, h.last.Workers)
+}
+
+func pluralS(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
 }
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when

@@ -48,6 +48,14 @@ type Options struct {
 	// that error as the reason. A recorder that can no longer keep results (a journal
 	// on a full disk) stops the run so.
 	Abort func() error
+	// BackoffCode, when above 0, is the exit code of a task that asks the run to back
+	// off (75, EX_TEMPFAIL): the task is queued again, up to MaxBackoffs times, without
+	// using a retry, and the run's concurrency and rate are halved, to recover
+	// additively as tasks succeed (see backoff).
+	BackoffCode int
+	// Backoff, when not nil, is told each change of the run's concurrency that a
+	// back-off makes, and each back-off; on the pool's goroutine: it must not block.
+	Backoff func(BackoffEvent)
 	// Limits are the run's pools (named limits, and limits on every task): a task
 	// starts only when each pool it is in has a free slot and a token.
 	Limits []jobs.Limit
@@ -143,11 +151,15 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	}
 	pr := newPrinter(&opts, emit)
 	notes := &retryNotes{}
+	var bo *backoff
+	if opts.BackoffCode > 0 {
+		bo = newBackoff(opts.BackoffCode, opts.Workers, opts.Limiter, opts.Backoff)
+	}
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
 			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout, Less: byPriority,
-			Retry:      retryPolicy(opts.Jitter, opts.Log, notes),
+			Retry:      retryPolicy(opts.Jitter, opts.Log, notes, bo),
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
@@ -159,8 +171,15 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				}
 			},
 		}
+		var gs gates
 		if len(opts.Limits) > 0 {
-			popts.Gate = newLimitGate(opts.Limits)
+			gs = append(gs, newLimitGate(opts.Limits))
+		}
+		if bo != nil {
+			gs = append(gs, bo)
+		}
+		if len(gs) > 0 {
+			popts.Gate = gs
 		}
 		if sched != nil {
 			popts.Less, popts.Ready = sched.before, sched.start()
@@ -226,11 +245,25 @@ func sourceLen(src jobs.Source) int {
 // backoff with full jitter: a random delay up to RetryDelay·2^(n-1), capped at
 // MaxRetryDelay. A cancelled task is never retried. Each decision on a task that may
 // be retried goes to notes, for its result.
-func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes, bo *backoff) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
 	if jitter == nil {
 		jitter = rand.Float64
 	}
 	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		if bo != nil {
+			if bo.ended(&t, &o) { // queued again at once, without using a retry
+				o.close()
+				if log != nil {
+					log.Info("task backed off", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "exit_code", o.attempt.ExitCode,
+						"concurrency", bo.allowed(), "workers", bo.workers}, o.attempt.Worker, o.attempt.Host)...)
+				}
+				return 0, true
+			}
+		}
+		tries := attempt // the attempts that use up retries: not those that backed off
+		if bo != nil {
+			tries -= bo.backoffs(&t)
+		}
 		if o.status != jobs.Failed && o.status != jobs.TimedOut {
 			return 0, false
 		}
@@ -240,7 +273,7 @@ func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes) fun
 		}
 		// attempt counts the scheduler's attempts: an execution a crash repeated does
 		// not use up a retry.
-		again, reason := t.Retry(end, attempt)
+		again, reason := t.Retry(end, tries)
 		if t.Retries > 0 {
 			n := jobs.RetryNote{Attempt: attempt, Status: o.status, Signal: end.Signal, Retried: again, Reason: reason}
 			if end.ExitCode >= 0 {
@@ -253,7 +286,7 @@ func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes) fun
 			return 0, false
 		}
 		o.close() // a retried attempt's output is not printed; its tails stay in o
-		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt)))
+		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, tries)))
 		if log != nil {
 			log.Info("task retried", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
 				"exit_code", o.attempt.ExitCode, "reason", reason, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
