@@ -327,3 +327,31 @@ func checkBackoff(t *testing.T, extra []string) {
 		t.Error("no task started between the back-off and the recovery: the test shows nothing")
 	}
 }
+
+// TestE2EMemfreeHoldsBack: with more --memfree than the machine has, nothing starts;
+// an interrupt ends the run with every task skipped, and the summary says why it
+// waited. A --load no machine reaches holds nothing back.
+func TestE2EMemfreeHoldsBack(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, "mem.yaml", fmt.Sprintf("version: 1\ntasks:\n  - {id: a, run: touch %s/ran}\n", dir))
+	r := startGorun(t, nil, "exec", file, "--memfree", "1000TiB", "-v")
+	waitFor(t, 30*time.Second, "the waiting line", func() bool { return strings.Contains(r.stderr.String(), "memfree: ") })
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	if code := r.wait(t, 30*time.Second); code != 130 {
+		t.Fatalf("exit %d, want 130; stderr:\n%s", code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("the task ran although memory was short")
+	}
+	if !regexp.MustCompile(`held back: waiting for [0-9.]+m?s in all \(memfree: [0-9.]+[KMGT]iB available, below 1000TiB\)`).MatchString(r.stderr.String()) {
+		t.Errorf("the summary does not say why the run waited:\n%s", r.stderr)
+	}
+
+	r = startGorun(t, nil, "exec", file, "--load", "100000", "--memfree", "1KiB")
+	if code := r.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("--load 100000: exit %d; stderr:\n%s", code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err != nil {
+		t.Errorf("with bounds the machine is within, the task did not run: %v", err)
+	}
+}

@@ -37,6 +37,8 @@ type ExecOptions struct {
 	Burst       int             // starts allowed at once
 	Limits      []jobs.Limit    // pools on the command line (--limit-by)
 	BackoffCode int             // the exit code that backs the run off; 0: none
+	MaxLoad     float64         // start nothing while the load is above; 0: no bound
+	MinFree     uint64          // start nothing while less memory is available (bytes); 0: no bound
 	Settings    jobs.Settings   // per-task settings given outside the task file
 	Grace       time.Duration
 	Containment process.Containment // the strongest containment to try

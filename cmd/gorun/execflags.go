@@ -86,6 +86,8 @@ type RunFlags struct {
 	LimitRate   string
 	LimitConc   int
 	BackoffCode int
+	Load        float64
+	MemFree     string
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
@@ -103,6 +105,8 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}... (with --limit-rate, --limit-concurrency)")
 	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
 	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
+	f.Float64Var(&g.Load, "load", 0, "start nothing while this machine's load is above N (PSI cpu some avg10 in percent where the kernel has it, else the 1-minute load average); 0: no bound")
+	f.StringVar(&g.MemFree, "memfree", "", "start nothing while this machine's available memory is below SIZE (512MiB, 4GiB)")
 	f.IntVar(&g.BackoffCode, "backoff-code", 75, "a task exiting with this code is queued again and halves the run's concurrency and rate, which recover as tasks succeed; 0: off")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }
@@ -145,6 +149,17 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 	}
 	if o.BackoffCode = g.BackoffCode; g.BackoffCode < 0 || g.BackoffCode > 255 {
 		return s.errorf("backoff-code", "want an exit code from 1 to 255, or 0 for none, got %d", g.BackoffCode)
+	}
+	if o.MaxLoad = g.Load; g.Load < 0 {
+		return s.errorf("load", "must not be negative, got %g", g.Load)
+	}
+	if f.Changed("memfree") {
+		if o.MinFree, err = input.ParseSize(g.MemFree); err != nil {
+			return s.errorf("memfree", "%v", err)
+		}
+	}
+	if o.Broker != "" && (o.MaxLoad > 0 || o.MinFree > 0) {
+		return usagef(s.cmd, "--load and --memfree watch this machine: with --broker the tasks run on the workers'")
 	}
 	if err := g.resolveLimit(f, s, o); err != nil {
 		return err

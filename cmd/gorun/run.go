@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -87,7 +88,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
+		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, MaxLoad: opts.MaxLoad, MinFree: opts.MinFree, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	rec, err := record.Open(record.Options{
@@ -119,6 +120,12 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 		held.add(e)
 		if log != nil {
 			log.Info("concurrency changed", "task_backed_off", e.TaskID, "concurrency", e.Concurrency, "workers", e.Workers, "rate", e.Rate)
+		}
+	}
+	popts.Waiting = func(why string) {
+		held.wait(why, time.Now())
+		if log != nil {
+			log.Info("waiting", "why", why)
 		}
 	}
 	if log != nil {
@@ -155,6 +162,7 @@ func runExec(ctx context.Context, opts *ExecOptions) error {
 			}
 		}
 	}
+	held.wait("", time.Now())
 	if line := held.String(); line != "" && (!opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total) {
 		fmt.Fprintln(opts.IO.ErrOut, line)
 	}
@@ -281,6 +289,22 @@ type heldBack struct {
 	backoffs int
 	lowest   pipeline.BackoffEvent
 	last     pipeline.BackoffEvent
+	why      string        // why the run waits now (--load, --memfree); "" when it does not
+	since    time.Time     // when it began to wait
+	waited   time.Duration // the time it waited, before since
+	reasons  []string      // why it waited, each reason once
+}
+
+// wait records that the run waits for why from now on ("": it no longer waits).
+func (h *heldBack) wait(why string, now time.Time) {
+	if h.why != "" {
+		h.waited += now.Sub(h.since)
+	}
+	h.why, h.since = why, now
+	kind, _, _ := strings.Cut(why, ":")
+	if why != "" && !slices.ContainsFunc(h.reasons, func(r string) bool { return strings.HasPrefix(r, kind+":") }) {
+		h.reasons = append(h.reasons, why) // the first figure of each kind
+	}
 }
 
 func (h *heldBack) add(e pipeline.BackoffEvent) {
@@ -297,9 +321,17 @@ func (h *heldBack) add(e pipeline.BackoffEvent) {
 // concurrency 2 of 8 at the lowest (at 12:00:03), 8 of 8 at the end", or "" when it
 // never did.
 func (h *heldBack) String() string {
-	if h.backoffs == 0 {
-		return ""
+	var lines []string
+	if len(h.reasons) > 0 {
+		lines = append(lines, fmt.Sprintf("held back: waiting for %v in all (%s)", h.waited.Round(time.Millisecond), strings.Join(h.reasons, "; ")))
 	}
+	if h.backoffs > 0 {
+		lines = append(lines, h.backoffLine())
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (h *heldBack) backoffLine() string {
 	return fmt.Sprintf("held back: %d %s (exit code %d); concurrency %d of %d at the lowest (at %s), %d of %d at the end",
 		h.backoffs, pluralS(h.backoffs, "back-off"), h.code, h.lowest.Concurrency, h.lowest.Workers, h.lowest.Time.Format(time.TimeOnly),
 		h.last.Concurrency, h.last.Workers)

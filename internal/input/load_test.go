@@ -519,3 +519,16 @@ func TestNewKey(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string]uint64{"512MiB": 512 << 20, "4GiB": 4 << 30, "2G": 2e9, "1.5GB": 1.5e9, "100": 100, "7B": 7, " 1 KiB ": 1024, "3TiB": 3 << 40} {
+		if got, err := ParseSize(s); err != nil || got != want {
+			t.Errorf("ParseSize(%q): got %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "4 gigs", "-1G", "1e3", "99999999999TiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q): no error", bad)
+		}
+	}
+}

@@ -56,6 +56,14 @@ type Options struct {
 	// Backoff, when not nil, is told each change of the run's concurrency that a
 	// back-off makes, and each back-off; on the pool's goroutine: it must not block.
 	Backoff func(BackoffEvent)
+	// MaxLoad and MinFree hold back every start while Machine's load is above
+	// MaxLoad, or its available memory below MinFree (bytes); 0: no bound. Machine
+	// nil: ProcMachine. Waiting, when not nil, is told when the run starts and stops
+	// holding back, and why ("" once it stops); on the pool's goroutine.
+	MaxLoad float64
+	MinFree uint64
+	Machine Machine
+	Waiting func(why string)
 	// Limits are the run's pools (named limits, and limits on every task): a task
 	// starts only when each pool it is in has a free slot and a token.
 	Limits []jobs.Limit
@@ -177,6 +185,13 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		}
 		if bo != nil {
 			gs = append(gs, bo)
+		}
+		if opts.MaxLoad > 0 || opts.MinFree > 0 {
+			m := opts.Machine
+			if m == nil {
+				m = ProcMachine{}
+			}
+			gs = append(gs, &machineGate{maxLoad: opts.MaxLoad, minFree: opts.MinFree, m: m, notify: opts.Waiting})
 		}
 		if len(gs) > 0 {
 			popts.Gate = gs
