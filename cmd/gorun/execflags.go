@@ -106,7 +106,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
 	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
 	f.Float64Var(&g.Load, "load", 0, "start nothing while this machine's load is above N (PSI cpu some avg10 in percent where the kernel has it, else the 1-minute load average); 0: no bound")
-	f.StringVar(&g.MemFree, "memfree", "", "start nothing while this machine's available memory is below SIZE (512MiB, 4GiB)")
+	f.StringVar(&g.MemFree, "memfree", "", "start nothing while this machine's available memory is below SIZE (512MiB, 4GiB); below half, stop the youngest task and queue it again")
 	f.IntVar(&g.BackoffCode, "backoff-code", 75, "a task exiting with this code is queued again and halves the run's concurrency and rate, which recover as tasks succeed; 0: off")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 }

@@ -85,6 +85,19 @@ type machineGate struct {
 	notify  func(waiting string)
 	read    time.Time
 	why     string // why it holds back now; "" when it does not
+	short   bool   // below half of minFree at the last reading, and no task stopped since
+}
+
+// preempt reports whether to stop the youngest running task (pool.Options.Preempt):
+// once a reading, while the available memory is below half of minFree, as GNU
+// parallel's --memfree does.
+func (g *machineGate) preempt(now time.Time) (bool, time.Time) {
+	if g.read.IsZero() || now.Sub(g.read) >= MachineInterval {
+		g.sample(now)
+	}
+	stop := g.short
+	g.short = false
+	return stop, g.read.Add(MachineInterval)
 }
 
 // Admit implements pool.Gate.
@@ -106,9 +119,13 @@ func (g *machineGate) sample(now time.Time) {
 			why = fmt.Sprintf("load: %s %.2f above %g", source, load, g.maxLoad)
 		}
 	}
-	if g.minFree > 0 && why == "" {
+	g.short = false
+	if g.minFree > 0 {
 		if free, err := g.m.MemAvailable(); err == nil && free < g.minFree {
-			why = fmt.Sprintf("memfree: %s available, below %s", FormatSize(free), FormatSize(g.minFree))
+			g.short = free < g.minFree/2
+			if why == "" {
+				why = fmt.Sprintf("memfree: %s available, below %s", FormatSize(free), FormatSize(g.minFree))
+			}
 		}
 	}
 	if kind(why) != kind(g.why) && g.notify != nil { // a new load figure is no news

@@ -93,3 +93,38 @@ func TestProcMachineReads(t *testing.T) {
 		t.Errorf("MemAvailable: %v %v", free, err)
 	}
 }
+
+// TestMemfreeStopsTheYoungest: below half of --memfree, the youngest running task is
+// stopped and queued again (the attempt uses no retry), one a reading, never the last
+// one running; it runs again once memory is back.
+func TestMemfreeStopsTheYoungest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := &fakeMachine{start: time.Now(), load: func(time.Duration) float64 { return 0 },
+			free: func(s time.Duration) uint64 {
+				if s >= 1500*time.Millisecond && s < 4*time.Second {
+					return 100 << 20 // below half of 1GiB
+				}
+				return 2 << 30
+			}}
+		sl := &sleeper{}
+		opts := Options{Workers: 3, MinFree: 1 << 30, Machine: m, Runner: sl, Output: None, Stdout: io.Discard, Stderr: io.Discard}
+		results := map[string]jobs.Result{}
+		tasks := shellTasks("sleep-5s", "sleep-5s", "sleep-5s")
+		tasks[2].Retries = 1
+		start := time.Now()
+		if err := Run(context.Background(), input.NewSliceSource(tasks), opts, func(r jobs.Result) { results[r.ID] = r }); err != nil {
+			t.Fatal(err)
+		}
+		// Readings at 0, 1, 2, 3, 4 s...: at 2 s task-3 (the youngest) is stopped, at 3 s
+		// task-2; task-1 runs on. From 4 s memory is back: both start again.
+		for id, want := range map[string]int{"task-1": 1, "task-2": 2, "task-3": 2} {
+			r := results[id]
+			if r.Status != jobs.Succeeded || r.Attempts != want || r.RetryLog != nil {
+				t.Errorf("%s: got %s after %d attempts, retry log %v; want succeeded after %d, no retry used", id, r.Status, r.Attempts, r.RetryLog, want)
+			}
+		}
+		if got := sl.starts["task-3"].Sub(start); got != 4*time.Second {
+			t.Errorf("task-3 started again at %v, want 4s (memory back)", got)
+		}
+	})
+}

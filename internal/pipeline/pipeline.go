@@ -191,7 +191,11 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			if m == nil {
 				m = ProcMachine{}
 			}
-			gs = append(gs, &machineGate{maxLoad: opts.MaxLoad, minFree: opts.MinFree, m: m, notify: opts.Waiting})
+			mg := &machineGate{maxLoad: opts.MaxLoad, minFree: opts.MinFree, m: m, notify: opts.Waiting}
+			gs = append(gs, mg)
+			if opts.MinFree > 0 {
+				popts.Preempt = mg.preempt
+			}
 		}
 		if len(gs) > 0 {
 			popts.Gate = gs
@@ -264,7 +268,16 @@ func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes, bo 
 	if jitter == nil {
 		jitter = rand.Float64
 	}
+	requeued := map[int]int{} // by task index: attempts stopped to free memory
 	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		if o.preempted { // queued again at once, without using a retry
+			requeued[t.Index]++
+			o.close()
+			if log != nil {
+				log.Info("task stopped to free memory", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt}, o.attempt.Worker, o.attempt.Host)...)
+			}
+			return 0, true
+		}
 		if bo != nil {
 			if bo.ended(&t, &o) { // queued again at once, without using a retry
 				o.close()
@@ -275,7 +288,7 @@ func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes, bo 
 				return 0, true
 			}
 		}
-		tries := attempt // the attempts that use up retries: not those that backed off
+		tries := attempt - requeued[t.Index] // the attempts that use up retries: not those stopped for memory, nor those that backed off
 		if bo != nil {
 			tries -= bo.backoffs(&t)
 		}
@@ -407,6 +420,7 @@ type outcome struct {
 	errLen         int64
 	errs           []string
 	skip           string // a task that never started: why (a need that did not succeed)
+	preempted      bool   // stopped to free memory (pool.ErrPreempted), to run again
 }
 
 func (o *outcome) close() {
@@ -427,6 +441,7 @@ func runTask(runner Runner, pr *printer, log *slog.Logger) pool.Func[jobs.Task, 
 		o.attempt = runner.Run(ctx, &t, slot, attempt, o.stdout, o.stderr)
 		done()
 		o.status = jobs.StatusOf(ctx, o.attempt)
+		o.preempted = o.attempt.Stopped && errors.Is(context.Cause(ctx), pool.ErrPreempted)
 		o.outTail, o.outLen = o.stdout.Tail(), o.stdout.Len()
 		o.errTail, o.errLen = o.stderr.Tail(), o.stderr.Len()
 		for _, err := range []error{o.attempt.Err, o.stdout.Err(), o.stderr.Err()} {

@@ -6,8 +6,10 @@ package pool
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -54,7 +56,17 @@ type Options[T, R any] struct {
 	// gate holds up no other. While no ready attempt is admitted, the pool reads ahead
 	// from in, up to maxGated attempts.
 	Gate Gate[T]
+	// Preempt, when not nil, is asked on the dispatching goroutine, while two
+	// attempts or more run, whether to stop the youngest running attempt (the last
+	// started) to free what it holds, and when to ask again at the latest: the stopped
+	// attempt's context is cancelled with the cause ErrPreempted, and its Done comes
+	// back as any other (the Retry policy may queue it again). The oldest attempt is
+	// never stopped, so that the run goes on.
+	Preempt func(now time.Time) (stop bool, next time.Time)
 }
+
+// ErrPreempted is the context cause of an attempt stopped by Options.Preempt.
+var ErrPreempted = errors.New("stopped to free resources")
 
 // Gate decides when an attempt may start, for limits beyond the pool's workers (a
 // semaphore, a rate per key). The pool calls it on its dispatching goroutine only,
@@ -92,6 +104,7 @@ type Done[T, R any] struct {
 	Tries    int // attempts handed to fn: Attempts without the extra executions
 	Result   R
 	Panic    error
+	seq      uint64 // the attempt's, for the dispatcher
 }
 
 // Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
@@ -126,7 +139,7 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-ch
 		}()
 	}
 	d := dispatcher[T, R]{opts: opts, in: in, out: out, work: work, results: results, startDone: startCtx.Done()}
-	d.ready.less = opts.Less
+	d.ready.less, d.ready.preempt = opts.Less, opts.Preempt != nil
 	for _, j := range opts.Ready {
 		d.ready.add(attempt[T, R]{job: j, n: 1})
 	}
@@ -145,7 +158,8 @@ type attempt[T, R any] struct {
 	tries int // attempts before this one
 	last  *Done[T, R]
 	due   time.Time
-	seq   uint64 // when it became ready, for readyQueue
+	seq   uint64        // when it became ready, for readyQueue; unique
+	stop  chan struct{} // closed to preempt it (Options.Preempt); nil without
 }
 
 // runAttempt runs one attempt in slot, unless starting has ended.
@@ -164,9 +178,11 @@ func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], 
 // retry, else a job that never ran.
 func notStarted[T, R any](a attempt[T, R]) Done[T, R] {
 	if a.last != nil {
-		return *a.last
+		d := *a.last
+		d.seq = a.seq
+		return d
 	}
-	return Done[T, R]{Job: a.job}
+	return Done[T, R]{Job: a.job, seq: a.seq}
 }
 
 // mayStart waits for a rate token and reports whether an attempt may start now.
@@ -183,8 +199,22 @@ func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 }
 
 func call[T, R any](runCtx context.Context, cause error, slot int, a attempt[T, R], fn Func[T, R]) (d Done[T, R]) {
-	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1}
+	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1, seq: a.seq}
 	ctx := runCtx
+	if a.stop != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(runCtx)
+		defer cancel(nil)
+		ended := make(chan struct{})
+		defer close(ended)
+		go func() { // preempted, or the attempt ends first; call waits for neither
+			select {
+			case <-a.stop:
+				cancel(ErrPreempted)
+			case <-ended:
+			}
+		}()
+	}
 	if a.job.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(runCtx, a.job.Timeout, cause)
@@ -212,6 +242,7 @@ type dispatcher[T, R any] struct {
 	ready    readyQueue[T, R] // to hand to workers, next first
 	waiting  retryHeap[T, R]  // retries, earliest first
 	running  int              // attempts handed to workers and not yet back
+	live     []liveAttempt    // with Options.Preempt: the attempts running, oldest first
 	done     []Done[T, R]     // to send to out, first first
 	stopping bool             // starting has ended
 }
@@ -233,7 +264,11 @@ func (d *dispatcher[T, R]) loop() {
 			recv   <-chan Job[T]
 			timerC <-chan time.Time
 		)
+		again := d.preempt()
 		pick, wake := d.pick()
+		if !again.IsZero() && (wake.IsZero() || again.Before(wake)) {
+			wake = again
+		}
 		if pick >= 0 {
 			work, next = d.work, d.ready.items[pick]
 		}
@@ -269,11 +304,15 @@ func (d *dispatcher[T, R]) loop() {
 		case work <- next:
 			heap.Remove(&d.ready, pick)
 			d.running++
+			if next.stop != nil {
+				d.live = append(d.live, liveAttempt{seq: next.seq, stop: next.stop})
+			}
 			if d.opts.Gate != nil {
 				d.opts.Gate.Start(next.job.Value, time.Now())
 			}
 		case r := <-d.results:
 			d.running--
+			d.live = slices.DeleteFunc(d.live, func(l liveAttempt) bool { return l.seq == r.seq })
 			if d.opts.Gate != nil {
 				d.opts.Gate.Done(r.Job.Value)
 			}
@@ -288,6 +327,33 @@ func (d *dispatcher[T, R]) loop() {
 			d.stop()
 		}
 	}
+}
+
+// liveAttempt is a running attempt that Options.Preempt may stop.
+type liveAttempt struct {
+	seq     uint64
+	stop    chan struct{}
+	stopped bool
+}
+
+// preempt stops the youngest running attempt not yet stopped, when Options.Preempt
+// says so and at least two run, and returns when to ask again (zero: no need).
+func (d *dispatcher[T, R]) preempt() (next time.Time) {
+	if d.opts.Preempt == nil || len(d.live) < 2 {
+		return time.Time{}
+	}
+	stop, next := d.opts.Preempt(time.Now())
+	if !stop {
+		return next
+	}
+	for i := len(d.live) - 1; i > 0; i-- {
+		if !d.live[i].stopped {
+			d.live[i].stopped = true
+			close(d.live[i].stop)
+			break
+		}
+	}
+	return next
 }
 
 // pick returns the position in d.ready.items of the attempt to start next, or -1:
@@ -369,15 +435,20 @@ func (d *dispatcher[T, R]) final(r Done[T, R]) {
 // readyQueue holds the attempts ready to start, the next (the least by less, else
 // the first to become ready) at items[0]. It is a heap (container/heap).
 type readyQueue[T, R any] struct {
-	items []attempt[T, R]
-	less  func(a, b Job[T]) bool
-	seq   uint64
+	items   []attempt[T, R]
+	less    func(a, b Job[T]) bool
+	seq     uint64
+	preempt bool // attempts get a stop channel
 }
 
-// add makes a ready.
+// add makes a ready; with preempt, it can be stopped once running.
 func (q *readyQueue[T, R]) add(a attempt[T, R]) {
 	q.seq++
 	a.seq = q.seq
+	a.stop = nil
+	if q.preempt {
+		a.stop = make(chan struct{})
+	}
 	heap.Push(q, a)
 }
 
