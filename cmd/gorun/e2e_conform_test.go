@@ -553,7 +553,7 @@ func diffJSON(path string, want, got any) []string {
 var (
 	volatileRun     = []string{"id", "started_at", "hostname"}
 	volatileTotals  = []string{"wall_s", "tasks_per_s", "p50_s", "p95_s", "max_s"}
-	volatileResults = []string{"started_at", "duration_s", "slot", "worker", "host"} // local runs have no worker
+	volatileResults = []string{"started_at", "duration_s", "slot", "worker", "host", "wait_s", "waited_for"} // local runs have no worker; waits are timing
 )
 
 // normaliseReport decodes a JSON report, sets aside what differs between any two runs

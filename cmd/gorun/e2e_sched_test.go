@@ -141,6 +141,8 @@ type jsonlResult struct {
 	Status    string    `json:"status"`
 	StartedAt time.Time `json:"started_at"`
 	Duration  float64   `json:"duration_s"`
+	Wait      float64   `json:"wait_s"`
+	WaitedFor []string  `json:"waited_for"`
 }
 
 func readJSONLResults(t *testing.T, out string) []jsonlResult {
@@ -205,6 +207,15 @@ func TestE2ENamedLimit(t *testing.T) {
 		}
 		if n := mostAtOnce(free); n < 4 {
 			t.Errorf("%v: at most %d other tasks ran at once, want at least 4: the pool holds up only its own", extra, n)
+		}
+		held := 0 // 4 of the 6 wait for the pool, about 0.4 s or 0.8 s
+		for _, res := range db {
+			if slices.Contains(res.WaitedFor, "limit db") && res.Wait >= 0.3 {
+				held++
+			}
+		}
+		if held != 4 {
+			t.Errorf("%v: %d db tasks say they waited for the pool db, want 4: %+v", extra, held, db)
 		}
 	}
 }

@@ -67,8 +67,8 @@ func newBackoff(code, workers int, limiter *rate.Limiter, notify func(BackoffEve
 func (b *backoff) allowed() int { return max(1, int(math.Floor(b.window))) }
 
 // Admit implements pool.Gate.
-func (b *backoff) Admit(t jobs.Task, now time.Time) (bool, time.Time) {
-	return b.running < b.allowed(), time.Time{}
+func (b *backoff) Admit(t jobs.Task, now time.Time) (bool, time.Time, string) {
+	return b.running < b.allowed(), time.Time{}, "back-off"
 }
 
 // Start implements pool.Gate.
@@ -116,24 +116,27 @@ func (b *backoff) changed(taskID string) {
 
 // gates admits an attempt when every gate of it does (a pool.Gate).
 type gates []interface {
-	Admit(t jobs.Task, now time.Time) (bool, time.Time)
+	Admit(t jobs.Task, now time.Time) (bool, time.Time, string)
 	Start(t jobs.Task, now time.Time)
 	Done(t jobs.Task)
 }
 
 // Admit implements pool.Gate: when a gate holds the attempt back, the time to ask
-// again is the latest any of them gives.
-func (gs gates) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time) {
+// again is the latest any of them gives, and why is the first one's reason.
+func (gs gates) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, why string) {
 	ok = true
 	for _, g := range gs {
-		if yes, at := g.Admit(t, now); !yes {
+		if yes, at, w := g.Admit(t, now); !yes {
+			if ok {
+				why = w
+			}
 			ok = false
 			if at.After(wake) {
 				wake = at
 			}
 		}
 	}
-	return ok, wake
+	return ok, wake, why
 }
 
 // Start implements pool.Gate.

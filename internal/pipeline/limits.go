@@ -135,16 +135,22 @@ func (g *limitGate) pool(ref poolRef) *limitPool {
 }
 
 // Admit implements pool.Gate.
-func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time) {
+func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, why string) {
 	ok = true
 	for _, ref := range g.poolsOf(&t) {
 		l, p := &g.limits[ref.limit], g.pool(ref)
 		if l.Concurrency > 0 && p.running >= l.Concurrency {
+			if ok {
+				why = "limit " + l.Name
+			}
 			ok = false // waits for an end: no time to wake at
 			continue
 		}
 		if p.tokens != nil {
 			if at := p.tokens.allowedAt(); now.Before(at) {
+				if ok {
+					why = "limit " + l.Name
+				}
 				ok = false
 				if wake.IsZero() || at.After(wake) {
 					wake = at // the last of its pools' tokens
@@ -152,7 +158,7 @@ func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time) 
 			}
 		}
 	}
-	return ok, wake
+	return ok, wake, why
 }
 
 // Start implements pool.Gate.

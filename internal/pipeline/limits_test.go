@@ -14,6 +14,7 @@ import (
 	"github.com/gorun/gorun/internal/input"
 	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/process"
+	"golang.org/x/time/rate"
 )
 
 // pooled is a fake runner whose tasks take a second; it counts the tasks running in
@@ -139,11 +140,11 @@ func TestKeyedPoolsAreForgottenWhenIdle(t *testing.T) {
 	now := time.Now()
 	for i := 1; i <= 1000; i++ {
 		task := jobs.Task{Index: i, ID: fmt.Sprint("t", i)}
-		if ok, _ := g.Admit(task, now); !ok {
+		if ok, _, _ := g.Admit(task, now); !ok {
 			t.Fatalf("task %d not admitted", i)
 		}
 		g.Start(task, now)
-		if ok, _ := g.Admit(jobs.Task{Index: 5000 + i, ID: task.ID}, now); ok {
+		if ok, _, _ := g.Admit(jobs.Task{Index: 5000 + i, ID: task.ID}, now); ok {
 			t.Fatalf("a second task with key %s admitted while the first runs", task.ID)
 		}
 		g.Done(task)
@@ -172,4 +173,46 @@ func TestBucketKeepsTheRateWhenLate(t *testing.T) {
 	if got := b.allowedAt().Sub(idle); got != 100*time.Millisecond {
 		t.Errorf("after an idle spell, the next start is allowed %v later, want 100ms", got)
 	}
+}
+
+// TestWaitIsRecorded: each result says how long its task was ready but did not
+// start, and what held it back.
+func TestWaitIsRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f, err := input.Parse("w.yaml", []byte(`limits: {db: {concurrency: 1}}
+tasks:
+  - {id: db0, run: x, limits: [db]}
+  - {id: db1, run: x, limits: [db]}
+  - {id: free0, run: x}
+  - {id: free1, run: x}
+  - {id: free2, run: x}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &pooled{}
+		results := map[string]jobs.Result{}
+		opts := Options{Workers: 2, Limits: f.Limits, Limiter: rate.NewLimiter(rate.Every(3*time.Second), 4),
+			Runner: p, Output: None, Stdout: io.Discard, Stderr: io.Discard}
+		if err := Run(context.Background(), input.NewSliceSource(f.Tasks(jobs.Settings{})), opts, func(r jobs.Result) { results[r.ID] = r }); err != nil {
+			t.Fatal(err)
+		}
+		// The rate: a burst of 4, then a token every 3 s. 0 s: db0 and free0 start
+		// (db1 waits for the pool db, free1 and free2 for a worker); 1 s: db1 and free1
+		// start with the last two tokens; 2 s: free2 gets a worker and waits for a
+		// token, at 3 s.
+		for id, want := range map[string]struct {
+			wait time.Duration
+			why  string
+		}{
+			"db0": {0, ""}, "free0": {0, ""},
+			"db1": {time.Second, "limit db"}, "free1": {time.Second, "workers"},
+			"free2": {3 * time.Second, "workers,rate"},
+		} {
+			r := results[id]
+			if got := time.Duration(r.Wait).Round(time.Millisecond); got != want.wait || strings.Join(r.WaitedFor, ",") != want.why {
+				t.Errorf("%s: waited %v for %q, want %v for %q", id, got, r.WaitedFor, want.wait, want.why)
+			}
+		}
+	})
 }

@@ -101,14 +101,14 @@ func (g *machineGate) preempt(now time.Time) (bool, time.Time) {
 }
 
 // Admit implements pool.Gate.
-func (g *machineGate) Admit(t jobs.Task, now time.Time) (bool, time.Time) {
+func (g *machineGate) Admit(t jobs.Task, now time.Time) (bool, time.Time, string) {
 	if g.read.IsZero() || now.Sub(g.read) >= MachineInterval {
 		g.sample(now)
 	}
 	if g.why == "" {
-		return true, time.Time{}
+		return true, time.Time{}, ""
 	}
-	return false, g.read.Add(MachineInterval)
+	return false, g.read.Add(MachineInterval), kind(g.why)
 }
 
 func (g *machineGate) sample(now time.Time) {

@@ -467,6 +467,9 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 		return jobs.SkippedResult(t, cause.Error())
 	}
 	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Slot: d.Slot, Attempts: d.Attempts}
+	if len(d.WaitedFor) > 0 { // else it waited no time worth telling
+		r.Wait, r.WaitedFor = jobs.Seconds(d.Wait), d.WaitedFor
+	}
 	if d.Panic != nil {
 		r.Status = jobs.Failed
 		r.Error = fmt.Sprintf("task %s: %v", t.ID, d.Panic)

@@ -74,8 +74,8 @@ var ErrPreempted = errors.New("stopped to free resources")
 type Gate[T any] interface {
 	// Admit reports whether an attempt of v may start at now. When it may not, wake
 	// is the time to ask again (a rate's next token), or zero to ask again when an
-	// attempt ends.
-	Admit(v T, now time.Time) (ok bool, wake time.Time)
+	// attempt ends, and why says what holds it back ("limit api"), for Done.WaitedFor.
+	Admit(v T, now time.Time) (ok bool, wake time.Time, why string)
 	// Start records that an attempt of v, just admitted, starts.
 	Start(v T, now time.Time)
 	// Done records that an attempt of v ended (or, once started, did not run).
@@ -104,7 +104,13 @@ type Done[T, R any] struct {
 	Tries    int // attempts handed to fn: Attempts without the extra executions
 	Result   R
 	Panic    error
-	seq      uint64 // the attempt's, for the dispatcher
+	// Wait is how long the job was ready but not running, over all its attempts
+	// (a retry's delay not counted), and WaitedFor what held it back, each once, in
+	// the order first met: "workers" (every worker busy, or taken by attempts that
+	// go first), "rate" (Options.Limiter), or what the Gate said.
+	Wait      time.Duration
+	WaitedFor []string
+	seq       uint64 // the attempt's, for the dispatcher
 }
 
 // Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
@@ -160,12 +166,22 @@ type attempt[T, R any] struct {
 	due   time.Time
 	seq   uint64        // when it became ready, for readyQueue; unique
 	stop  chan struct{} // closed to preempt it (Options.Preempt); nil without
+	ready time.Time     // when it became ready
+	wait  time.Duration // ready but not running before: the earlier attempts'; then, once handed out, in all
+	why   []string      // what held it back so far
 }
 
 // runAttempt runs one attempt in slot, unless starting has ended.
 func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], slot int, a attempt[T, R], fn Func[T, R]) Done[T, R] {
+	asked := time.Now()
 	if !mayStart(startCtx, runCtx, opts.Limiter) {
 		return notStarted(a)
+	}
+	if waited := time.Since(asked); opts.Limiter != nil && waited > time.Millisecond {
+		a.wait += waited
+		if !slices.Contains(a.why, "rate") {
+			a.why = append(slices.Clip(a.why), "rate")
+		}
 	}
 	d := call(runCtx, opts.TimeoutCause, slot, a, fn)
 	if opts.Executions != nil && d.Panic == nil {
@@ -199,7 +215,7 @@ func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 }
 
 func call[T, R any](runCtx context.Context, cause error, slot int, a attempt[T, R], fn Func[T, R]) (d Done[T, R]) {
-	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1, seq: a.seq}
+	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1, seq: a.seq, Wait: a.wait, WaitedFor: a.why}
 	ctx := runCtx
 	if a.stop != nil {
 		var cancel context.CancelCauseFunc
@@ -271,6 +287,12 @@ func (d *dispatcher[T, R]) loop() {
 		}
 		if pick >= 0 {
 			work, next = d.work, d.ready.items[pick]
+			if waited := time.Since(next.ready); waited > 0 {
+				next.wait += waited
+				if len(next.why) == 0 && waited > time.Millisecond {
+					next.why = []string{"workers"}
+				}
+			}
 		}
 		if len(d.done) > 0 {
 			out, first = d.out, d.done[0]
@@ -370,12 +392,16 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 	now := time.Now()
 	pick = -1
 	for i := range d.ready.items {
-		ok, at := d.opts.Gate.Admit(d.ready.items[i].job.Value, now)
+		a := &d.ready.items[i]
+		ok, at, why := d.opts.Gate.Admit(a.job.Value, now)
 		switch {
 		case ok && (pick < 0 || d.ready.Less(i, pick)):
 			pick = i
 		case !ok && !at.IsZero() && (wake.IsZero() || at.Before(wake)):
 			wake = at
+		}
+		if !ok && why != "" && !slices.Contains(a.why, why) {
+			a.why = append(a.why, why)
 		}
 	}
 	return pick, wake
@@ -393,7 +419,8 @@ func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 		return
 	}
 	last := r
-	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, tries: r.Tries, last: &last, due: time.Now().Add(delay)})
+	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, tries: r.Tries, last: &last, due: time.Now().Add(delay),
+		wait: r.Wait, why: slices.Clip(r.WaitedFor)})
 }
 
 // stop ends starting: what waits to start ends now, as not started or with its last
@@ -445,6 +472,7 @@ type readyQueue[T, R any] struct {
 func (q *readyQueue[T, R]) add(a attempt[T, R]) {
 	q.seq++
 	a.seq = q.seq
+	a.ready = time.Now()
 	a.stop = nil
 	if q.preempt {
 		a.stop = make(chan struct{})

@@ -395,8 +395,8 @@ type semGate struct {
 	starts          []int
 }
 
-func (g *semGate) Admit(v int, now time.Time) (bool, time.Time) {
-	return v%2 == 0 || g.held < g.max, time.Time{}
+func (g *semGate) Admit(v int, now time.Time) (bool, time.Time, string) {
+	return v%2 == 0 || g.held < g.max, time.Time{}, "odd"
 }
 func (g *semGate) Start(v int, now time.Time) {
 	g.starts = append(g.starts, v)
