@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 FUZZTIME    ?= 30s
 
-.PHONY: all build run test fuzz lint bench bench-cluster docs clean
+.PHONY: all build run test fuzz lint bench bench-cluster bench-sched docs clean
 
 all: lint test
 
@@ -34,6 +34,11 @@ lint:
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench-cluster.sh
+	$(MAKE) bench-sched
+
+## bench-sched: the scheduler's order: critical path first against input order on random graphs, and the wait of high-priority tasks
+bench-sched:
+	$(GO) test -run '^$$' -bench '^(BenchmarkScheduleDAG|BenchmarkPriorityWait)$$' -benchtime 1x ./internal/pipeline
 
 ## bench-cluster: distributed against local runs: per-task broker overhead, scaling over workers (QUICK=1 for a smoke run)
 bench-cluster:

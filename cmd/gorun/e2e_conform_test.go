@@ -72,6 +72,22 @@ tasks:
 		want:  []string{"0 a=succeeded/0/1 b=succeeded/0/1"},
 	},
 	{
+		// One slot: the tasks start by priority, then critical path first; their
+		// output, printed as each ends, shows the order.
+		name: "priority",
+		tasks: `version: 1
+tasks:
+  - {id: a, run: echo a}
+  - {id: b, run: echo b, priority: 2}
+  - {id: c, run: echo c, needs: [a]}
+  - {id: d, run: echo d, priority: 1}
+  - {id: e, run: echo e}
+`,
+		runs:    [][]string{{"-j", "1"}},
+		ordered: true,
+		want:    []string{"0 a=succeeded/0/1 b=succeeded/0/1 c=succeeded/0/1 d=succeeded/0/1 e=succeeded/0/1"},
+	},
+	{
 		name: "lines-file",
 		file: "commands.txt",
 		tasks: `echo one
@@ -119,6 +135,25 @@ tasks:
 		runs:    [][]string{{"-j", "3", "-k", "--retry-delay", "10ms"}},
 		ordered: true,
 		want:    []string{"1 flaky=succeeded/0/3 doomed=failed/2/2 steady=succeeded/0/1"},
+	},
+	{
+		// Retry classification: which failures are retried, and the report's
+		// retry_log saying why, the same on a broker.
+		name: "retry-on",
+		tasks: `version: 1
+defaults: {retries: 2, no_retry_on: [2]}
+tasks:
+  - id: tempfail
+    run: n=$(cat DIR/t.n 2>/dev/null || echo 0); n=$((n+1)); echo $n > DIR/t.n; echo "run $n"; [ $n -ge 2 ] || exit 76
+    retry_on: [76]
+  - {id: usage, run: exit 2}
+  - {id: other, run: exit 3, retry_on: [76, timeout]}
+  - {id: killed, run: kill -KILL $$, retry_on: [signal]}
+  - {id: flag, run: exit 4}
+`,
+		runs:    [][]string{{"-j", "4", "-k", "--retry-delay", "10ms", "--retry-on", "4"}},
+		ordered: true,
+		want:    []string{"1 tempfail=succeeded/0/2 usage=failed/2/1 other=failed/3/1 killed=failed/SIGKILL/3 flag=failed/4/3"},
 	},
 	{
 		name:    "halt-soon",
@@ -518,7 +553,7 @@ func diffJSON(path string, want, got any) []string {
 var (
 	volatileRun     = []string{"id", "started_at", "hostname", "command"} // the command line: --broker is in one only
 	volatileTotals  = []string{"wall_s", "tasks_per_s", "p50_s", "p95_s", "max_s"}
-	volatileResults = []string{"started_at", "duration_s", "waited_s", "slot", "worker", "host"} // local runs have no worker
+	volatileResults = []string{"started_at", "duration_s", "waited_s", "slot", "worker", "host", "wait_s", "waited_for"} // local runs have no worker; waits are timing
 )
 
 // normaliseResult sets aside the volatile fields of a result and of its earlier

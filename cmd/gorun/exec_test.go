@@ -395,7 +395,7 @@ func TestSettingPrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src, _, _, err := openInput(opts)
+			src, _, _, _, err := openInput(opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/report"
@@ -23,6 +24,7 @@ type TaskFlags struct {
 	Timeout    timeoutValue
 	Retries    int
 	RetryDelay time.Duration
+	RetryOn    string
 	Format     string
 }
 
@@ -30,6 +32,7 @@ func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
 	f.VarP(&g.Timeout, "timeout", "t", "per-task timeout: seconds (30), a duration (500ms, 5m), or a percentage of the median duration of the tasks finished so far (200%); 0: none")
 	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
+	f.StringVar(&g.RetryOn, "retry-on", "", "retry only failures in this list: exit codes, timeout, signal (75,timeout); default: any failure")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
 }
 
@@ -46,6 +49,15 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 	}
 	if o.Settings.RetryDelay, err = durationIfSet(f, s, "retry-delay", g.RetryDelay); err != nil {
 		return err
+	}
+	if f.Changed("retry-on") {
+		c := &jobs.RetryClass{}
+		for item := range strings.SplitSeq(g.RetryOn, ",") {
+			if err := c.Add(item); err != nil {
+				return s.errorf("retry-on", "%v", err)
+			}
+		}
+		o.Settings.RetryOn = c
 	}
 	switch o.Format = strings.TrimSpace(g.Format); o.Format {
 	case "auto":
@@ -74,6 +86,12 @@ type RunFlags struct {
 	AckWait     time.Duration
 	OrphanAfter time.Duration
 	Retain      time.Duration
+	LimitBy     string
+	LimitRate   string
+	LimitConc   int
+	BackoffCode int
+	Load        float64
+	MemFree     string
 }
 
 func (g *RunFlags) addFlags(f *pflag.FlagSet) {
@@ -89,6 +107,12 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
 	f.BoolVar(&g.DryRun, "dry-run", false, "print the command of each task, one per line, quoted for sh (--dry-run | sh runs them), and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
+	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}... (with --limit-rate, --limit-concurrency)")
+	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
+	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
+	f.Float64Var(&g.Load, "load", 0, "start nothing while this machine's load is above N (PSI cpu some avg10 in percent where the kernel has it, else the 1-minute load average); 0: no bound")
+	f.StringVar(&g.MemFree, "memfree", "", "start nothing while this machine's available memory is below SIZE (512MiB, 4GiB); below half, stop the youngest task and queue it again")
+	f.IntVar(&g.BackoffCode, "backoff-code", 75, "a task exiting with this code is queued again and halves the run's concurrency and rate, which recover as tasks succeed; 0: off")
 	f.DurationVar(&g.AckWait, "ack-wait", cluster.DefaultLease, "with --broker: the run's lease: how long a worker may go without renewing it before the attempt is delivered again")
 	f.DurationVar(&g.OrphanAfter, "orphan-after", cluster.DefaultOrphanAfter, "with --broker: cancel the run once this submitter has been silent this long (killed, cut off); 0: never")
 	f.DurationVar(&g.Retain, "retain", cluster.MaxRetain, "with --broker: keep the run's record on the broker this long after it ends, for gorun runs and status (at most 168h)")
@@ -133,9 +157,59 @@ func (g *RunFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err er
 	if o.Retain = g.Retain; g.Retain < time.Second || g.Retain > cluster.MaxRetain {
 		return s.errorf("retain", "must be from 1s to %v (the broker keeps a run's record 7 days at most), got %v", cluster.MaxRetain, g.Retain)
 	}
+	if o.BackoffCode = g.BackoffCode; g.BackoffCode < 0 || g.BackoffCode > 255 {
+		return s.errorf("backoff-code", "want an exit code from 1 to 255, or 0 for none, got %d", g.BackoffCode)
+	}
+	if o.MaxLoad = g.Load; g.Load < 0 {
+		return s.errorf("load", "must not be negative, got %g", g.Load)
+	}
+	if f.Changed("memfree") {
+		if o.MinFree, err = input.ParseSize(g.MemFree); err != nil {
+			return s.errorf("memfree", "%v", err)
+		}
+	}
+	if o.Broker != "" && (o.MaxLoad > 0 || o.MinFree > 0) {
+		return usagef(s.cmd, "--load and --memfree watch this machine: with --broker the tasks run on the workers'")
+	}
+	if err := g.resolveLimit(f, s, o); err != nil {
+		return err
+	}
 	if o.Broker != "" && f.Changed("containment") {
 		return usagef(s.cmd, "--containment cannot be set with --broker: each worker holds its tasks as its own containment allows")
 	}
+	return nil
+}
+
+// resolveLimit makes the pool family of --limit-by, --limit-rate and
+// --limit-concurrency.
+func (g *RunFlags) resolveLimit(f *pflag.FlagSet, s *sources, o *ExecOptions) error {
+	by := strings.TrimSpace(g.LimitBy)
+	if by == "" {
+		if f.Changed("limit-rate") || f.Changed("limit-concurrency") {
+			return usagef(s.cmd, "--limit-rate and --limit-concurrency set the pools of --limit-by: give it too")
+		}
+		return nil
+	}
+	l := jobs.Limit{Name: "--limit-by", KeySource: by, Burst: 1, Every: true}
+	var err error
+	if l.Key, err = input.NewKey(by); err != nil {
+		return s.errorf("limit-by", "%v", err)
+	}
+	if f.Changed("limit-rate") {
+		if l.Rate, err = input.ParseRate(g.LimitRate); err != nil {
+			return s.errorf("limit-rate", "%v", err)
+		}
+	}
+	if f.Changed("limit-concurrency") {
+		if g.LimitConc < 1 {
+			return s.errorf("limit-concurrency", "must be at least 1, got %d", g.LimitConc)
+		}
+		l.Concurrency = g.LimitConc
+	}
+	if !l.Rated() && l.Concurrency == 0 {
+		return usagef(s.cmd, "--limit-by needs --limit-rate, --limit-concurrency or both")
+	}
+	o.Limits = append(o.Limits, l)
 	return nil
 }
 

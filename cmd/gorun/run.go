@@ -11,6 +11,8 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,7 +51,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		}
 		defer l.Release()
 	}
-	src, workers, limit, err := openInput(opts)
+	src, workers, limit, limits, err := openInput(opts)
 	if err != nil {
 		return err
 	}
@@ -101,7 +103,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		workers = runtime.NumCPU()
 	}
 	popts := pipeline.Options{
-		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
+		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, MaxLoad: opts.MaxLoad, MinFree: opts.MinFree, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	popts.Tag = opts.tagFunc()
@@ -129,6 +131,19 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	log := newLogger(opts.Verbose, opts.LogFormat, errOut)
 	popts.Log = log
+	held := heldBack{code: opts.BackoffCode}
+	popts.Backoff = func(e pipeline.BackoffEvent) {
+		held.add(e)
+		if log != nil {
+			log.Info("concurrency changed", "task_backed_off", e.TaskID, "concurrency", e.Concurrency, "workers", e.Workers, "rate", e.Rate)
+		}
+	}
+	popts.Waiting = func(why string) {
+		held.wait(why, time.Now())
+		if log != nil {
+			log.Info("waiting", "why", why)
+		}
+	}
 	if log != nil {
 		log.Info("run started", "run_id", run.ID, "input", inputName(opts.File), "workers", workers, "rate", input.FormatRate(limit), "containment", containment)
 		if containWhy != nil {
@@ -166,6 +181,10 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 			}
 		}
 	}
+	held.wait("", time.Now())
+	if line := held.String(); line != "" && (!opts.Quiet || sum.Counts[jobs.Succeeded] < sum.Total) {
+		fmt.Fprintln(opts.IO.ErrOut, line)
+	}
 	if err := rec.Finish(run, &sum); err != nil {
 		if inputErr == nil && ctx.Err() == nil {
 			return err // exit 1, whether tasks failed or not: the run left less than it should
@@ -185,19 +204,59 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	return nil
 }
 
-func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
-	order, chain := jobs.Order(tasks, needs)
+// listGraph prints tasks whose needs are by position (nil: none), as listTasks
+// does: with needs, in an order that respects them, with each task's needs and the
+// longest chain at the end.
+func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limit) error {
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	var chain []int
+	if needs != nil {
+		order, chain = jobs.Order(tasks, needs)
+	}
+	var prio, est, lim bool
+	for i := range tasks {
+		prio = prio || tasks[i].Priority != 0
+		est = est || tasks[i].Estimate != 0
+		lim = lim || len(tasks[i].Limits) > 0
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNEEDS\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	row := func(id, need, prioCol, estCol, limCol, timeout, retries, dir, command string) {
+		cols := []string{id}
+		if needs != nil {
+			cols = append(cols, need)
+		}
+		if prio {
+			cols = append(cols, prioCol)
+		}
+		if est {
+			cols = append(cols, estCol)
+		}
+		if lim {
+			cols = append(cols, limCol)
+		}
+		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
+	}
+	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
 	for _, i := range order {
 		t := &tasks[i]
 		var ids []string
-		for _, n := range needs[i] {
-			ids = append(ids, tasks[n].ID)
+		if needs != nil {
+			for _, n := range needs[i] {
+				ids = append(ids, tasks[n].ID)
+			}
 		}
-		need, timeout, dir := "-", "-", "."
+		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
 		if len(ids) > 0 {
 			need = strings.Join(ids, ",")
+		}
+		if len(t.Limits) > 0 {
+			pools = strings.Join(t.Limits, ",")
+		}
+		if t.Estimate > 0 {
+			estimate = t.Estimate.String()
 		}
 		if t.Timeout > 0 {
 			timeout = t.Timeout.String()
@@ -205,10 +264,18 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int) error {
 		if t.Dir != "" {
 			dir = t.Dir
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", t.ID, need, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, l := range limits {
+		if _, err := fmt.Fprintf(w, "limit %s: %s\n", l.Name, describeLimit(&l)); err != nil {
+			return err
+		}
+	}
+	if needs == nil {
+		return nil
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
 	return err
@@ -236,6 +303,88 @@ func (o *ExecOptions) tagFunc() func(t *jobs.Task, slot int) string {
 		}
 	}
 	return nil
+}
+
+// describeLimit writes a pool as validate shows it: "concurrency 3, rate 10/s, burst
+// 2, a pool per key {//}, every task".
+func describeLimit(l *jobs.Limit) string {
+	var parts []string
+	if l.Concurrency > 0 {
+		parts = append(parts, "concurrency "+strconv.Itoa(l.Concurrency))
+	}
+	if l.Rated() {
+		parts = append(parts, "rate "+input.FormatRate(l.Rate), "burst "+strconv.Itoa(max(l.Burst, 1)))
+	}
+	if l.Key != nil {
+		parts = append(parts, "a pool per key "+l.KeySource)
+	}
+	if l.Every {
+		parts = append(parts, "every task")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// heldBack sums up the back-offs of a run (pipeline.BackoffEvent) for the line
+// after the summary. It is written on the pool's goroutine and read once the run has
+// ended.
+type heldBack struct {
+	code     int // the back-off exit code
+	backoffs int
+	lowest   pipeline.BackoffEvent
+	last     pipeline.BackoffEvent
+	why      string        // why the run waits now (--load, --memfree); "" when it does not
+	since    time.Time     // when it began to wait
+	waited   time.Duration // the time it waited, before since
+	reasons  []string      // why it waited, each reason once
+}
+
+// wait records that the run waits for why from now on ("": it no longer waits).
+func (h *heldBack) wait(why string, now time.Time) {
+	if h.why != "" {
+		h.waited += now.Sub(h.since)
+	}
+	h.why, h.since = why, now
+	kind, _, _ := strings.Cut(why, ":")
+	if why != "" && !slices.ContainsFunc(h.reasons, func(r string) bool { return strings.HasPrefix(r, kind+":") }) {
+		h.reasons = append(h.reasons, why) // the first figure of each kind
+	}
+}
+
+func (h *heldBack) add(e pipeline.BackoffEvent) {
+	if e.TaskID != "" {
+		h.backoffs++
+	}
+	if (h.backoffs == 1 && e.TaskID != "") || e.Concurrency < h.lowest.Concurrency {
+		h.lowest = e
+	}
+	h.last = e
+}
+
+// String says when and why the run held back: "held back: 3 back-offs (exit code 75);
+// concurrency 2 of 8 at the lowest (at 12:00:03), 8 of 8 at the end", or "" when it
+// never did.
+func (h *heldBack) String() string {
+	var lines []string
+	if len(h.reasons) > 0 {
+		lines = append(lines, fmt.Sprintf("held back: waiting for %v in all (%s)", h.waited.Round(time.Millisecond), strings.Join(h.reasons, "; ")))
+	}
+	if h.backoffs > 0 {
+		lines = append(lines, h.backoffLine())
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (h *heldBack) backoffLine() string {
+	return fmt.Sprintf("held back: %d %s (exit code %d); concurrency %d of %d at the lowest (at %s), %d of %d at the end",
+		h.backoffs, pluralS(h.backoffs, "back-off"), h.code, h.lowest.Concurrency, h.lowest.Workers, h.lowest.Time.Format(time.TimeOnly),
+		h.last.Concurrency, h.last.Workers)
+}
+
+func pluralS(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
 }
 
 // showProgress decides whether to draw a progress bar: always, never, or (auto) when
@@ -300,17 +449,16 @@ func inputName(file string) string {
 }
 
 // listTasks prints the tasks src yields, as `gorun validate` and --dry-run show them:
-// with needs, in an order that respects them, with what each needs, and the longest
-// chain of needs at the end. An invalid task (a bad line of a stream) is its
+// id, priority and estimate when a task gives one, timeout, retries, directory and
+// command; with needs, in an order that respects them, with what each needs, and the
+// longest chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
-func listTasks(w io.Writer, src jobs.Source) error {
+func listTasks(w io.Writer, src jobs.Source, limits []jobs.Limit) error {
 	if ss, ok := src.(*input.SliceSource); ok {
-		if tasks, needs := ss.Tasks(); needs != nil {
-			return listGraph(w, tasks, needs)
-		}
+		tasks, needs := ss.Tasks()
+		return listGraph(w, tasks, needs, limits)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTIMEOUT\tRETRIES\tDIR\tCOMMAND")
+	var tasks []jobs.Task
 	for {
 		t, err := src.Next()
 		if errors.Is(err, io.EOF) {
@@ -322,16 +470,9 @@ func listTasks(w io.Writer, src jobs.Source) error {
 		if t.Invalid != nil { // nothing runs: a bad line is an input error here
 			return t.Invalid
 		}
-		timeout, dir := "-", "."
-		if t.Timeout > 0 {
-			timeout = t.Timeout.String()
-		}
-		if t.Dir != "" {
-			dir = t.Dir
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.ID, timeout, t.Retries, dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		tasks = append(tasks, t)
 	}
-	return tw.Flush()
+	return listGraph(w, tasks, nil, limits)
 }
 
 // onHurry calls f if hurry is closed before stop is called. stop waits for the
@@ -355,7 +496,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 // standard input and files of commands are streamed.
 //
 // workers is 0 when neither the command line nor the file sets it.
-func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
+//
+// limits are the run's pools: the task file's, then the command line's.
+func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, limits []jobs.Limit, err error) {
 	workers, limit = 0, rate.Inf
 	name := opts.File
 	stdin := name == "" || name == "-"
@@ -366,10 +509,11 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	case "yaml", "json":
 		f, err := readTaskFile(opts.File, opts.IO.In)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, 0, 0, nil, err
 		}
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
+		limits = f.Limits
 		if f.Needs != nil {
 			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
 		} else {
@@ -379,15 +523,15 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin
 			ps, err := input.NewProductSource(opts.Sources, opts.Link, opts.IO.In, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, nil, err
 			}
-			return ps, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+			return ps, deref(opts.Workers, workers), deref(opts.Rate, limit), opts.Limits, nil
 		}
 		r := opts.IO.In
 		if !stdin {
 			fh, err := input.Open(name)
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, nil, err
 			}
 			r = fh
 		}
@@ -395,7 +539,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		case opts.Format == "jsonl" && !stdin: // a file: checked whole before anything runs
 			tasks, err := input.ReadJSONL(name, r, opts.Settings)
 			if err != nil {
-				return nil, 0, 0, err
+				return nil, 0, 0, nil, err
 			}
 			src = input.NewSliceSource(tasks)
 		case opts.Format == "jsonl": // a stream: a bad line is an invalid task, and the rest runs
@@ -404,7 +548,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 			src = input.NewLineSource(name, r, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 		}
 	}
-	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), nil
+	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), append(limits, opts.Limits...), nil
 }
 
 // guardRunner holds runner's tasks under id (see process.Runner.Contain), starts a

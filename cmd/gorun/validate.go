@@ -58,10 +58,10 @@ line naming the file, line, column and key, and exit code 2.`,
 
 // runValidate prints the tasks of the file as a run would get them.
 func runValidate(opts *ValidateOptions) error {
-	src, _, _, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings})
+	src, _, _, limits, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings})
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	return listTasks(opts.IO.Out, src)
+	return listTasks(opts.IO.Out, src, limits)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,8 @@ type File struct {
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
 	Defaults jobs.Defaults
 	Specs    []jobs.Spec
-	Needs    [][]int // by position: the positions each task needs; nil when no task has needs
+	Needs    [][]int      // by position: the positions each task needs; nil when no task has needs
+	Limits   []jobs.Limit // the pools the tasks may name, by name
 }
 
 // Tasks resolves every spec of f against the command-line settings s.
@@ -99,6 +101,8 @@ type RawSettings struct {
 	Shell      *string             `yaml:"shell"`
 	Dir        *string             `yaml:"dir"`
 	Env        map[string]envValue `yaml:"env"`
+	RetryOn    []any               `yaml:"retry_on"`
+	NoRetryOn  []any               `yaml:"no_retry_on"`
 }
 
 type rawTask struct {
@@ -106,15 +110,27 @@ type rawTask struct {
 	Run         *string  `yaml:"run"`
 	Cmd         []string `yaml:"cmd"`
 	Needs       []string `yaml:"needs"`
+	Priority    *int     `yaml:"priority"`
+	Limits      []string `yaml:"limits"`
+	Estimate    *string  `yaml:"estimate"`
 	RawSettings `yaml:",inline"`
 }
 
+// rawLimit is a pool of `limits:` as written.
+type rawLimit struct {
+	Concurrency *int    `yaml:"concurrency"`
+	Rate        *string `yaml:"rate"`
+	Burst       *int    `yaml:"burst"`
+	Key         *string `yaml:"key"`
+}
+
 type rawFile struct {
-	Version  *int         `yaml:"version"`
-	Workers  *int         `yaml:"workers"`
-	Rate     *string      `yaml:"rate"`
-	Defaults *RawSettings `yaml:"defaults"`
-	Tasks    *[]rawTask   `yaml:"tasks"`
+	Version  *int                 `yaml:"version"`
+	Workers  *int                 `yaml:"workers"`
+	Rate     *string              `yaml:"rate"`
+	Limits   map[string]*rawLimit `yaml:"limits"`
+	Defaults *RawSettings         `yaml:"defaults"`
+	Tasks    *[]rawTask           `yaml:"tasks"`
 }
 
 // Parse checks and converts the task file named name with contents data. A UTF-8
@@ -213,6 +229,13 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		}
 		f.Rate = &r
 	}
+	for _, name := range slices.Sorted(maps.Keys(raw.Limits)) {
+		l, err := p.limit(name, raw.Limits[name])
+		if err != nil {
+			return nil, err
+		}
+		f.Limits = append(f.Limits, l)
+	}
 	if raw.Defaults != nil {
 		d, err := p.defaults("$.defaults", "defaults.", raw.Defaults)
 		if err != nil {
@@ -235,7 +258,62 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 	if err := p.checkIDs(f.Specs); err != nil {
 		return nil, err
 	}
+	if err := p.taskLimits(f); err != nil {
+		return nil, err
+	}
 	return f, p.needs(f)
+}
+
+// limit converts the pool name of `limits:`.
+func (p *fileParser) limit(name string, r *rawLimit) (jobs.Limit, error) {
+	path, where := "$.limits."+name, "limits."+name
+	l := jobs.Limit{Name: name, Burst: 1}
+	switch {
+	case strings.TrimSpace(name) == "" || strings.ContainsAny(name, ",\n\r\t "):
+		return l, p.errAt(path, "limits", "invalid pool name %q: want a word without blanks or commas", name)
+	case r == nil || (r.Concurrency == nil && r.Rate == nil):
+		return l, p.errAt(path, where, "give `concurrency`, `rate` or both")
+	}
+	if r.Concurrency != nil {
+		if *r.Concurrency < 1 {
+			return l, p.errAt(path+".concurrency", where+".concurrency", "must be at least 1, got %d", *r.Concurrency)
+		}
+		l.Concurrency = *r.Concurrency
+	}
+	if r.Rate != nil {
+		rt, err := ParseRate(*r.Rate)
+		if err != nil {
+			return l, p.errAt(path+".rate", where+".rate", "%v", err)
+		}
+		l.Rate = rt
+	}
+	if r.Burst != nil {
+		if *r.Burst < 1 {
+			return l, p.errAt(path+".burst", where+".burst", "must be at least 1, got %d", *r.Burst)
+		}
+		l.Burst = *r.Burst
+	}
+	if r.Key != nil {
+		key, err := NewKey(*r.Key)
+		if err != nil {
+			return l, p.errAt(path+".key", where+".key", "%v", err)
+		}
+		l.Key, l.KeySource = key, *r.Key
+	}
+	return l, nil
+}
+
+// taskLimits refuses a task that names a pool `limits:` does not define.
+func (p *fileParser) taskLimits(f *File) error {
+	for i := range f.Specs {
+		for j, name := range f.Specs[i].Limits {
+			if !slices.ContainsFunc(f.Limits, func(l jobs.Limit) bool { return l.Name == name }) {
+				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
+					"unknown pool %q: name one of the file's `limits:`", name)
+			}
+		}
+	}
+	return nil
 }
 
 // needs resolves the tasks' needs to positions and refuses unknown ids, a task that
@@ -361,6 +439,18 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 		sp.Argv = rt.Cmd
 	}
 	sp.Needs = rt.Needs
+	if rt.Priority != nil {
+		sp.Priority = *rt.Priority
+	}
+	if est, err := p.duration(path, where, "estimate", rt.Estimate); err != nil {
+		return sp, err
+	} else if est != nil {
+		sp.Estimate = *est
+	}
+	sp.Limits = rt.Limits
+	if p.single && len(rt.Limits) > 0 {
+		return sp, p.errAt(path+".limits", where+"limits", "limits are pools of a task file's `limits:`, not of a stream")
+	}
 	if p.single && len(rt.Needs) > 0 {
 		return sp, p.errAt(path+".needs", where+"needs", "needs is for task files (.yaml, .yml, .json), not a stream")
 	}
@@ -378,6 +468,12 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 		return d, err
 	}
 	if d.RetryDelay, err = p.duration(path, where, "retry_delay", r.RetryDelay); err != nil {
+		return d, err
+	}
+	if d.RetryOn, err = p.retryClass(path, where, "retry_on", r.RetryOn); err != nil {
+		return d, err
+	}
+	if d.NoRetryOn, err = p.retryClass(path, where, "no_retry_on", r.NoRetryOn); err != nil {
 		return d, err
 	}
 	if r.Retries != nil && *r.Retries < 0 {
@@ -407,6 +503,45 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 		}
 	}
 	return d, nil
+}
+
+// retryClass converts a list of `retry_on` or `no_retry_on`: exit codes, `timeout`,
+// `signal`. nil when the list is not given.
+func (p *fileParser) retryClass(path, where, key string, items []any) (*jobs.RetryClass, error) {
+	if items == nil {
+		return nil, nil
+	}
+	c := &jobs.RetryClass{}
+	for i, it := range items {
+		var err error
+		switch v := it.(type) {
+		case uint64:
+			err = c.Add(strconv.FormatUint(v, 10))
+		case int64:
+			err = c.Add(strconv.FormatInt(v, 10))
+		case string:
+			err = c.Add(v)
+		default:
+			err = fmt.Errorf("want an exit code (0 to 255), timeout or signal, got %s", describeValue(it))
+		}
+		if err != nil {
+			return nil, p.errAt(fmt.Sprintf("%s.%s[%d]", path, key, i), where+key, "%v", err)
+		}
+	}
+	return c, nil
+}
+
+// describeValue names a decoded YAML value in an error.
+func describeValue(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%q", fmt.Sprint(v))
 }
 
 func (p *fileParser) duration(path, where, key string, s *string) (*time.Duration, error) {

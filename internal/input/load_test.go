@@ -2,11 +2,13 @@ package input
 
 import (
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +124,32 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:2:10: workers: must be at least 1, got 0`},
 		{"negative retries", "version: 1\ntasks:\n  - run: x\n    retries: -2\n",
 			`f.yaml:4:14: task 1: retries: must be 0 or more, got -2`},
+		{"bad priority", "version: 1\ntasks:\n  - run: x\n    priority: high\n",
+			`f.yaml:4:15: priority: want a whole number, got "high"`},
+		{"bad estimate", "version: 1\ntasks:\n  - id: a\n    run: x\n    estimate: 3 hours\n",
+			`f.yaml:5:15: task "a": estimate: invalid duration "3 hours"`},
+		{"estimate in defaults", "version: 1\ndefaults:\n  estimate: 1s\ntasks: []\n",
+			`f.yaml:3:3: unknown key "estimate"`},
+		{"bad retry_on item", "version: 1\ntasks:\n  - id: a\n    run: x\n    retry_on: [75, oops]\n",
+			`f.yaml:5:20: task "a": retry_on: want an exit code (0 to 255), timeout or signal, got "oops"`},
+		{"retry_on code out of range", "version: 1\ndefaults:\n  no_retry_on: [1, 300]\ntasks: []\n",
+			`f.yaml:3:20: defaults.no_retry_on: want an exit code (0 to 255), timeout or signal, got "300"`},
+		{"retry_on a mapping item", "version: 1\ntasks:\n  - run: x\n    retry_on: [{a: 1}]\n",
+			`f.yaml:4:`},
+		{"retry_on not a list", "version: 1\ntasks:\n  - run: x\n    retry_on: 75\n",
+			`f.yaml:4:15: `},
+		{"unknown pool", "version: 1\nlimits: {api: {rate: 2/s}}\ntasks:\n  - id: a\n    run: x\n    limits: [api, db]\n",
+			`f.yaml:6:19: task "a": limits: unknown pool "db": name one of the file's ` + "`limits:`"},
+		{"pool without bounds", "version: 1\nlimits:\n  api: {burst: 3}\ntasks: []\n",
+			`f.yaml:3:8: limits.api: give ` + "`concurrency`, `rate` or both"},
+		{"pool concurrency 0", "version: 1\nlimits:\n  api: {concurrency: 0}\ntasks: []\n",
+			`f.yaml:3:22: limits.api.concurrency: must be at least 1, got 0`},
+		{"pool bad rate", "version: 1\nlimits:\n  api: {rate: often}\ntasks: []\n",
+			`f.yaml:3:15: limits.api.rate: invalid rate "often"`},
+		{"pool unknown key", "version: 1\nlimits:\n  api: {rate: 1/s, rte: 2}\ntasks: []\n",
+			`f.yaml:3:20: unknown key "rte"`},
+		{"pool bad key template", "version: 1\nlimits:\n  api: {rate: 1/s, key: '{host}'}\ntasks: []\n",
+			`f.yaml:3:25: limits.api.key: invalid key "{host}": unknown placeholder {host}`},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
 		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
@@ -378,5 +406,129 @@ func TestEnvFromWorker(t *testing.T) {
 	}
 	if _, err := jobs.ResolveEnvFrom(got.EnvFrom, []string{"WA=a"}); err == nil || !strings.Contains(err.Error(), "env TOKEN: from_worker API_TOKEN is not set") {
 		t.Errorf("got error %v, want one naming the missing variable", err)
+	}
+}
+
+func TestPriorityAndEstimate(t *testing.T) {
+	f, err := Parse("f.yaml", []byte("version: 1\ntasks:\n  - {id: a, run: x, priority: 5, estimate: 90s}\n  - {id: b, run: y, priority: -2}\n  - {id: c, run: z}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	for i, want := range []struct {
+		prio int
+		est  time.Duration
+	}{{5, 90 * time.Second}, {-2, 0}, {0, 0}} {
+		if tasks[i].Priority != want.prio || tasks[i].Estimate != want.est {
+			t.Errorf("task %s: got priority %d, estimate %v; want %d, %v", tasks[i].ID, tasks[i].Priority, tasks[i].Estimate, want.prio, want.est)
+		}
+	}
+	lines, err := ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(`{"run": "x", "priority": 3}`+"\n")), jobs.Settings{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines[0].Priority != 3 {
+		t.Errorf("JSON Lines task: got priority %d, want 3", lines[0].Priority)
+	}
+}
+
+func TestRetryOnPrecedence(t *testing.T) {
+	f, err := Parse("f.yaml", []byte(`version: 1
+defaults: {retry_on: [75], no_retry_on: [signal]}
+tasks:
+  - {id: a, run: x}
+  - {id: b, run: x, retry_on: [timeout, 1]}
+  - {id: c, run: x, no_retry_on: []}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	got := func(c *jobs.RetryClass) string {
+		if c == nil {
+			return "nil"
+		}
+		return "[" + c.String() + "]"
+	}
+	for i, want := range [][2]string{{"[75]", "[signal]"}, {"[1, timeout]", "[signal]"}, {"[75]", "[]"}} {
+		if r, n := got(tasks[i].RetryOn), got(tasks[i].NoRetryOn); r != want[0] || n != want[1] {
+			t.Errorf("task %s: got retry_on %s, no_retry_on %s; want %s, %s", tasks[i].ID, r, n, want[0], want[1])
+		}
+	}
+	flag := &jobs.RetryClass{Timeout: true}
+	tasks = f.Tasks(jobs.Settings{RetryOn: flag})
+	if tasks[0].RetryOn != flag || got(tasks[1].RetryOn) != "[1, timeout]" {
+		t.Errorf("--retry-on: got %s and %s, want the flag's, then the task's own", got(tasks[0].RetryOn), got(tasks[1].RetryOn))
+	}
+}
+
+func TestLimits(t *testing.T) {
+	f, err := Parse("f.yaml", []byte(`version: 1
+limits:
+  api: {concurrency: 3, rate: 10/s, burst: 2}
+  host: {rate: 1/s, key: "h-{//}-{id}"}
+tasks:
+  - {id: a, run: x, limits: [api, host]}
+  - {id: b, run: y}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Limits) != 2 {
+		t.Fatalf("got %d limits, want 2", len(f.Limits))
+	}
+	api, host := f.Limits[0], f.Limits[1]
+	if api.Name != "api" || api.Concurrency != 3 || api.Rate != 10 || api.Burst != 2 || api.Key != nil {
+		t.Errorf("api: got %+v", api)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	if host.Name != "host" || host.Rate != 1 || host.Burst != 1 || host.Key == nil {
+		t.Fatalf("host: got %+v", host)
+	}
+	tasks[0].Item = "dir/file"
+	if got := host.Key(&tasks[0]); got != "h-dir-a" {
+		t.Errorf("host key: got %q, want h-dir-a", got)
+	}
+	if !slices.Equal(tasks[0].Limits, []string{"api", "host"}) || tasks[1].Limits != nil {
+		t.Errorf("got task limits %v and %v", tasks[0].Limits, tasks[1].Limits)
+	}
+	_, err = ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(`{"run": "x", "limits": ["api"]}`+"\n")), jobs.Settings{})
+	if err == nil || !strings.Contains(err.Error(), "t.jsonl:1:") {
+		t.Errorf("limits in JSON Lines: got %v, want an error at line 1", err)
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	task := &jobs.Task{Index: 7, ID: "job", Dir: "/w", Item: "a/b/c.txt"}
+	for src, want := range map[string]string{
+		"{}": "a/b/c.txt", "{//}": "a/b", "{/}": "c.txt", "{.}": "a/b/c", "{/.}": "c", "{#}": "7",
+		"{id}@{dir}": "job@/w", "plain": "plain", "": "", "x{//}y": "xa/by",
+	} {
+		key, err := NewKey(src)
+		if err != nil {
+			t.Errorf("NewKey(%q): %v", src, err)
+			continue
+		}
+		if got := key(task); got != want {
+			t.Errorf("NewKey(%q): got %q, want %q", src, got, want)
+		}
+	}
+	for _, bad := range []string{"{%}", "{host}", "{", "a{b"} {
+		if _, err := NewKey(bad); err == nil {
+			t.Errorf("NewKey(%q): no error", bad)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for s, want := range map[string]uint64{"512MiB": 512 << 20, "4GiB": 4 << 30, "2G": 2e9, "1.5GB": 1.5e9, "100": 100, "7B": 7, " 1 KiB ": 1024, "3TiB": 3 << 40} {
+		if got, err := ParseSize(s); err != nil || got != want {
+			t.Errorf("ParseSize(%q): got %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GiB", "4 gigs", "-1G", "1e3", "99999999999TiB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q): no error", bad)
+		}
 	}
 }

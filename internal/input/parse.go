@@ -66,3 +66,23 @@ func FormatRate(r rate.Limit) string {
 	}
 	return strconv.FormatFloat(float64(r), 'g', -1, 64) + "/s"
 }
+
+// ParseSize reads a size in bytes: a number with a unit, binary (KiB, MiB, GiB, TiB)
+// or decimal (K or KB, M or MB, G or GB, T or TB), or B or no unit for bytes: "4GiB",
+// "512M", "1.5GB".
+func ParseSize(s string) (uint64, error) {
+	s = strings.TrimSpace(s)
+	i := strings.IndexFunc(s, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if i < 0 {
+		i = len(s)
+	}
+	num, unit := s[:i], strings.TrimSpace(s[i:])
+	n, err := strconv.ParseFloat(num, 64)
+	mult := map[string]float64{"": 1, "B": 1,
+		"K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
+	if err != nil || mult == 0 || n < 0 || math.IsInf(n*mult, 0) || n*mult >= 1<<63 {
+		return 0, fmt.Errorf("invalid size %q: want a number with a unit, like 512MiB, 4GiB or 2G", s)
+	}
+	return uint64(n * mult), nil
+}

@@ -28,14 +28,6 @@ func NewGraphSource(tasks []jobs.Task, needs [][]int) *SliceSource {
 // Tasks returns the tasks, in input order, and their needs (nil: none), by position.
 func (s *SliceSource) Tasks() ([]jobs.Task, [][]int) { return s.tasks, s.needs }
 
-// Graph returns the tasks' graph of needs, or nil when no task needs another.
-func (s *SliceSource) Graph() *jobs.Graph {
-	if s.needs == nil {
-		return nil
-	}
-	return jobs.NewGraph(s.tasks, s.needs)
-}
-
 // NewSliceSource returns a Source over tasks.
 func NewSliceSource(tasks []jobs.Task) *SliceSource { return &SliceSource{tasks: tasks} }
 

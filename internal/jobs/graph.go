@@ -3,6 +3,7 @@ package jobs
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Graph holds the `needs` of a task file's tasks: which tasks each task waits for.
@@ -39,6 +40,9 @@ func (g *Graph) Task(i int) *Task { return &g.tasks[i] }
 
 // Final reports whether the task at position i has ended or been skipped.
 func (g *Graph) Final(i int) bool { return g.final[i] }
+
+// Ready reports whether every task that the task at position i needs has succeeded.
+func (g *Graph) Ready(i int) bool { return g.waiting[i] == 0 }
 
 // Take marks the task at position i as handed to the runner: from then on it reports
 // its own end (as not started, if the run stops first), and is never skipped here.
@@ -158,4 +162,30 @@ func ChainString(tasks []Task, chain []int) string {
 		ids[k] = tasks[i].ID
 	}
 	return strings.Join(ids, " → ")
+}
+
+// UnitWork is the expected work of a task that gives no Estimate, for Remaining.
+const UnitWork = time.Second
+
+// Remaining returns, by position, the expected work from the start of each task to
+// the end of the longest chain of needs that follows it, the task itself included:
+// its Estimate (UnitWork when it gives none) plus the largest Remaining among the
+// tasks that need it. A scheduler that starts the task with the most Remaining first
+// (critical path first) shortens the run when the chains differ in length. needs is
+// by position, as for NewGraph, and has no cycle.
+func Remaining(tasks []Task, needs [][]int) []time.Duration {
+	order, _ := Order(tasks, needs)
+	rem := make([]time.Duration, len(tasks))
+	for k := len(order) - 1; k >= 0; k-- {
+		i := order[k]
+		w := tasks[i].Estimate
+		if w <= 0 {
+			w = UnitWork
+		}
+		rem[i] += w // rem[i] already holds the most that follows i
+		for _, n := range needs[i] {
+			rem[n] = max(rem[n], rem[i])
+		}
+	}
+	return rem
 }

@@ -39,10 +39,18 @@ type Result struct {
 	ExitCode *int   `json:"exit_code"`        // nil: the process did not exit by itself
 	Signal   string `json:"signal,omitempty"` // the signal that ended the process, e.g. "SIGKILL"
 	Attempts int    `json:"attempts"`
+	// RetryLog records, for a task that may be retried (retries above 0), each failed
+	// attempt: whether it was retried, and why.
+	RetryLog []RetryNote `json:"retry_log,omitempty"`
 	// Duplicates counts executions whose end did not count: a remote attempt that ran
 	// again elsewhere after its worker lost its lease, and then ended late.
-	Duplicates  int       `json:"duplicates,omitempty"`
-	Slot        int       `json:"slot,omitempty"` // the worker slot that ran the last attempt
+	Duplicates int `json:"duplicates,omitempty"`
+	Slot       int `json:"slot,omitempty"` // the worker slot that ran the last attempt
+	// Wait is how long the task was ready to start but did not, over all its
+	// attempts (retry delays not counted), and WaitedFor what held it back:
+	// "workers", "rate", "limit NAME", "back-off", "load", "memfree".
+	Wait        Seconds   `json:"wait_s,omitempty"`
+	WaitedFor   []string  `json:"waited_for,omitempty"`
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	Duration    Seconds   `json:"duration_s"`
 	StdoutTail  string    `json:"stdout_tail"`

@@ -6,6 +6,7 @@
 package jobs
 
 import (
+	"cmp"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -40,12 +41,22 @@ type Task struct {
 	Timeout    time.Duration // 0: none
 	Retries    int           // attempts after the first
 	RetryDelay time.Duration // first backoff
+	RetryOn    *RetryClass   // nil: retry any failure or timeout (see Retry)
+	NoRetryOn  *RetryClass   // nil: none is excluded
 	// Grace, when above 0, replaces the Runner's grace for this task: the time from
 	// SIGTERM to SIGKILL. A remote attempt carries its submitter's grace so.
 	Grace time.Duration
 	// Needs are the ids of the tasks that must succeed before this one starts (a task
 	// file's needs), for reports; the scheduler reads them from the Graph.
 	Needs []string
+	// Priority orders the tasks ready to start: higher first, input order within a
+	// priority. 0 by default; may be negative.
+	Priority int
+	// Limits names the pools of the run (Limit) the task starts in.
+	Limits []string
+	// Estimate is the expected run time, used to rank tasks on a graph of needs by
+	// the work that remains after them (critical path first); 0: not given.
+	Estimate time.Duration
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template
@@ -139,6 +150,7 @@ type Settings struct {
 	Timeout    *time.Duration
 	Retries    *int
 	RetryDelay *time.Duration
+	RetryOn    *RetryClass
 }
 
 // Defaults are the per-task settings a task file gives under `defaults`, or a task
@@ -147,6 +159,8 @@ type Defaults struct {
 	Timeout    *time.Duration
 	Retries    *int
 	RetryDelay *time.Duration
+	RetryOn    *RetryClass
+	NoRetryOn  *RetryClass
 	Shell      *string
 	Dir        *string
 	Env        map[string]string
@@ -155,10 +169,13 @@ type Defaults struct {
 
 // Spec is a task as written in the input, before defaults are applied.
 type Spec struct {
-	ID    string
-	Run   string
-	Argv  []string
-	Needs []string // ids of the tasks that must succeed first
+	ID       string
+	Run      string
+	Argv     []string
+	Needs    []string // ids of the tasks that must succeed first
+	Priority int
+	Estimate time.Duration
+	Limits   []string
 	Defaults
 }
 
@@ -177,6 +194,11 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
 		RetryDelay: pick(sp.RetryDelay, s.RetryDelay, d.RetryDelay, time.Second),
 		Needs:      sp.Needs,
+		RetryOn:    cmp.Or(sp.RetryOn, s.RetryOn, d.RetryOn),
+		NoRetryOn:  cmp.Or(sp.NoRetryOn, d.NoRetryOn),
+		Priority:   sp.Priority,
+		Estimate:   sp.Estimate,
+		Limits:     sp.Limits,
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -51,6 +52,29 @@ type Options struct {
 	// that error as the reason. A recorder that can no longer keep results (a journal
 	// on a full disk) stops the run so.
 	Abort func() error
+	// BackoffCode, when above 0, is the exit code of a task that asks the run to back
+	// off (75, EX_TEMPFAIL): the task is queued again, up to MaxBackoffs times, without
+	// using a retry, and the run's concurrency and rate are halved, to recover
+	// additively as tasks succeed (see backoff).
+	BackoffCode int
+	// Backoff, when not nil, is told each change of the run's concurrency that a
+	// back-off makes, and each back-off; on the pool's goroutine: it must not block.
+	Backoff func(BackoffEvent)
+	// MaxLoad and MinFree hold back every start while Machine's load is above
+	// MaxLoad, or its available memory below MinFree (bytes); 0: no bound. Machine
+	// nil: ProcMachine. Waiting, when not nil, is told when the run starts and stops
+	// holding back, and why ("" once it stops); on the pool's goroutine.
+	MaxLoad float64
+	MinFree uint64
+	Machine Machine
+	Waiting func(why string)
+	// Limits are the run's pools (named limits, and limits on every task): a task
+	// starts only when each pool it is in has a free slot and a token.
+	Limits []jobs.Limit
+	// InputOrder starts the ready tasks in input order, whatever their priority or
+	// the work that follows them: the order a run had before priorities, kept to
+	// measure what they gain.
+	InputOrder bool
 	// RunnerTimesOut: the Runner applies each task's timeout itself (Task.Timeout),
 	// from the moment an attempt really starts, and says so in Attempt.TimedOut; the
 	// pool then gives attempts no deadline. A remote executor does, since its attempts
@@ -118,12 +142,13 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	out := make(chan pool.Done[jobs.Task, outcome], opts.Workers)
 	known := make(chan jobs.Result, opts.Workers) // tasks that do not run: already done
 	fed := make(chan error, 1)
-	var completed chan<- completion // with a graph of needs: every task's end, for the feeder
-	if gs, ok := src.(interface{ Graph() *jobs.Graph }); ok && gs.Graph() != nil {
-		g := gs.Graph()
-		ch := make(chan completion, g.Len()) // room for every task: the fan-in never waits
-		completed = ch
-		go func() { fed <- feedGraph(startCtx, g, &opts, in, known, ch) }()
+	var sched *schedule // a source known whole: its tasks start by priority
+	if ts, ok := src.(interface{ Tasks() ([]jobs.Task, [][]int) }); ok {
+		tasks, needs := ts.Tasks()
+		var resumed []jobs.Result
+		sched, resumed = newSchedule(tasks, needs, &opts)
+		close(in)
+		go func() { fed <- feedKnown(resumed, known) }()
 	} else {
 		go func() { fed <- feed(src, &opts, in, known, stopStarting) }()
 	}
@@ -146,11 +171,16 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		}
 	}
 	pr := newPrinter(&opts, emit)
+	notes := &retryNotes{}
+	var bo *backoff
+	if opts.BackoffCode > 0 {
+		bo = newBackoff(opts.BackoffCode, opts.Workers, opts.Limiter, opts.Backoff)
+	}
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
 		popts := pool.Options[jobs.Task, outcome]{
-			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout,
-			Retry:      retryPolicy(opts.Jitter, opts.Log),
+			Workers: opts.Workers, Limiter: opts.Limiter, TimeoutCause: jobs.ErrTimeout, Less: byPriority,
+			Retry:      retryPolicy(opts.Jitter, opts.Log, notes, bo),
 			Executions: func(o outcome) int { return o.attempt.Executions },
 			// The halt policy decides as each task ends, before another one starts.
 			Finished: func(d pool.Done[jobs.Task, outcome]) {
@@ -165,6 +195,33 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				}
 			},
 		}
+		var gs gates
+		if len(opts.Limits) > 0 {
+			gs = append(gs, newLimitGate(opts.Limits))
+		}
+		if bo != nil {
+			gs = append(gs, bo)
+		}
+		if opts.MaxLoad > 0 || opts.MinFree > 0 {
+			m := opts.Machine
+			if m == nil {
+				m = ProcMachine{}
+			}
+			mg := &machineGate{maxLoad: opts.MaxLoad, minFree: opts.MinFree, m: m, notify: opts.Waiting}
+			gs = append(gs, mg)
+			if opts.MinFree > 0 {
+				popts.Preempt = mg.preempt
+			}
+		}
+		if len(gs) > 0 {
+			popts.Gate = gs
+		}
+		if sched != nil {
+			popts.Less, popts.Ready = sched.before, sched.start()
+			popts.Follow = func(d pool.Done[jobs.Task, outcome]) ([]pool.Job[jobs.Task], []pool.Done[jobs.Task, outcome]) {
+				return sched.follow(startCtx, d)
+			}
+		}
 		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut), opts.Tag), out)
 		close(out)
 	}()
@@ -178,9 +235,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				continue
 			}
 			r := result(startCtx, d)
-			if completed != nil {
-				completed <- completion{r.Index - 1, r.Status}
-			}
+			r.RetryLog = notes.take(r.Index)
 			if d.Started {
 				pr.add(r, &d.Result)
 			} else {
@@ -190,9 +245,6 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			if !ok {
 				known = nil
 				continue
-			}
-			if completed != nil {
-				completed <- completion{k.Index - 1, k.Status}
 			}
 			pr.add(k, nil)
 		}
@@ -223,27 +275,94 @@ func sourceLen(src jobs.Source) int {
 	return 0
 }
 
-// retryPolicy retries a task that failed or timed out while it has retries left, after
-// an exponential backoff with full jitter: a random delay up to RetryDelay·2^(n-1),
-// capped at MaxRetryDelay. A cancelled task is never retried.
-func retryPolicy(jitter func() float64, log *slog.Logger) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+// retryPolicy retries a task that failed or timed out while the task says so
+// (jobs.Task.Retry: its retries left, retry_on, no_retry_on), after an exponential
+// backoff with full jitter: a random delay up to RetryDelay·2^(n-1), capped at
+// MaxRetryDelay. A cancelled task is never retried. Each decision on a task that may
+// be retried goes to notes, for its result.
+func retryPolicy(jitter func() float64, log *slog.Logger, notes *retryNotes, bo *backoff) func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
 	if jitter == nil {
 		jitter = rand.Float64
 	}
+	requeued := map[int]int{} // by task index: attempts stopped to free memory
 	return func(t jobs.Task, o outcome, attempt int) (time.Duration, bool) {
+		if o.preempted { // queued again at once, without using a retry
+			requeued[t.Index]++
+			o.close()
+			if log != nil {
+				log.Info("task stopped to free memory", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt}, o.attempt.Worker, o.attempt.Host)...)
+			}
+			return 0, true
+		}
+		if bo != nil {
+			if bo.ended(&t, &o) { // queued again at once, without using a retry
+				o.close()
+				if log != nil {
+					log.Info("task backed off", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "exit_code", o.attempt.ExitCode,
+						"concurrency", bo.allowed(), "workers", bo.workers}, o.attempt.Worker, o.attempt.Host)...)
+				}
+				return 0, true
+			}
+		}
+		tries := attempt - requeued[t.Index] // the attempts that use up retries: not those stopped for memory, nor those that backed off
+		if bo != nil {
+			tries -= bo.backoffs(&t)
+		}
+		if o.status != jobs.Failed && o.status != jobs.TimedOut {
+			return 0, false
+		}
+		end := jobs.End{Status: o.status, ExitCode: o.attempt.ExitCode}
+		if o.attempt.Signal != 0 {
+			end.Signal = process.SignalName(o.attempt.Signal)
+		}
 		// attempt counts the scheduler's attempts: an execution a crash repeated does
 		// not use up a retry.
-		if (o.status != jobs.Failed && o.status != jobs.TimedOut) || attempt > t.Retries {
+		again, reason := t.Retry(end, tries)
+		if t.Retries > 0 {
+			n := jobs.RetryNote{Attempt: attempt, Status: o.status, Signal: end.Signal, Retried: again, Reason: reason}
+			if end.ExitCode >= 0 {
+				code := end.ExitCode
+				n.ExitCode = &code
+			}
+			notes.add(t.Index, n)
+		}
+		if !again {
 			return 0, false
 		}
 		o.close() // a retried attempt's output is not printed; its tails stay in o
-		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, attempt)))
+		delay := time.Duration(jitter() * float64(Backoff(t.RetryDelay, tries)))
 		if log != nil {
 			log.Info("task retried", appendWhere([]any{"id", t.ID, "index", t.Index, "attempt", attempt, "status", o.status,
-				"exit_code", o.attempt.ExitCode, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
+				"exit_code", o.attempt.ExitCode, "reason", reason, "delay", delay}, o.attempt.Worker, o.attempt.Host)...)
 		}
 		return delay, true
 	}
+}
+
+// retryNotes holds the retry decisions on each task (by index) until its result is
+// built: the pool's goroutine adds them, the fan-in takes them. It is safe for
+// concurrent use.
+type retryNotes struct {
+	mu    sync.Mutex
+	notes map[int][]jobs.RetryNote
+}
+
+func (r *retryNotes) add(index int, n jobs.RetryNote) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.notes == nil {
+		r.notes = map[int][]jobs.RetryNote{}
+	}
+	r.notes[index] = append(r.notes[index], n)
+}
+
+// take returns the notes on the task at index, and forgets them.
+func (r *retryNotes) take(index int) []jobs.RetryNote {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.notes[index]
+	delete(r.notes, index)
+	return n
 }
 
 // appendWhere adds to log args the worker and the host an attempt ran on, those
@@ -305,97 +424,6 @@ func feed(src jobs.Source, opts *Options, in chan<- pool.Job[jobs.Task], known c
 	}
 }
 
-// completion is the end of the task at a position of a graph.
-type completion struct {
-	pos    int
-	status jobs.Status
-}
-
-// feedGraph feeds the tasks of a graph of needs to in as they become ready: at first
-// the tasks that need nothing, then each task the moment its last need succeeds. A task
-// whose need did not succeed is sent to known as skipped, with the reason, and so is
-// everything that depends on it. Tasks that already succeeded (opts.Done) count as
-// succeeded for those that need them. When startCtx ends, every task not yet fed is fed
-// at once, to be reported as not started. It returns when every task has ended.
-func feedGraph(startCtx context.Context, g *jobs.Graph, opts *Options, in chan<- pool.Job[jobs.Task], known chan<- jobs.Result, completed <-chan completion) error {
-	defer close(in)
-	defer close(known)
-	n := g.Len()
-	ready, skips := ResumeGraph(g, opts)
-	startDone := startCtx.Done()
-	for remaining := n; remaining > 0; {
-		for len(ready) > 0 && (g.Taken(ready[0]) || g.Final(ready[0])) {
-			ready = ready[1:] // already fed or ended (a task that already succeeded)
-		}
-		var (
-			inCh    chan<- pool.Job[jobs.Task]
-			next    pool.Job[jobs.Task]
-			knownCh chan<- jobs.Result
-			skip    jobs.Result
-		)
-		if len(ready) > 0 {
-			t := g.Task(ready[0])
-			inCh, next = in, pool.Job[jobs.Task]{Index: t.Index, Value: *t, Timeout: opts.poolTimeout(t)}
-		}
-		if len(skips) > 0 {
-			knownCh, skip = known, skips[0]
-		}
-		select {
-		case inCh <- next:
-			g.Take(ready[0])
-			ready = ready[1:]
-		case knownCh <- skip:
-			skips = skips[1:]
-		case c := <-completed:
-			remaining--
-			r, sk := g.Finish(c.pos, c.status)
-			ready = append(ready, r...)
-			skips = appendSkips(skips, g, sk)
-		case <-startDone:
-			// Starting has ended: feed everything left, for the pool to report as not
-			// started, whatever it waited for.
-			startDone = nil
-			for pos := range n {
-				if !g.Taken(pos) && !g.Final(pos) {
-					ready = append(ready, pos)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// ResumeGraph gives the tasks of g their journal keys (opts.Key) and ends, as
-// succeeded, those that opts.Done says already succeeded, so that the tasks needing
-// them may start. It returns the tasks ready to start and the skipped results of the
-// tasks that already succeeded.
-func ResumeGraph(g *jobs.Graph, opts *Options) (ready []int, resumed []jobs.Result) {
-	ready = g.Roots()
-	if opts.Key == nil {
-		return ready, nil
-	}
-	for pos := range g.Len() {
-		t := g.Task(pos)
-		t.Key = opts.Key(t)
-		if opts.Done == nil {
-			continue
-		}
-		if reason, done := opts.Done(t.Key); done {
-			resumed = append(resumed, jobs.SkippedResult(t, reason))
-			r, _ := g.Finish(pos, jobs.Succeeded) // a success skips nothing
-			ready = append(ready, r...)
-		}
-	}
-	return ready, resumed
-}
-
-func appendSkips(skips []jobs.Result, g *jobs.Graph, sk []jobs.Skip) []jobs.Result {
-	for _, s := range sk {
-		skips = append(skips, jobs.SkippedResult(g.Task(s.Pos), s.Reason))
-	}
-	return skips
-}
-
 // outcome is what a worker hands the fan-in goroutine for one attempt of a task. The
 // tails are taken when the attempt ends, so they outlive the captures.
 type outcome struct {
@@ -408,6 +436,8 @@ type outcome struct {
 	errTail        string
 	errLen         int64
 	errs           []string
+	skip           string // a task that never started: why (a need that did not succeed)
+	preempted      bool   // stopped to free memory (pool.ErrPreempted), to run again
 }
 
 func (o *outcome) close() {
@@ -433,6 +463,7 @@ func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag 
 		o.attempt = runner.Run(ctx, &t, slot, attempt, o.stdout, o.stderr)
 		done()
 		o.status = jobs.StatusOf(ctx, o.attempt)
+		o.preempted = o.attempt.Stopped && errors.Is(context.Cause(ctx), pool.ErrPreempted)
 		o.outTail, o.outLen = o.stdout.Tail(), o.stdout.Len()
 		o.errTail, o.errLen = o.stderr.Tail(), o.stderr.Len()
 		for _, err := range []error{o.attempt.Err, o.stdout.Err(), o.stderr.Err()} {
@@ -447,6 +478,9 @@ func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag 
 // result builds the Result of a finished or never-started job.
 func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Result {
 	t := &d.Job.Value
+	if !d.Started && d.Result.skip != "" {
+		return jobs.SkippedResult(t, d.Result.skip)
+	}
 	if !d.Started {
 		cause := context.Cause(startCtx)
 		if cause == nil || errors.Is(cause, context.Canceled) {
@@ -457,6 +491,9 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	r := jobs.Result{ID: t.ID, Index: t.Index, Key: t.Key, Command: t.Command(), Input: t.Input(), Slot: d.Slot, Attempts: d.Attempts, Needs: t.Needs}
 	for i := range d.Earlier {
 		r.Earlier = append(r.Earlier, earlierTry(&d.Earlier[i]))
+	}
+	if len(d.WaitedFor) > 0 { // else it waited no time worth telling
+		r.Wait, r.WaitedFor = jobs.Seconds(d.Wait), d.WaitedFor
 	}
 	if d.Panic != nil {
 		r.Status = jobs.Failed

@@ -1,10 +1,12 @@
 // Package pool runs jobs with bounded concurrency, a start-rate limit, a timeout per
-// job, retries with backoff and panic recovery. It knows nothing of what a job is.
+// job, retries with backoff and panic recovery, starting the ready jobs in the order
+// its caller gives (a priority queue). It knows nothing of what a job is.
 package pool
 
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -35,7 +37,53 @@ type Options[T, R any] struct {
 	// here (by cancelling startCtx) lets no further attempt start. It runs on the
 	// dispatching goroutine and must not block.
 	Finished func(d Done[T, R])
+	// Less, when not nil, orders the attempts ready to start: the next one to start is
+	// the least. Attempts that neither is less than start in the order they became
+	// ready (a job as received, a retry when its delay has passed). nil: that order
+	// alone.
+	Less func(a, b Job[T]) bool
+	// Ready are jobs ready from the start, as if received from in before anything
+	// else: all of them are ordered by Less before the first one starts.
+	Ready []Job[T]
+	// Follow, when not nil, is called on the dispatching goroutine with each job's
+	// final Done, after Finished, before another attempt is handed out. It returns
+	// the jobs this end makes ready (the tasks that needed it), which join the ready
+	// attempts as if received from in, and the Dones of jobs this end rules out
+	// (never started), which are sent to out as they are. It must not block.
+	Follow func(d Done[T, R]) (ready []Job[T], ruledOut []Done[T, R])
+	// Gate, when not nil, admits each attempt: of the ready attempts, the next to
+	// start is the least (by Less) that the gate admits, so that one waiting for its
+	// gate holds up no other. While no ready attempt is admitted, the pool reads ahead
+	// from in, up to maxGated attempts.
+	Gate Gate[T]
+	// Preempt, when not nil, is asked on the dispatching goroutine, while two
+	// attempts or more run, whether to stop the youngest running attempt (the last
+	// started) to free what it holds, and when to ask again at the latest: the stopped
+	// attempt's context is cancelled with the cause ErrPreempted, and its Done comes
+	// back as any other (the Retry policy may queue it again). The oldest attempt is
+	// never stopped, so that the run goes on.
+	Preempt func(now time.Time) (stop bool, next time.Time)
 }
+
+// ErrPreempted is the context cause of an attempt stopped by Options.Preempt.
+var ErrPreempted = errors.New("stopped to free resources")
+
+// Gate decides when an attempt may start, for limits beyond the pool's workers (a
+// semaphore, a rate per key). The pool calls it on its dispatching goroutine only,
+// and pairs every Start with one Done.
+type Gate[T any] interface {
+	// Admit reports whether an attempt of v may start at now. When it may not, wake
+	// is the time to ask again (a rate's next token), or zero to ask again when an
+	// attempt ends, and why says what holds it back ("limit api"), for Done.WaitedFor.
+	Admit(v T, now time.Time) (ok bool, wake time.Time, why string)
+	// Start records that an attempt of v, just admitted, starts.
+	Start(v T, now time.Time)
+	// Done records that an attempt of v ended (or, once started, did not run).
+	Done(v T)
+}
+
+// maxGated bounds the attempts the pool holds ready while its Gate admits none.
+const maxGated = 4096
 
 // Job is one unit of input: its 1-based input index, the value fn receives, and its
 // timeout per attempt (0: none).
@@ -62,6 +110,13 @@ type Done[T, R any] struct {
 	// Earlier are the Dones of the attempts before the last one (those retried),
 	// first first; theirs is empty.
 	Earlier []Done[T, R]
+	// Wait is how long the job was ready but not running, over all its attempts
+	// (a retry's delay not counted), and WaitedFor what held it back, each once, in
+	// the order first met: "workers" (every worker busy, or taken by attempts that
+	// go first), "rate" (Options.Limiter), or what the Gate said.
+	Wait      time.Duration
+	WaitedFor []string
+	seq       uint64 // the attempt's, for the dispatcher
 }
 
 // Func runs one attempt of a job. ctx is done when the attempt's timeout passes (its
@@ -96,6 +151,10 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-ch
 		}()
 	}
 	d := dispatcher[T, R]{opts: opts, in: in, out: out, work: work, results: results, startDone: startCtx.Done()}
+	d.ready.less, d.ready.preempt = opts.Less, opts.Preempt != nil
+	for _, j := range opts.Ready {
+		d.ready.add(attempt[T, R]{job: j, n: 1})
+	}
 	d.loop()
 	close(work)
 	for range n {
@@ -111,16 +170,27 @@ type attempt[T, R any] struct {
 	tries int // attempts before this one
 	last  *Done[T, R]
 	due   time.Time
+	seq   uint64        // when it became ready, for readyQueue; unique
+	stop  chan struct{} // closed to preempt it (Options.Preempt); nil without
+	ready time.Time     // when it became ready
+	wait  time.Duration // ready but not running before: the earlier attempts'; then, once handed out, in all
+	why   []string      // what held it back so far
 }
 
 // runAttempt runs one attempt in slot, unless starting has ended.
 func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], slot int, a attempt[T, R], fn Func[T, R]) Done[T, R] {
-	taken := time.Now()
+	asked := time.Now()
 	if !mayStart(startCtx, runCtx, opts.Limiter) {
 		return notStarted(a)
 	}
+	if waited := time.Since(asked); opts.Limiter != nil && waited > time.Millisecond {
+		a.wait += waited
+		if !slices.Contains(a.why, "rate") {
+			a.why = append(slices.Clip(a.why), "rate")
+		}
+	}
 	d := call(runCtx, opts.TimeoutCause, slot, a, fn)
-	d.Taken = taken
+	d.Taken = asked
 	if a.last != nil {
 		prev := *a.last
 		prev.Earlier = nil
@@ -136,9 +206,11 @@ func runAttempt[T, R any](startCtx, runCtx context.Context, opts Options[T, R], 
 // retry, else a job that never ran.
 func notStarted[T, R any](a attempt[T, R]) Done[T, R] {
 	if a.last != nil {
-		return *a.last
+		d := *a.last
+		d.seq = a.seq
+		return d
 	}
-	return Done[T, R]{Job: a.job}
+	return Done[T, R]{Job: a.job, seq: a.seq}
 }
 
 // mayStart waits for a rate token and reports whether an attempt may start now.
@@ -155,8 +227,22 @@ func mayStart(startCtx, runCtx context.Context, lim *rate.Limiter) bool {
 }
 
 func call[T, R any](runCtx context.Context, cause error, slot int, a attempt[T, R], fn Func[T, R]) (d Done[T, R]) {
-	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1}
+	d = Done[T, R]{Job: a.job, Slot: slot, Started: true, Attempts: a.n, Tries: a.tries + 1, seq: a.seq, Wait: a.wait, WaitedFor: a.why}
 	ctx := runCtx
+	if a.stop != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(runCtx)
+		defer cancel(nil)
+		ended := make(chan struct{})
+		defer close(ended)
+		go func() { // preempted, or the attempt ends first; call waits for neither
+			select {
+			case <-a.stop:
+				cancel(ErrPreempted)
+			case <-ended:
+			}
+		}()
+	}
 	if a.job.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(runCtx, a.job.Timeout, cause)
@@ -181,11 +267,12 @@ type dispatcher[T, R any] struct {
 	results   <-chan Done[T, R]
 	startDone <-chan struct{} // nil once starting has ended
 
-	ready    []attempt[T, R] // to hand to workers, first first
-	waiting  retryHeap[T, R] // retries, earliest first
-	running  int             // attempts handed to workers and not yet back
-	done     []Done[T, R]    // to send to out, first first
-	stopping bool            // starting has ended
+	ready    readyQueue[T, R] // to hand to workers, next first
+	waiting  retryHeap[T, R]  // retries, earliest first
+	running  int              // attempts handed to workers and not yet back
+	live     []liveAttempt    // with Options.Preempt: the attempts running, oldest first
+	done     []Done[T, R]     // to send to out, first first
+	stopping bool             // starting has ended
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
@@ -196,7 +283,7 @@ func (d *dispatcher[T, R]) loop() {
 	timer.Stop()
 	defer timer.Stop()
 	in := d.in
-	for in != nil || len(d.ready) > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
+	for in != nil || d.ready.Len() > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
 		var (
 			work   chan<- attempt[T, R]
 			next   attempt[T, R]
@@ -205,18 +292,35 @@ func (d *dispatcher[T, R]) loop() {
 			recv   <-chan Job[T]
 			timerC <-chan time.Time
 		)
-		if len(d.ready) > 0 {
-			work, next = d.work, d.ready[0]
+		again := d.preempt()
+		pick, wake := d.pick()
+		if !again.IsZero() && (wake.IsZero() || again.Before(wake)) {
+			wake = again
+		}
+		if pick >= 0 {
+			work, next = d.work, d.ready.items[pick]
+			if waited := time.Since(next.ready); waited > 0 {
+				next.wait += waited
+				if len(next.why) == 0 && waited > time.Millisecond {
+					next.why = []string{"workers"}
+				}
+			}
 		}
 		if len(d.done) > 0 {
 			out, first = d.out, d.done[0]
 		}
-		if len(d.ready) == 0 && len(d.done) < maxDone {
+		// While the Gate holds back every ready attempt and a worker is free, read
+		// ahead: a later job may be admitted.
+		gated := pick < 0 && d.opts.Gate != nil && d.running < max(d.opts.Workers, 1) && d.ready.Len() < maxGated
+		if (d.ready.Len() == 0 || gated) && len(d.done) < maxDone {
 			recv = in
 		}
-		if len(d.waiting) > 0 {
+		if len(d.waiting) > 0 && (wake.IsZero() || d.waiting[0].due.Before(wake)) {
+			wake = d.waiting[0].due
+		}
+		if !wake.IsZero() {
 			// Since Go 1.23 a Reset timer never delivers a stale tick.
-			timer.Reset(time.Until(d.waiting[0].due))
+			timer.Reset(time.Until(wake))
 			timerC = timer.C
 		} else {
 			timer.Stop()
@@ -229,24 +333,90 @@ func (d *dispatcher[T, R]) loop() {
 			case d.stopping:
 				d.final(Done[T, R]{Job: j})
 			default:
-				d.ready = append(d.ready, attempt[T, R]{job: j, n: 1})
+				d.ready.add(attempt[T, R]{job: j, n: 1})
 			}
 		case work <- next:
-			d.ready = d.ready[1:]
+			heap.Remove(&d.ready, pick)
 			d.running++
+			if next.stop != nil {
+				d.live = append(d.live, liveAttempt{seq: next.seq, stop: next.stop})
+			}
+			if d.opts.Gate != nil {
+				d.opts.Gate.Start(next.job.Value, time.Now())
+			}
 		case r := <-d.results:
 			d.running--
+			d.live = slices.DeleteFunc(d.live, func(l liveAttempt) bool { return l.seq == r.seq })
+			if d.opts.Gate != nil {
+				d.opts.Gate.Done(r.Job.Value)
+			}
 			d.finish(r)
 		case out <- first:
 			d.done = d.done[1:]
 		case <-timerC:
 			for len(d.waiting) > 0 && !time.Now().Before(d.waiting[0].due) {
-				d.ready = append(d.ready, heap.Pop(&d.waiting).(attempt[T, R]))
+				d.ready.add(heap.Pop(&d.waiting).(attempt[T, R]))
 			}
 		case <-d.startDone:
 			d.stop()
 		}
 	}
+}
+
+// liveAttempt is a running attempt that Options.Preempt may stop.
+type liveAttempt struct {
+	seq     uint64
+	stop    chan struct{}
+	stopped bool
+}
+
+// preempt stops the youngest running attempt not yet stopped, when Options.Preempt
+// says so and at least two run, and returns when to ask again (zero: no need).
+func (d *dispatcher[T, R]) preempt() (next time.Time) {
+	if d.opts.Preempt == nil || len(d.live) < 2 {
+		return time.Time{}
+	}
+	stop, next := d.opts.Preempt(time.Now())
+	if !stop {
+		return next
+	}
+	for i := len(d.live) - 1; i > 0; i-- {
+		if !d.live[i].stopped {
+			d.live[i].stopped = true
+			close(d.live[i].stop)
+			break
+		}
+	}
+	return next
+}
+
+// pick returns the position in d.ready.items of the attempt to start next, or -1:
+// without a Gate, the least; with one, the least it admits. wake is when the Gate
+// may admit one it holds back now (zero: not before an attempt ends). An attempt is
+// picked only while a worker may be free.
+func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
+	if d.ready.Len() == 0 || d.running >= max(d.opts.Workers, 1) {
+		return -1, time.Time{}
+	}
+	if d.opts.Gate == nil {
+		return 0, time.Time{}
+	}
+	now := time.Now()
+	pick = -1
+	for i := range d.ready.items {
+		a := &d.ready.items[i]
+		ok, at, why := d.opts.Gate.Admit(a.job.Value, now)
+		switch {
+		case ok && (pick < 0 || d.ready.Less(i, pick)):
+			pick = i
+		case !ok && !at.IsZero() && (wake.IsZero() || at.Before(wake)):
+			wake = at
+		}
+		if !ok && why != "" && !slices.Contains(a.why, why) {
+			a.why = append(a.why, why)
+		}
+	}
+	return pick, wake
 }
 
 // finish takes an attempt back from a worker: the job is retried or done.
@@ -261,7 +431,8 @@ func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 		return
 	}
 	last := r
-	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, tries: r.Tries, last: &last, due: time.Now().Add(delay)})
+	heap.Push(&d.waiting, attempt[T, R]{job: r.Job, n: r.Attempts + 1, tries: r.Tries, last: &last, due: time.Now().Add(delay),
+		wait: r.Wait, why: slices.Clip(r.WaitedFor)})
 }
 
 // stop ends starting: what waits to start ends now, as not started or with its last
@@ -269,21 +440,78 @@ func (d *dispatcher[T, R]) finish(r Done[T, R]) {
 func (d *dispatcher[T, R]) stop() {
 	d.stopping = true
 	d.startDone = nil
-	for _, a := range d.ready {
+	ready, waiting := d.ready.items, d.waiting
+	d.ready.items, d.waiting = nil, nil
+	for _, a := range ready {
 		d.final(notStarted(a))
 	}
-	for _, a := range d.waiting {
+	for _, a := range waiting {
 		d.final(notStarted(a))
 	}
-	d.ready, d.waiting = nil, nil
 }
 
-// final queues a job's final Done for out, after telling Options.Finished.
+// final queues a job's final Done for out, after telling Options.Finished, and
+// takes in what Options.Follow says it makes ready or rules out.
 func (d *dispatcher[T, R]) final(r Done[T, R]) {
 	if d.opts.Finished != nil {
 		d.opts.Finished(r)
 	}
 	d.done = append(d.done, r)
+	if d.opts.Follow == nil {
+		return
+	}
+	ready, ruledOut := d.opts.Follow(r)
+	d.done = append(d.done, ruledOut...)
+	for _, j := range ready {
+		if d.stopping {
+			d.final(Done[T, R]{Job: j})
+			continue
+		}
+		d.ready.add(attempt[T, R]{job: j, n: 1})
+	}
+}
+
+// readyQueue holds the attempts ready to start, the next (the least by less, else
+// the first to become ready) at items[0]. It is a heap (container/heap).
+type readyQueue[T, R any] struct {
+	items   []attempt[T, R]
+	less    func(a, b Job[T]) bool
+	seq     uint64
+	preempt bool // attempts get a stop channel
+}
+
+// add makes a ready; with preempt, it can be stopped once running.
+func (q *readyQueue[T, R]) add(a attempt[T, R]) {
+	q.seq++
+	a.seq = q.seq
+	a.ready = time.Now()
+	a.stop = nil
+	if q.preempt {
+		a.stop = make(chan struct{})
+	}
+	heap.Push(q, a)
+}
+
+func (q *readyQueue[T, R]) Len() int { return len(q.items) }
+func (q *readyQueue[T, R]) Less(i, j int) bool {
+	a, b := &q.items[i], &q.items[j]
+	if q.less != nil {
+		if q.less(a.job, b.job) {
+			return true
+		}
+		if q.less(b.job, a.job) {
+			return false
+		}
+	}
+	return a.seq < b.seq
+}
+func (q *readyQueue[T, R]) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *readyQueue[T, R]) Push(x any)    { q.items = append(q.items, x.(attempt[T, R])) }
+func (q *readyQueue[T, R]) Pop() any {
+	old := q.items
+	x := old[len(old)-1]
+	q.items = old[:len(old)-1]
+	return x
 }
 
 // retryHeap orders waiting retries by due time.

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -322,6 +323,154 @@ func TestDoneKeepsEarlierAttempts(t *testing.T) {
 		}
 		if got := done[0].Taken.Sub(e[1].Taken); got != 2*time.Second {
 			t.Errorf("the last attempt was taken %v after the second, want 2s", got)
+		}
+	})
+}
+
+// runReady runs the jobs of opts.Ready on one worker, with nothing from in, records
+// the order fn sees them in, and returns it with every Done.
+func runReady(startCtx context.Context, opts Options[int, int]) (order []int, done []Done[int, int]) {
+	in := make(chan Job[int])
+	close(in)
+	out := make(chan Done[int, int])
+	fn := func(ctx context.Context, slot, attempt int, v int) int {
+		order = append(order, v) // one worker: no other goroutine runs fn
+		return v
+	}
+	opts.Workers = 1
+	go func() {
+		Run(startCtx, startCtx, opts, in, fn, out)
+		close(out)
+	}()
+	for d := range out {
+		done = append(done, d)
+	}
+	return order, done
+}
+
+func TestReadyJobsStartByLess(t *testing.T) {
+	var jobs []Job[int]
+	for i, v := range []int{3, 1, 4, 1, 5, 9, 2, 6} {
+		jobs = append(jobs, Job[int]{Index: i + 1, Value: v})
+	}
+	order, _ := runReady(context.Background(), Options[int, int]{
+		Ready: jobs,
+		Less:  func(a, b Job[int]) bool { return a.Value > b.Value },
+	})
+	if want := []int{9, 6, 5, 4, 3, 2, 1, 1}; !slices.Equal(order, want) {
+		t.Errorf("got order %v, want %v", order, want)
+	}
+	order, _ = runReady(context.Background(), Options[int, int]{Ready: jobs})
+	if want := []int{3, 1, 4, 1, 5, 9, 2, 6}; !slices.Equal(order, want) {
+		t.Errorf("without Less: got order %v, want %v (as given)", order, want)
+	}
+}
+
+// TestFollowMakesJobsReady: the jobs Follow returns join the ready ones before the
+// next start, and those it rules out are sent to out without running.
+func TestFollowMakesJobsReady(t *testing.T) {
+	order, done := runReady(context.Background(), Options[int, int]{
+		Ready: []Job[int]{{Index: 1, Value: 1}, {Index: 2, Value: 2}},
+		Less:  func(a, b Job[int]) bool { return a.Value > b.Value },
+		Follow: func(d Done[int, int]) ([]Job[int], []Done[int, int]) {
+			if d.Job.Value == 2 {
+				return []Job[int]{{Index: 3, Value: 3}}, []Done[int, int]{{Job: Job[int]{Index: 4, Value: 4}}}
+			}
+			return nil, nil
+		},
+	})
+	if want := []int{2, 3, 1}; !slices.Equal(order, want) {
+		t.Errorf("got order %v, want %v: 3, ready after 2, outranks 1", order, want)
+	}
+	if len(done) != 4 {
+		t.Fatalf("got %d Dones, want 4", len(done))
+	}
+	for _, d := range done {
+		if d.Started != (d.Job.Value != 4) {
+			t.Errorf("job %d: started %v", d.Job.Value, d.Started)
+		}
+	}
+}
+
+// TestFollowAfterStopEndsJobsNotStarted: once starting has ended, what Follow makes
+// ready ends not started.
+func TestFollowAfterStopEndsJobsNotStarted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	order, done := runReady(ctx, Options[int, int]{
+		Ready:    []Job[int]{{Index: 1, Value: 1}},
+		Finished: func(d Done[int, int]) { cancel() },
+		Follow: func(d Done[int, int]) ([]Job[int], []Done[int, int]) {
+			if d.Job.Value == 1 {
+				return []Job[int]{{Index: 2, Value: 2}}, nil
+			}
+			return nil, nil
+		},
+	})
+	if !slices.Equal(order, []int{1}) {
+		t.Errorf("got order %v, want [1]", order)
+	}
+	if len(done) != 2 || done[1].Job.Value != 2 || done[1].Started {
+		t.Errorf("got %+v, want job 2 not started", done)
+	}
+}
+
+// semGate admits at most max attempts of odd values at once.
+type semGate struct {
+	max, held, most int
+	starts          []int
+}
+
+func (g *semGate) Admit(v int, now time.Time) (bool, time.Time, string) {
+	return v%2 == 0 || g.held < g.max, time.Time{}, "odd"
+}
+func (g *semGate) Start(v int, now time.Time) {
+	g.starts = append(g.starts, v)
+	if v%2 == 1 {
+		g.held++
+		g.most = max(g.most, g.held)
+	}
+}
+func (g *semGate) Done(v int) {
+	if v%2 == 1 {
+		g.held--
+	}
+}
+
+// TestGateHoldsBackOnlyWhatItLimits: odd jobs share a semaphore of 1; even jobs are
+// free. The odd ones never run two at once, and the even ones do not wait behind
+// them, even when they come later in the queue.
+func TestGateHoldsBackOnlyWhatItLimits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &semGate{max: 1}
+		var jobs []Job[int]
+		for i := 1; i <= 6; i++ {
+			jobs = append(jobs, Job[int]{Index: i, Value: []int{1, 3, 5, 7, 2, 4}[i-1]})
+		}
+		in := make(chan Job[int])
+		close(in)
+		out := make(chan Done[int, int])
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
+			time.Sleep(time.Second)
+			return v
+		}
+		start := time.Now()
+		ends := map[int]time.Duration{}
+		go func() {
+			Run(context.Background(), context.Background(), Options[int, int]{Workers: 3, Ready: jobs, Gate: g}, in, fn, out)
+			close(out)
+		}()
+		for d := range out {
+			ends[d.Job.Value] = time.Since(start)
+		}
+		if g.most != 1 || g.held != 0 {
+			t.Errorf("odd jobs: at most %d at once, %d held at the end; want 1 and 0", g.most, g.held)
+		}
+		if ends[2] != time.Second || ends[4] != time.Second {
+			t.Errorf("even jobs ended at %v and %v, want 1s: they do not wait behind the gated ones", ends[2], ends[4])
+		}
+		if ends[7] != 4*time.Second {
+			t.Errorf("the last odd job ended at %v, want 4s (one at a time)", ends[7])
 		}
 	})
 }
