@@ -40,9 +40,9 @@ type ExecOptions struct {
 	Limits   []jobs.Limit       // pools on the command line (--limit-by)
 	// BackoffCode: the exit code that backs the run off; 0: none.
 	BackoffCode int
-	MaxLoad     float64 // start nothing while the load is above; 0: no bound
-	MinFree     uint64  // start nothing while less memory is available (bytes); 0: no bound
-	Settings jobs.Settings      // per-task settings given outside the task file
+	MaxLoad     float64       // start nothing while the load is above; 0: no bound
+	MinFree     uint64        // start nothing while less memory is available (bytes); 0: no bound
+	Settings    jobs.Settings // per-task settings given outside the task file
 	// TimeoutPercent > 0: a task without a timeout of its own times out after this
 	// percentage of the median duration of the tasks finished when it starts.
 	TimeoutPercent float64
