@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/input"
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/pipeline"
 	"github.com/gorun/gorun/internal/process"
 	"github.com/gorun/gorun/internal/report"
@@ -24,6 +25,7 @@ type TaskFlags struct {
 	Retries    int
 	RetryDelay time.Duration
 	Format     string
+	Shell      string
 }
 
 func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
@@ -31,6 +33,7 @@ func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&g.Retries, "retries", 0, "retries after a failure or timeout")
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
+	f.StringVar(&g.Shell, "shell", jobs.DefaultShell, "the shell for command lines a task file does not give one for; always: "+jobs.DefaultShell+", even for a simple command that gorun would start directly")
 }
 
 func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
@@ -45,6 +48,12 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 	}
 	if o.Settings.RetryDelay, err = durationIfSet(f, s, "retry-delay", g.RetryDelay); err != nil {
 		return err
+	}
+	if f.Changed("shell") {
+		if strings.TrimSpace(g.Shell) == "" {
+			return s.errorf("shell", "empty shell")
+		}
+		o.Settings.Shell = &g.Shell
 	}
 	switch o.Format = strings.TrimSpace(g.Format); o.Format {
 	case "auto":
