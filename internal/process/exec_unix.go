@@ -324,7 +324,7 @@ func (r *Runner) env(t *jobs.Task, slot, attempt int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+len(from)+4)
+	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+len(from)+5) // +1: PWD for a direct start
 	env = append(env, r.BaseEnv...)
 	env = append(env, t.Env...)
 	env = append(env, from...)
@@ -350,7 +350,7 @@ type copier struct {
 
 // copyBufs holds the buffers copiers read with, so that a run allocates one per
 // concurrently running stream, not one per task.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBufs = newFreeList(256, 32<<10, 32<<10)
 
 func startCopy(dst *Capture) (*copier, error) {
 	r, w, err := os.Pipe()
@@ -360,10 +360,10 @@ func startCopy(dst *Capture) (*copier, error) {
 	c := &copier{w: w, r: r, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		buf := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(buf)
+		buf := copyBufs.get()
+		defer copyBufs.put(buf)
 		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
-		_, _ = io.CopyBuffer(dst, struct{ io.Reader }{r}, *buf)
+		_, _ = io.CopyBuffer(dst, struct{ io.Reader }{r}, buf[:cap(buf)])
 	}()
 	return c, nil
 }

@@ -264,3 +264,25 @@ func FuzzSimpleArgv(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkRunTrue runs `true` as a task, started directly and through the shell:
+// ns/op is the whole cost of a task on this machine, allocs/op gorun's allocations
+// for it (os/exec's included).
+func BenchmarkRunTrue(b *testing.B) {
+	for _, always := range []bool{false, true} {
+		name := map[bool]string{false: "direct", true: "shell"}[always]
+		b.Run(name, func(b *testing.B) {
+			r := &Runner{Grace: time.Second, BaseEnv: os.Environ()}
+			task := jobs.Task{Index: 1, ID: "true", Run: "true", Shell: jobs.DefaultShell, ShellAlways: always}
+			b.ReportAllocs()
+			for b.Loop() {
+				stdout, stderr := NewCapture(true), NewCapture(true)
+				if a := r.Run(context.Background(), &task, 1, 1, stdout, stderr); a.ExitCode != 0 {
+					b.Fatalf("true: exit %d, %v", a.ExitCode, a.Err)
+				}
+				_ = stdout.Close()
+				_ = stderr.Close()
+			}
+		})
+	}
+}
