@@ -33,11 +33,23 @@ type File struct {
 	Needs    [][]int // by position: the positions each task needs; nil when no task has needs
 }
 
-// Tasks resolves every spec of f against the command-line settings s.
+// Tasks resolves every spec of f against the command-line settings s. Tasks that give
+// no environment of their own share one copy of the defaults' environment, so that a
+// large file does not hold it once per task (a Task's slices are never written to).
 func (f *File) Tasks(s jobs.Settings) []jobs.Task {
 	tasks := make([]jobs.Task, len(f.Specs))
+	shared := -1 // the first task whose environment is the defaults' alone
 	for i := range f.Specs {
-		tasks[i] = jobs.Resolve(i+1, &f.Specs[i], s, &f.Defaults)
+		sp := &f.Specs[i]
+		tasks[i] = jobs.Resolve(i+1, sp, s, &f.Defaults)
+		if len(sp.Env) > 0 || len(sp.EnvFrom) > 0 {
+			continue
+		}
+		if shared < 0 {
+			shared = i
+			continue
+		}
+		tasks[i].Env, tasks[i].EnvFrom = tasks[shared].Env, tasks[shared].EnvFrom
 	}
 	return tasks
 }
