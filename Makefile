@@ -30,7 +30,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) ./...
 
-## bench: per-task overhead against spawnlimit, xargs -P and GNU parallel (QUICK=1 for a smoke run)
+## bench: per-task overhead against spawnlimit, xargs -P, rush and GNU parallel (shell lines, simple commands, argv), the spawn cost, task files, then distributed runs (QUICK=1 for a smoke run)
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench-cluster.sh
