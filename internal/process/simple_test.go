@@ -5,7 +5,9 @@ package process
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -285,4 +287,56 @@ func BenchmarkRunTrue(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestSimpleArgvAgainstShell reads random lines made of quotes, backslashes, blanks,
+// newlines and other characters both ways: every line SimpleArgv accepts must give
+// the words /bin/sh gives when it reads the same line as the arguments of a function
+// that prints them.
+func TestSimpleArgvAgainstShell(t *testing.T) {
+	plain := []string{"a", "b", "-", "=", " ", "  ", "\t", "\n", "{", "}", ",", "!", "%", "@", ":", "ü", "日", ".", "/", "+", "^",
+		`\a`, `\\`, `\'`, `\"`, `\ `, `\$`, "\\\n", `\*`}
+	inDouble := []string{"a", " ", "'", "ü", "\n", `\a`, `\\`, `\"`, `\$`, "\\`", "\\\n", "*", "~", "#"}
+	inSingle := []string{"a", " ", `"`, `\`, "$", "`", "\n", "*", "#"}
+	pick := func(rng *rand.Rand, from []string, n int) string {
+		var b strings.Builder
+		for range n {
+			b.WriteString(from[rng.IntN(len(from))])
+		}
+		return b.String()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	compared := 0
+	for range 600 {
+		var b strings.Builder
+		b.WriteString("w")
+		for range 1 + rng.IntN(6) {
+			switch rng.IntN(3) {
+			case 0:
+				b.WriteString(pick(rng, plain, 1+rng.IntN(3)))
+			case 1:
+				b.WriteString(`"` + pick(rng, inDouble, rng.IntN(4)) + `"`)
+			default:
+				b.WriteString("'" + pick(rng, inSingle, rng.IntN(4)) + "'")
+			}
+		}
+		line := b.String()
+		argv, ok := SimpleArgv(line)
+		if !ok {
+			continue
+		}
+		compared++
+		out, err := exec.Command("/bin/sh", "-c", `p() { printf '%s\0' "$@"; }; p `+line).Output()
+		if err != nil {
+			t.Fatalf("%q: accepted, but sh fails on it: %v", line, err)
+		}
+		got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+		if !slices.Equal(got, argv) {
+			t.Errorf("%q: SimpleArgv gives %q, sh gives %q", line, argv, got)
+		}
+	}
+	if compared < 150 {
+		t.Errorf("only %d of 600 random lines were simple: the test compares too little", compared)
+	}
+	t.Logf("%d random simple lines read as sh reads them", compared)
 }
