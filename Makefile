@@ -21,9 +21,10 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## fuzz: fuzz task-file and JSON Lines loading for FUZZTIME (crashers land in internal/input/testdata/fuzz)
+## fuzz: fuzz task-file and JSON Lines loading, then the simple-command parser, for FUZZTIME each (crashers land in testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/input
+	$(GO) test -run '^$$' -fuzz '^FuzzSimpleArgv$$' -fuzztime $(FUZZTIME) ./internal/process
 
 ## lint: formatting and staticcheck
 lint:
