@@ -21,16 +21,17 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## fuzz: fuzz task-file and JSON Lines loading for FUZZTIME (crashers land in internal/input/testdata/fuzz)
+## fuzz: fuzz task-file and JSON Lines loading, then the simple-command parser, for FUZZTIME each (crashers land in testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/input
+	$(GO) test -run '^$$' -fuzz '^FuzzSimpleArgv$$' -fuzztime $(FUZZTIME) ./internal/process
 
 ## lint: formatting and staticcheck
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) run $(STATICCHECK) ./...
 
-## bench: per-task overhead against spawnlimit, xargs -P and GNU parallel (QUICK=1 for a smoke run)
+## bench: per-task overhead against spawnlimit, xargs -P, rush and GNU parallel (shell lines, simple commands, argv), the spawn cost, task files, then distributed runs (QUICK=1 for a smoke run)
 bench:
 	bash scripts/bench.sh
 	bash scripts/bench-cluster.sh

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # bench.sh: the script behind `make bench`. Times gorun against the per-task floor
-# (spawnlimit, from ../shared/bench) and against xargs and GNU parallel, running N
-# trivial tasks (`true`, each through sh -c) at a few concurrency levels.
+# (spawnlimit, from ../shared/bench) and against xargs, rush and GNU parallel, running
+# N trivial tasks (`true`) at a few concurrency levels, in three forms: command lines
+# through sh -c, gorun's simple-command lines started without a shell, and an argv
+# started directly. Then the spawn cost of one process on this machine, measured in the
+# same sitting, and the time and peak RSS of `gorun validate` on large task files.
 #
 # Knobs (environment):
 #   N=10000      tasks per run
 #   JOBS="2 8"   concurrency levels (-j / -P)
 #   ROUNDS=3     runs of each runner per level; the table shows medians
 #   QUICK=1      smoke run: N=1000 ROUNDS=1
-#   RUNNERS="…"  which runners (default: all found): spawnlimit gorun xargs parallel
-#                spawnlimit-direct gorun-direct (the -direct pair exec /bin/true
+#   PARALLEL_N=N/5  tasks per GNU parallel run (it runs at ~50 tasks/s); its wall
+#                time is scaled to N for the table
+#   RUNNERS="…"  which runners (default: all found): spawnlimit gorun-shell gorun
+#                xargs rush parallel spawnlimit-direct gorun-direct xargs-direct.
+#                gorun reads lines of `true` and starts them without a shell (a
+#                simple command); gorun-shell hands each to sh -c (--shell always),
+#                like spawnlimit -stdin, xargs, rush and parallel. The -direct ones exec
+#                /bin/true
 #                without a shell and without arguments: gorun reads JSON Lines tasks
 #                {"cmd": ["/bin/true"]}; a template would add the item as an argument,
 #                and GNU true with an argument loads its locale, which costs more
 #                than gorun itself); gorun-progress (gorun with --progress always:
 #                the bar's cost; only with RUNNERS, as it is not in the default set)
+#   FILE_N=100000  tasks in the YAML and JSON files `gorun validate` reads (0: skip)
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
@@ -33,6 +43,11 @@ fi
 N=${N:-10000}
 JOBS=${JOBS:-"2 8"}
 ROUNDS=${ROUNDS:-3}
+PARALLEL_N=${PARALLEL_N:-$((N / 5 > 0 ? N / 5 : 1))}
+if [[ "${QUICK:-}" == 1 ]]; then
+	FILE_N=${FILE_N:-10000}
+fi
+FILE_N=${FILE_N:-100000}
 
 die() { echo "bench: $*" >&2; exit 2; }
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
@@ -70,6 +85,13 @@ gorun_flags=()
 if grep -q -e '--progress' <<<"$gorun_help"; then
 	gorun_flags+=(--progress never)
 fi
+shell_flags=()
+if grep -q -e '--shell' <<<"$gorun_help"; then
+	shell_flags+=(--shell always)
+fi
+
+have_rush=0
+command -v rush >/dev/null 2>&1 && have_rush=1
 
 have_parallel=0
 parallel_version=$(parallel --version </dev/null 2>/dev/null || true)
@@ -97,13 +119,16 @@ INPUT=$TMP/input
 gen_input "$N" "$INPUT"
 INPUT_JSONL=$TMP/input.jsonl
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) print "{\"cmd\": [\"/bin/true\"]}" }' >"$INPUT_JSONL"
+INPUT_PARALLEL=$TMP/input.parallel
+gen_input "$PARALLEL_N" "$INPUT_PARALLEL"
 
 runners=()
 ((have_spawnlimit)) && runners+=(spawnlimit)
-runners+=(gorun xargs)
+runners+=(gorun-shell gorun xargs)
+((have_rush)) && runners+=(rush)
 ((have_parallel)) && runners+=(parallel)
 ((have_spawnlimit)) && runners+=(spawnlimit-direct)
-runners+=(gorun-direct gorun-progress)
+runners+=(gorun-direct xargs-direct gorun-progress)
 if [[ -z "${RUNNERS:-}" ]]; then
 	RUNNERS="${runners[*]/gorun-progress/}"
 fi
@@ -123,11 +148,14 @@ runner_cmd() {
 	local r=$1 j=$2
 	case $r in
 	gorun) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none) ;;
+	gorun-shell) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} ${shell_flags[@]+"${shell_flags[@]}"} -o none) ;;
 	gorun-progress) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" --progress always -o none) ;;
 	gorun-direct) cmd=(env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j "$j" ${gorun_flags[@]+"${gorun_flags[@]}"} -o none --format jsonl) ;;
 	spawnlimit) cmd=("$TMP/spawnlimit" -p "$j" -capture -stdin -q) ;;
 	spawnlimit-direct) cmd=("$TMP/spawnlimit" -n "$N" -p "$j" -capture -q) ;;
 	xargs) cmd=(xargs -P "$j" -I{} sh -c {}) ;;
+	xargs-direct) cmd=(xargs -P "$j" -I{} /bin/true) ;;
+	rush) cmd=(rush -j "$j") ;;
 	parallel) cmd=(parallel --will-cite -j "$j") ;;
 	*) die "unknown runner $r" ;;
 	esac
@@ -166,7 +194,19 @@ median() {
 		}'
 }
 
+# spawn_cost: milliseconds per process of `spawnlimit -n N -p 1` (/bin/true exec'd
+# directly, one at a time, output not captured): what starting a process costs here.
+spawn_cost() {
+	((have_spawnlimit)) || { echo n/a; return; }
+	local n=$((N < 2000 ? N : 2000)) s e
+	s=$(date +%s%N)
+	"$TMP/spawnlimit" -n "$n" -p 1 -q >/dev/null 2>&1 || { echo n/a; return; }
+	e=$(date +%s%N)
+	awk -v d=$((e - s)) -v n="$n" 'BEGIN { printf "%.3f", d / n / 1e6 }'
+}
+
 echo "gorun $(git describe --always --dirty 2>/dev/null || echo '?'), $(go version | awk '{ print $3 }'), $(nproc) CPUs, $(uname -sr)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a); spawn cost at start: $(spawn_cost) ms a process"
 echo "gorun flags: exec -j J ${gorun_flags[*]+${gorun_flags[*]} }-o none"
 ((have_parallel)) && echo "$(head -n 1 <<<"$parallel_version")"
 ((have_time)) || echo "no /usr/bin/time: wall clock from bash, no peak RSS"
@@ -190,8 +230,11 @@ for j in $JOBS; do
 			printf '  -j %s round %d/%d: %-10s ' "$j" "$round" "$ROUNDS" "$r" >&2
 			in=$INPUT
 			[[ $r == gorun-direct ]] && in=$INPUT_JSONL
+			[[ $r == parallel ]] && in=$INPUT_PARALLEL
 			if res=$(measure "$r" "$j" "$in"); then
 				read -r wall rss <<<"$res"
+				# GNU parallel ran PARALLEL_N tasks: scale its time to N.
+				[[ $r == parallel ]] && wall=$(awk -v w="$wall" -v n="$N" -v p="$PARALLEL_N" 'BEGIN { printf "%.2f", w * n / p }')
 				walls[$r]+="$wall"$'\n'
 				[[ "$rss" != n/a ]] && rsss[$r]+="$rss"$'\n'
 				echo "${wall}s ${rss}KiB" >&2
@@ -219,25 +262,48 @@ for j in $JOBS; do
 		fi
 	done
 
-	echo "N=$N tasks of \`true\` (sh -c true; -direct: /bin/true without a shell), -j $j, $ROUNDS round(s) (median)"
-	printf '%-18s %8s %9s %13s %14s\n' runner wall_s tasks/s peak_rss_MiB vs_spawnlimit
+	echo "N=$N tasks of \`true\`, -j $j, $ROUNDS round(s) (median), load average now $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)"
+	echo "  shell: each line through sh -c; gorun: simple command, no shell; -direct: /bin/true exec'd; parallel: $PARALLEL_N tasks, scaled to N"
+	printf '%-18s %8s %9s %13s %11s %13s\n' runner wall_s tasks/s peak_rss_MiB vs_sh_floor vs_exec_floor
 	for r in "${runners[@]}"; do
 		if ((fails[$r] > 0)); then
-			printf '%-18s %8s %9s %13s %14s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - -
+			printf '%-18s %8s %9s %13s %11s %13s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - - -
 			continue
 		fi
-		b=${base[shell]}
-		[[ $r == *-direct ]] && b=${base[direct]}
-		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v b="$b" 'BEGIN {
+		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v bs="${base[shell]}" -v bd="${base[direct]}" 'BEGIN {
 			tps = (w > 0) ? sprintf("%.1f", n / w) : "inf"
 			rss = (m == "n/a") ? "n/a" : sprintf("%.1f", m / 1024)
-			ratio = (b == "-" || b <= 0) ? "-" : sprintf("%.2f", w / b)
-			printf "%-18s %8.2f %9s %13s %14s\n", r, w, tps, rss, ratio
+			rs = (bs == "-" || bs <= 0) ? "-" : sprintf("%.2f", w / bs)
+			rd = (bd == "-" || bd <= 0) ? "-" : sprintf("%.2f", w / bd)
+			printf "%-18s %8.2f %9s %13s %11s %13s\n", r, w, tps, rss, rs, rd
 		}'
 	done
 	echo
 	unset walls rsss fails mwall mrss base
 done
+
+echo "spawn cost at the end: $(spawn_cost) ms a process; load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"
+echo
+
+# --- task files: gorun validate on large files -------------------------------------------
+
+if ((FILE_N > 0)); then
+	echo "  generating task files of $FILE_N tasks..." >&2
+	awk -v n="$FILE_N" 'BEGIN { print "version: 1"; print "tasks:"; for (i = 0; i < n; i++) printf "  - id: t%d\n    run: echo %d\n", i, i }' >"$TMP/tasks.yaml"
+	awk -v n="$FILE_N" 'BEGIN { print "{\"version\": 1, \"tasks\": ["; for (i = 0; i < n; i++) printf "  {\"id\": \"t%d\", \"run\": \"echo %d\"}%s\n", i, i, (i < n - 1 ? "," : ""); print "]}" }' >"$TMP/tasks.json"
+	echo "gorun validate on task files of $FILE_N tasks (one run each)"
+	printf '%-12s %8s %13s %14s\n' file wall_s peak_rss_MiB bytes_per_task
+	for f in tasks.yaml tasks.json; do
+		if ((have_time)) && (cd "$TMP/cwd" && exec /usr/bin/time -f '%e %M' -o "$TMP/time.out" env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" validate "$TMP/$f") >/dev/null 2>&1; then
+			read -r wall rss <"$TMP/time.out"
+			awk -v f="$f" -v w="$wall" -v m="$rss" -v n="$FILE_N" 'BEGIN { printf "%-12s %8.2f %13.1f %14.0f\n", f, w, m / 1024, m * 1024 / n }'
+		else
+			printf '%-12s %8s\n' "$f" "FAILED or no /usr/bin/time"
+		fi
+	done
+	rm -f "$TMP/tasks.yaml" "$TMP/tasks.json"
+	echo
+fi
 
 # --- optional: gorun's memory as the input grows ----------------------------------------
 

@@ -105,7 +105,9 @@ Lines file of task objects (.jsonl), or a file of shell commands, one per line. 
 file is checked whole before anything runs. With - or no FILE, gorun reads one shell
 command per line from standard input, and starts the first before the input ends;
 with --format jsonl, one task object per line, a bad line ending "invalid" while the
-others run.
+others run. A command line that is a simple command (words and quotes, no $, pattern,
+redirection, pipe, list or builtin) starts without a shell, with exactly the argv
+/bin/sh would have built; --shell always hands every line to /bin/sh.
 
 After --, a command TEMPLATE turns each input line into an argument instead, as xargs
 and GNU parallel do: {} is the line, {.} without its extension, {/} its basename, {//}
@@ -248,7 +250,11 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 			return usagef(path, "input sources (::: or ::::) replace the input FILE %s: give one or the other", o.File)
 		}
 		if len(template) > 0 { // none, with sources: their values are command lines
-			if o.Template, err = input.NewTemplate(template, jobs.DefaultShell); err != nil {
+			shell := jobs.DefaultShell
+			if o.Settings.Shell != nil && *o.Settings.Shell != jobs.ShellAlways {
+				shell = *o.Settings.Shell
+			}
+			if o.Template, err = input.NewTemplate(template, shell); err != nil {
 				return usagef(path, "%v", err)
 			}
 			if n, have := o.Template.MaxSource(), max(len(o.Sources), 1); n > have {

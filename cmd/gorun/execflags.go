@@ -26,6 +26,7 @@ type TaskFlags struct {
 	RetryDelay time.Duration
 	RetryOn    string
 	Format     string
+	Shell      string
 }
 
 func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
@@ -34,6 +35,7 @@ func (g *TaskFlags) addFlags(f *pflag.FlagSet) {
 	f.DurationVar(&g.RetryDelay, "retry-delay", time.Second, "first backoff between retries; doubles each attempt, with jitter, up to 1m")
 	f.StringVar(&g.RetryOn, "retry-on", "", "retry only failures in this list: exit codes, timeout, signal (75,timeout); default: any failure")
 	f.StringVar(&g.Format, "format", "auto", "input format: auto, yaml, json, jsonl or lines")
+	f.StringVar(&g.Shell, "shell", jobs.DefaultShell, "the shell for command lines a task file does not give one for; always: "+jobs.DefaultShell+", even for a simple command that gorun would start directly")
 }
 
 func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err error) {
@@ -58,6 +60,12 @@ func (g *TaskFlags) resolve(f *pflag.FlagSet, s *sources, o *ExecOptions) (err e
 			}
 		}
 		o.Settings.RetryOn = c
+	}
+	if f.Changed("shell") {
+		if strings.TrimSpace(g.Shell) == "" {
+			return s.errorf("shell", "empty shell")
+		}
+		o.Settings.Shell = &g.Shell
 	}
 	switch o.Format = strings.TrimSpace(g.Format); o.Format {
 	case "auto":

@@ -37,6 +37,7 @@ var badInputs = []string{
 	"version: 1\ntasks:\n\t- id: a\n",              // a tab
 	"a: &a [x]\nb: *a\n",                           // anchors and aliases
 	"version: 1\ntasks: [{run: \"a\", needs: [b]}, {id: b, run: c, needs: [task-1]}]\n",
+	`{"version": 1, "defaults": {"env": {"A": "1", "S": {"from_worker": "X"}}}, "tasks": [{"id": "a", "cmd": ["x", "y"], "needs": []}]}`,
 }
 
 var positioned = regexp.MustCompile(`^(f\.yaml|f\.jsonl|stdin):[1-9][0-9]*:[1-9][0-9]*: [^\n]*$`)
@@ -86,6 +87,7 @@ func fuzzLoad(t *testing.T, data []byte) {
 	{ // t.Errorf only: this runs on a goroutine of its own
 		_, err := Parse("f.yaml", data)
 		checkPositioned(t, err)
+		sameAsYAML(t, data)
 
 		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		checkPositioned(t, err)

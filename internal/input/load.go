@@ -35,11 +35,23 @@ type File struct {
 	Limits   []jobs.Limit // the pools the tasks may name, by name
 }
 
-// Tasks resolves every spec of f against the command-line settings s.
+// Tasks resolves every spec of f against the command-line settings s. Tasks that give
+// no environment of their own share one copy of the defaults' environment, so that a
+// large file does not hold it once per task (a Task's slices are never written to).
 func (f *File) Tasks(s jobs.Settings) []jobs.Task {
 	tasks := make([]jobs.Task, len(f.Specs))
+	shared := -1 // the first task whose environment is the defaults' alone
 	for i := range f.Specs {
-		tasks[i] = jobs.Resolve(i+1, &f.Specs[i], s, &f.Defaults)
+		sp := &f.Specs[i]
+		tasks[i] = jobs.Resolve(i+1, sp, s, &f.Defaults)
+		if len(sp.Env) > 0 || len(sp.EnvFrom) > 0 {
+			continue
+		}
+		if shared < 0 {
+			shared = i
+			continue
+		}
+		tasks[i].Env, tasks[i].EnvFrom = tasks[shared].Env, tasks[shared].EnvFrom
 	}
 	return tasks
 }
@@ -137,7 +149,19 @@ type rawFile struct {
 // byte-order mark at its start is ignored, and so are empty documents (a `---` at the
 // start or the end). Every problem is an *InputError with the file, line and column:
 // 1:1 for an empty file, the second document's start when there are two.
+//
+// A file of plain JSON is read by a JSON decoder first (parseJSON), which is many
+// times faster and smaller than the YAML reader; whatever that reader does not take
+// exactly as the YAML reader would, errors included, goes to the YAML reader.
 func Parse(name string, data []byte) (*File, error) {
+	if f, ok := parseJSON(name, data); ok {
+		return f, nil
+	}
+	return parseYAMLFile(name, data)
+}
+
+// parseYAMLFile is Parse with the YAML reader, which reads JSON too.
+func parseYAMLFile(name string, data []byte) (*File, error) {
 	p := &fileParser{name: name}
 	af, err := parseYAML(name, data)
 	if err != nil {

@@ -532,3 +532,34 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+// TestTasksShareTheDefaultsEnvironment: tasks that give no environment of their own
+// hold the defaults' one copy, not one each; a task with its own gets its own.
+func TestTasksShareTheDefaultsEnvironment(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`version: 1
+defaults:
+  env: {A: "1", B: "2", S: {from_worker: SECRET}}
+tasks:
+  - run: echo 1
+  - run: echo 2
+  - run: echo 3
+    env: {C: "3"}
+  - run: echo 4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	want := []string{"A=1", "B=2"}
+	for _, i := range []int{0, 1, 3} {
+		if !reflect.DeepEqual(tasks[i].Env, want) || len(tasks[i].EnvFrom) != 1 {
+			t.Errorf("task %d: got env %q, env_from %v, want %q and S", i+1, tasks[i].Env, tasks[i].EnvFrom, want)
+		}
+	}
+	if &tasks[0].Env[0] != &tasks[1].Env[0] || &tasks[0].Env[0] != &tasks[3].Env[0] || &tasks[0].EnvFrom[0] != &tasks[3].EnvFrom[0] {
+		t.Errorf("tasks without an environment of their own each hold a copy of the defaults'")
+	}
+	if got := tasks[2].Env; !reflect.DeepEqual(got, []string{"A=1", "B=2", "C=3"}) {
+		t.Errorf("task 3: got env %q, want A=1 B=2 C=3", got)
+	}
+}

@@ -19,6 +19,10 @@ import (
 // defaults name a shell.
 const DefaultShell = "/bin/sh"
 
+// ShellAlways, given as a shell, runs a task's `run` line with DefaultShell even when
+// it is a simple command that gorun would otherwise start directly.
+const ShellAlways = "always"
+
 // Task is one unit of work with every setting resolved: the task's own fields, then the
 // command line, then the file's defaults, then the built-in defaults.
 // A Task is a plain value; nothing in it changes once it is built.
@@ -57,6 +61,9 @@ type Task struct {
 	// Estimate is the expected run time, used to rank tasks on a graph of needs by
 	// the work that remains after them (critical path first); 0: not given.
 	Estimate time.Duration
+	// ShellAlways: Run goes to the shell even when it is a simple command, which gorun
+	// otherwise starts directly (see process.SimpleArgv).
+	ShellAlways bool
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template
@@ -147,6 +154,7 @@ func (t *Task) TemplateValues() []string {
 // in GORUN_* variables or in a config file. A nil field is not set, and the file's
 // defaults or the built-in defaults apply.
 type Settings struct {
+	Shell      *string // a shell, or ShellAlways
 	Timeout    *time.Duration
 	Retries    *int
 	RetryDelay *time.Duration
@@ -188,7 +196,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		ID:         sp.ID,
 		Run:        sp.Run,
 		Argv:       sp.Argv,
-		Shell:      pick(sp.Shell, nil, d.Shell, DefaultShell),
+		Shell:      pick(sp.Shell, s.Shell, d.Shell, DefaultShell),
 		Dir:        pick(sp.Dir, nil, d.Dir, ""),
 		Timeout:    pick(sp.Timeout, s.Timeout, d.Timeout, 0),
 		Retries:    pick(sp.Retries, s.Retries, d.Retries, 0),
@@ -199,6 +207,9 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Priority:   sp.Priority,
 		Estimate:   sp.Estimate,
 		Limits:     sp.Limits,
+	}
+	if t.Shell == ShellAlways {
+		t.Shell, t.ShellAlways = DefaultShell, true
 	}
 	if t.ID == "" {
 		t.ID = DefaultID(index)

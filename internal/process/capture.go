@@ -50,6 +50,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if c.file == nil && len(c.mem)+len(p) <= SpoolMemBytes {
+		if c.mem == nil {
+			c.mem = spoolBufs.get()
+		}
 		c.mem = append(c.mem, p...)
 		return len(p), nil
 	}
@@ -68,6 +71,7 @@ func (c *Capture) Write(p []byte) (int, error) {
 		if _, err := f.Write(c.mem); err != nil {
 			c.err = fmt.Errorf("spool task output: %w", err)
 		}
+		spoolBufs.put(c.mem)
 		c.mem = nil
 	}
 	if _, err := c.file.Write(p); err != nil && c.err == nil {
@@ -77,6 +81,9 @@ func (c *Capture) Write(p []byte) (int, error) {
 }
 
 func (c *Capture) keepTail(p []byte) {
+	if c.ring == nil {
+		c.ring = tailBufs.get()
+	}
 	if len(p) >= TailBytes {
 		c.ring = append(c.ring[:0], p[len(p)-TailBytes:]...)
 		c.pos = 0
@@ -137,9 +144,12 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	return io.Copy(w, io.NewSectionReader(c.file, 0, 1<<62))
 }
 
-// Close releases the temporary file, if any. The Capture is empty afterwards.
+// Close releases the temporary file, if any, and hands the Capture's buffers on to
+// later Captures. The Capture is empty afterwards.
 func (c *Capture) Close() error {
-	c.mem = nil
+	spoolBufs.put(c.mem)
+	tailBufs.put(c.ring)
+	c.mem, c.ring, c.pos = nil, nil, 0
 	if c.file == nil {
 		return nil
 	}
@@ -147,3 +157,45 @@ func (c *Capture) Close() error {
 	c.file = nil
 	return err
 }
+
+// freeList keeps buffers for reuse, up to a number, so that a run allocates capture
+// buffers for the tasks that run at once and not again for every task. Unlike a
+// sync.Pool it survives garbage collections, which a run of short tasks causes several
+// times a second. It is safe for concurrent use.
+type freeList struct {
+	bufs    chan []byte
+	size    int // a new buffer's capacity
+	maxSize int // a larger buffer is left to the garbage collector
+}
+
+func newFreeList(n, size, maxSize int) *freeList {
+	return &freeList{bufs: make(chan []byte, n), size: size, maxSize: maxSize}
+}
+
+// get returns an empty buffer: a kept one, or a new one of the list's size.
+func (l *freeList) get() []byte {
+	select {
+	case b := <-l.bufs:
+		return b
+	default:
+		return make([]byte, 0, l.size)
+	}
+}
+
+// put keeps b for a later get, when it is not too large and the list is not full.
+func (l *freeList) put(b []byte) {
+	if b == nil || cap(b) > l.maxSize {
+		return
+	}
+	select {
+	case l.bufs <- b[:0]:
+	default:
+	}
+}
+
+// The buffers of Captures: a tail's ring is TailBytes; a spooled stream's memory
+// starts small (most tasks print little) and is kept while it stays under 64 KiB.
+var (
+	tailBufs  = newFreeList(256, TailBytes, TailBytes)
+	spoolBufs = newFreeList(256, 512, 64<<10)
+)

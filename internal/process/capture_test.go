@@ -1,6 +1,7 @@
 package process
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -46,5 +47,24 @@ func TestCaptureSpillsToDisk(t *testing.T) {
 	_, _ = c.WriteTo(&b)
 	if b.Len() != 10*len(chunk) {
 		t.Errorf("got %d bytes back, want %d", b.Len(), 10*len(chunk))
+	}
+}
+
+// TestCaptureReusesBuffers: once a run has warmed up, a Capture costs its own struct
+// and the tail string it hands out, whatever the task printed (within the sizes
+// kept), not buffers sized to the output.
+func TestCaptureReusesBuffers(t *testing.T) {
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // 16 KiB
+	for _, spool := range []bool{false, true} {
+		allocs := testing.AllocsPerRun(200, func() {
+			c := NewCapture(spool)
+			_, _ = c.Write(chunk[:100])
+			_, _ = c.Write(chunk)
+			_ = c.Tail()
+			_ = c.Close()
+		})
+		if allocs > 2 {
+			t.Errorf("spool %v: got %.1f allocations per capture, want at most 2 (the Capture and its tail)", spool, allocs)
+		}
 	}
 }

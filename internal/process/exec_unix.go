@@ -54,16 +54,12 @@ type Runner struct {
 // receive the task's output.
 func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *Capture) jobs.Attempt {
 	a := jobs.Attempt{Start: time.Now(), ExitCode: -1, Host: r.Host}
-	args := t.Args(slot)
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	cmd.Dir = t.Dir
 	env, err := r.env(t, slot, attempt)
 	if err != nil {
 		a.Err = fmt.Errorf("task %s: %w", t.ID, err)
 		return a
 	}
-	cmd.Env = env
-	cmd.Stdin = r.stdin()
+	direct := r.direct(t, env)
 	// gorun's own pipes, not os/exec's: Wait then returns when the main process exits,
 	// and the copying ends when the tree is stopped, whoever holds the pipes.
 	out, err := startCopy(stdout)
@@ -77,27 +73,50 @@ func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 		a.Err = fmt.Errorf("start task %s: %w", t.ID, err)
 		return a
 	}
-	cmd.Stdout, cmd.Stderr = out.w, errOut.w
 	box, boxErr := r.cgroup()
-	cmd.SysProcAttr = sysProcAttr(box)
 	grace := r.Grace
 	if t.Grace > 0 {
 		grace = t.Grace
 	}
 	var cancelledAt atomic.Int64 // unix nanoseconds
-	cmd.Cancel = func() error {
-		cancelledAt.Store(time.Now().UnixNano())
-		sig := syscall.SIGTERM
-		if r.isHurried() || grace <= 0 {
-			sig = syscall.SIGKILL
+	command := func(path string, args, env []string) *exec.Cmd {
+		cmd := exec.CommandContext(ctx, path, args[1:]...)
+		cmd.Args[0] = args[0]
+		cmd.Dir = t.Dir
+		cmd.Env = env
+		cmd.Stdin = r.stdin()
+		cmd.Stdout, cmd.Stderr = out.w, errOut.w
+		cmd.SysProcAttr = sysProcAttr(box)
+		cmd.Cancel = func() error {
+			cancelledAt.Store(time.Now().UnixNano())
+			sig := syscall.SIGTERM
+			if r.isHurried() || grace <= 0 {
+				sig = syscall.SIGKILL
+			}
+			return r.signalTree(box, cmd.Process.Pid, sig)
 		}
-		return r.signalTree(box, cmd.Process.Pid, sig)
+		// WaitDelay bounds the wait for the main process after cancellation; then
+		// os/exec kills it, and stopTree the rest.
+		cmd.WaitDelay = max(grace, 100*time.Millisecond)
+		return cmd
 	}
-	// WaitDelay bounds the wait for the main process after cancellation; then os/exec
-	// kills it, and stopTree the rest.
-	cmd.WaitDelay = max(grace, 100*time.Millisecond)
 
-	err = r.start(cmd, box)
+	var cmd *exec.Cmd
+	if direct.path != "" {
+		cmd = command(direct.path, direct.argv, direct.env)
+		err = r.start(cmd, box)
+		// The program could not be started (not executable, not a binary, gone since
+		// the look-up): the shell reports that as it would have, or runs the file as a
+		// script; nothing of the task ran yet.
+		if err != nil && ctx.Err() == nil {
+			cmd = nil
+		}
+	}
+	if cmd == nil {
+		args := t.Args(slot)
+		cmd = command(args[0], args, env)
+		err = r.start(cmd, box)
+	}
 	out.closeWriter()
 	errOut.closeWriter()
 	if err != nil {
@@ -305,7 +324,7 @@ func (r *Runner) env(t *jobs.Task, slot, attempt int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+len(from)+4)
+	env := make([]string, 0, len(r.BaseEnv)+len(t.Env)+len(from)+5) // +1: PWD for a direct start
 	env = append(env, r.BaseEnv...)
 	env = append(env, t.Env...)
 	env = append(env, from...)
@@ -331,7 +350,7 @@ type copier struct {
 
 // copyBufs holds the buffers copiers read with, so that a run allocates one per
 // concurrently running stream, not one per task.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBufs = newFreeList(256, 32<<10, 32<<10)
 
 func startCopy(dst *Capture) (*copier, error) {
 	r, w, err := os.Pipe()
@@ -341,10 +360,10 @@ func startCopy(dst *Capture) (*copier, error) {
 	c := &copier{w: w, r: r, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		buf := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(buf)
+		buf := copyBufs.get()
+		defer copyBufs.put(buf)
 		// Only Read: *os.File's WriteTo would allocate a buffer of its own.
-		_, _ = io.CopyBuffer(dst, struct{ io.Reader }{r}, *buf)
+		_, _ = io.CopyBuffer(dst, struct{ io.Reader }{r}, buf[:cap(buf)])
 	}()
 	return c, nil
 }
