@@ -284,7 +284,8 @@ func (t *Template) compileShell(line string) {
 func (t *Template) Args(values []string, seq, slot int) []string {
 	if t.shell != "" {
 		args := make([]string, 0, 4+len(t.params)+len(values))
-		args = append(args, t.shell, "-c", t.script, "gorun")
+		args = append(args, jobs.ShellArgs(t.shell, t.script)...)
+		args = append(args, "gorun")
 		for _, r := range t.params {
 			args = append(args, r.Value(values, seq, slot))
 		}

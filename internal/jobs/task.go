@@ -75,7 +75,17 @@ func (t *Task) Args(slot int) []string {
 	if t.Argv != nil {
 		return t.Argv
 	}
-	return []string{t.Shell, "-c", t.Run}
+	return ShellArgs(t.Shell, t.Run)
+}
+
+// ShellArgs returns the argv that runs script with shell: `shell -c script`, and
+// `shell -c -- script` when script starts with - or +, which the shell would
+// otherwise read as its own options.
+func ShellArgs(shell, script string) []string {
+	if strings.HasPrefix(script, "-") || strings.HasPrefix(script, "+") {
+		return []string{shell, "-c", "--", script}
+	}
+	return []string{shell, "-c", script}
 }
 
 // IdentityDir returns the task's working directory as it counts for the task's
