@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+
+	"github.com/gorun/gorun/internal/iostreams"
 )
 
 // usageError is a mistake in how gorun was called: flags, arguments or configuration.
@@ -25,7 +27,7 @@ var errTasksFailed = errors.New("some tasks did not succeed")
 
 // errBrokenPipe means that gorun's standard output was closed by its reader; the run
 // was stopped, and gorun exits 141, as a program killed by SIGPIPE does.
-var errBrokenPipe = errors.New("standard output closed (broken pipe)")
+var errBrokenPipe = iostreams.ErrOutClosed
 
 // lockHeldError means that another run holds the --lock file: gorun exits 75
 // (EX_TEMPFAIL) without touching anything.

@@ -55,7 +55,7 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 		interrupt *interruptedError
 	)
 	switch {
-	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe), errors.Is(err, syscall.EPIPE):
+	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe):
 		say = false // the summary said it
 	case errors.As(err, &usage):
 		fmt.Fprintf(ios.ErrOut, "gorun: %v\n", err)
@@ -88,7 +88,7 @@ func exitCodeOf(err error) int {
 		return exitCancelled
 	case errors.Is(err, errTasksFailed):
 		return exitFailed
-	case errors.Is(err, errBrokenPipe), errors.Is(err, syscall.EPIPE):
+	case errors.Is(err, errBrokenPipe):
 		// Any command whose reader went away (validate | head -1): quietly, as a
 		// program killed by SIGPIPE.
 		return exitSIGPIPE

@@ -4,6 +4,8 @@ package iostreams
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"syscall"
@@ -27,7 +29,7 @@ type IOStreams struct {
 // reading its input on interrupt without waiting for the producer); Restore undoes that.
 func System() *IOStreams {
 	s := &IOStreams{
-		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		In: os.Stdin, Out: stdout{os.Stdout}, ErrOut: os.Stderr,
 		inTTY:   term.IsTerminal(int(os.Stdin.Fd())),
 		outTTY:  term.IsTerminal(int(os.Stdout.Fd())),
 		errTTY:  term.IsTerminal(int(os.Stderr.Fd())),
@@ -41,6 +43,23 @@ func System() *IOStreams {
 		}
 	}
 	return s
+}
+
+// ErrOutClosed is the error of a write to standard output once its reader has gone
+// (EPIPE: `gorun validate f.yaml | head -1`). Only writes to Out return it, so a
+// broken pipe elsewhere (a connection a server closed) is never taken for it.
+var ErrOutClosed = errors.New("standard output closed (broken pipe)")
+
+// stdout is the process's standard output; a write to it that meets EPIPE returns
+// ErrOutClosed, wrapping the write's error.
+type stdout struct{ f *os.File }
+
+func (s stdout) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		err = fmt.Errorf("%w: %w", ErrOutClosed, err)
+	}
+	return n, err
 }
 
 // Restore puts standard input back in blocking mode, for whoever reads it next.
