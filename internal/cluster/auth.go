@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -127,6 +128,47 @@ func (sec BrokerSecurity) apply(o *server.Options) error {
 	}
 	if sec.Token == "" && !o.TLSVerify && !loopback(o.Host) {
 		return fmt.Errorf("listen on %s: %w", o.Host, ErrAnonymous)
+	}
+	return nil
+}
+
+// routeUser is the user name brokers present to each other on the cluster port; the
+// password is the token.
+const routeUser = "gorun-route"
+
+// ErrAnonymousRoutes means a broker would take routes from anyone on an address others
+// can reach: any broker that joined would see every run and could hand work to every
+// worker.
+var ErrAnonymousRoutes = errors.New("refusing to take routes from unauthenticated brokers off loopback: give a token (--token-file or GORUN_TOKEN) or TLS with a CA (--tls-ca with --tls-cert and --tls-key)")
+
+// guardRoutes gives the cluster port (WithCluster) the client port's protection:
+// with a token, brokers present it to each other (user gorun-route, the token as
+// password; the route URLs carry it in memory only, never on a command line); with
+// TLS and a CA, routes are encrypted with the broker's certificate and each broker
+// must present one the CA signed, for either end of a route (so node certificates
+// need clientAuth as well as serverAuth). Without a CA, a broker has nothing to check
+// another's certificate against, and routes stay plain (authenticated by the token).
+// A cluster port off loopback with neither a token nor a CA is refused.
+func (sec BrokerSecurity) guardRoutes(o *server.Options) error {
+	if o.Cluster.Port == 0 {
+		return nil
+	}
+	if sec.Token != "" {
+		o.Cluster.Username, o.Cluster.Password = routeUser, sec.Token
+		for _, u := range o.Routes {
+			u.User = url.UserPassword(routeUser, sec.Token)
+		}
+	}
+	if sec.TLSCert != "" && sec.TLSCA != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: sec.TLSCert, KeyFile: sec.TLSKey, CaFile: sec.TLSCA, Verify: true})
+		if err != nil {
+			return fmt.Errorf("cluster tls: %w", err)
+		}
+		tc.RootCAs = tc.ClientCAs // a broker is the client of the routes it dials
+		o.Cluster.TLSConfig, o.Cluster.TLSTimeout = tc, 5
+	}
+	if sec.Token == "" && sec.TLSCA == "" && !loopback(o.Cluster.Host) {
+		return fmt.Errorf("cluster listen on %s: %w", o.Cluster.Host, ErrAnonymousRoutes)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -107,5 +108,44 @@ func TestDialRetriesUnreachable(t *testing.T) {
 	start = time.Now()
 	if _, err := Dial(context.Background(), url, ConnOptions{}); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("with no connect timeout: got %v after %v, want an error at once", err, time.Since(start))
+	}
+}
+
+// TestRoutesNeedTheToken: a broker of a cluster with a token takes routes only from
+// brokers that present it; one without it never joins, so it never sees a run.
+func TestRoutesNeedTheToken(t *testing.T) {
+	ports := freePorts(t, 3)
+	route := func(p int) []string { return []string{fmt.Sprintf("nats-route://127.0.0.1:%d", p)} }
+	serve := func(name string, sec BrokerSecurity, port int, routes []string) *Broker {
+		t.Helper()
+		s, err := Serve(t.TempDir(), "127.0.0.1:0", sec, WithCluster(name, fmt.Sprintf("127.0.0.1:%d", port), routes))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		return s
+	}
+	a := serve("a", BrokerSecurity{Token: "s3cret"}, ports[0], route(ports[2]))
+	intruder := serve("intruder", BrokerSecurity{}, ports[1], route(ports[0])) // tries first
+	b := serve("b", BrokerSecurity{Token: "s3cret"}, ports[2], route(ports[0]))
+	// Routes come in pools (several connections per peer): b has joined once it has
+	// some, and a's are all to b once it has as many as b, whose only peer is a. With
+	// the intruder in, a would have more, for good.
+	joined := func() bool { na, nb := a.NumRoutes(), b.NumRoutes(); return nb > 0 && na == nb }
+	for deadline := time.Now().Add(30 * time.Second); !joined(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("route connections: first broker %d, broker with the token %d, intruder %d: want the first two equal, the intruder none",
+				a.NumRoutes(), b.NumRoutes(), intruder.NumRoutes())
+		}
+	}
+	if n := intruder.NumRoutes(); n != 0 {
+		t.Errorf("a broker without the token has %d route connections into the cluster, want 0", n)
+	}
+}
+
+func TestRoutesOffLoopbackNeedAToken(t *testing.T) {
+	_, err := Serve(t.TempDir(), "127.0.0.1:0", BrokerSecurity{}, WithCluster("a", "0.0.0.0:1", nil))
+	if !errors.Is(err, ErrAnonymousRoutes) {
+		t.Errorf("an anonymous cluster port on 0.0.0.0: got %v, want ErrAnonymousRoutes", err)
 	}
 }

@@ -181,5 +181,8 @@ func Serve(dir, listen string, sec BrokerSecurity, options ...ServeOption) (*Bro
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 	}
+	if err := sec.guardRoutes(opts); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	return start(opts)
 }
