@@ -571,3 +571,43 @@ func writeSyntheticReport(t *testing.T, path string, n int) int {
 }
 
 func ptrTo(n int) *int { return &n }
+
+// TestE2EHTMLReportShowsWhatHeldATaskBack: a task that waited for a named limit says
+// so, and for how long, in its row's details (the JSON report's wait_s, waited_for);
+// a task that did not wait says nothing of it.
+func TestE2EHTMLReportShowsWhatHeldATaskBack(t *testing.T) {
+	ctx, _ := newBrowser(t, 1300, 900)
+	htmlPath := filepath.Join(browserOut(t), "report.html")
+	tasks := writeFile(t, "tasks.yaml", `version: 1
+limits:
+  one: {concurrency: 1}
+tasks:
+  - {id: first, run: sleep 0.3, limits: [one]}
+  - {id: second, run: sleep 0.3, limits: [one]}
+`)
+	r := startGorun(t, nil, "exec", tasks, "-j", "2", "-o", "none", "--progress", "never", "--report", htmlPath)
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, r.stderr)
+	}
+	openReport(t, ctx, htmlPath)
+	// Each row's details, opened one at a time.
+	details := eval[[]string](t, ctx, `[...document.querySelectorAll("#tasks tr.task")].map((_, i) => {
+		const row = document.querySelectorAll("#tasks tr.task")[i];
+		row.click();
+		const text = document.querySelector("#tasks tr.detail").textContent;
+		document.querySelectorAll("#tasks tr.task")[i].click(); // closed again
+		return text;
+	})`)
+	held := 0
+	for _, d := range details {
+		if strings.Contains(d, "held back") {
+			held++
+			if !strings.Contains(d, "limit one") || !strings.Contains(d, "ms") && !strings.Contains(d, " s") {
+				t.Errorf("a held task's details: %q, want how long, and limit one", d)
+			}
+		}
+	}
+	if len(details) != 2 || held != 1 {
+		t.Errorf("%d rows, %d of them held back: want 2 and 1 (one pool slot, two tasks); details %q", len(details), held, details)
+	}
+}

@@ -113,7 +113,8 @@ type htmlData struct {
 	Statuses []jobs.Status `json:"statuses"`
 	// Tasks, one row each, in input order: [id, index, status, attempts, exit code or
 	// null, signal, duration ms, command, where, error, stdout tail, stderr tail,
-	// start ms or null, bytes cut from the stdout tail, from the stderr tail].
+	// start ms or null, bytes cut from the stdout tail, from the stderr tail, ms it
+	// was ready but held back (before a slot took it, too), what held it back].
 	Tasks [][]any `json:"tasks"`
 	// Lanes of the timeline, top to bottom: [group, label].
 	Lanes [][2]string `json:"lanes"`
@@ -202,6 +203,7 @@ func (b *htmlBuilder) add(r *jobs.Result) {
 	b.data.Tasks = append(b.data.Tasks, []any{
 		text(r.ID), r.Index, b.status[r.Status], r.Attempts, exit, r.Signal, roundMs(time.Duration(r.Duration)),
 		text(clipText(r.Command, maxHTMLCommand)), text(ranWhere(r.Worker, r.Host)), text(r.Error), text(out), text(errTail), start, outCut, errCut,
+		roundMs(time.Duration(r.Wait)), text(strings.Join(r.WaitedFor, ", ")),
 	})
 	b.ends = append(b.ends, end)
 	b.starts = append(b.starts, startMs)

@@ -9,7 +9,8 @@
   const LABELS = { succeeded: "succeeded", failed: "failed", timed_out: "timed out", cancelled: "cancelled", skipped: "skipped", invalid: "invalid" };
   // Task row columns (see htmlData in html.go).
   const T_ID = 0, T_INDEX = 1, T_STATUS = 2, T_ATTEMPTS = 3, T_EXIT = 4, T_SIGNAL = 5, T_DUR = 6, T_CMD = 7,
-    T_WHERE = 8, T_ERROR = 9, T_OUT = 10, T_ERR = 11, T_START = 12, T_OUTCUT = 13, T_ERRCUT = 14;
+    T_WHERE = 8, T_ERROR = 9, T_OUT = 10, T_ERR = 11, T_START = 12, T_OUTCUT = 13, T_ERRCUT = 14,
+    T_HELD = 15, T_HELDFOR = 16;
   // Bar columns.
   const B_LANE = 0, B_START = 1, B_END = 2, B_STATUS = 3, B_TASK = 4, B_N = 5, B_WAIT = 6, B_EXIT = 7, B_SIGNAL = 8, B_ERR = 9;
   const tasks = D.tasks, bars = D.bars, lanes = D.lanes;
@@ -437,6 +438,7 @@
     nodes.push(kv("ended", last ? how(t[T_EXIT], t[T_SIGNAL]) : how(b[B_EXIT], b[B_SIGNAL])));
     nodes.push(kv("duration", fmtDur(b[B_END] - b[B_START]) + " · started " + fmtOffset(b[B_START])));
     if (b[B_WAIT] > 0) nodes.push(kv("waited", fmtDur(b[B_WAIT]) + " for its start"));
+    if (last && t[T_HELD] > 0) nodes.push(kv("held back", heldText(t)));
     if (t[T_WHERE]) nodes.push(kv("ran on", t[T_WHERE]));
     nodes.push(kv("command", t[T_CMD]));
     const err = last ? (t[T_ERR] || t[T_ERROR]) : b[B_ERR];
@@ -583,6 +585,7 @@
       td.append(el("h4", { text: title + (cut ? " (last part; " + cut.toLocaleString("en-US") + " bytes before it are in the JSON report)" : "") }), el("pre", { text: body }));
     };
     section("command", t[T_CMD]);
+    if (t[T_HELD] > 0) section("held back", heldText(t));
     section("error", t[T_ERROR]);
     section("stderr (tail)", t[T_ERR], t[T_ERRCUT]);
     section("stdout (tail)", t[T_OUT], t[T_OUTCUT]);
@@ -596,6 +599,11 @@
     }
     if (!td.childNodes.length) td.append(el("span", { class: "note", text: "No output." }));
     return el("tr", { class: "detail" }, td);
+  }
+  // heldText says how long a task was ready but held back, and by what: "1.2 s: limit
+  // api, workers".
+  function heldText(t) {
+    return fmtDur(t[T_HELD]) + (t[T_HELDFOR] ? ": " + t[T_HELDFOR] : "");
   }
   function showTask(i) {
     statusSel.value = "";
