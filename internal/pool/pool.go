@@ -271,7 +271,8 @@ type dispatcher[T, R any] struct {
 	waiting  retryHeap[T, R]  // retries, earliest first
 	running  int              // attempts handed to workers and not yet back
 	live     []liveAttempt    // with Options.Preempt: the attempts running, oldest first
-	done     []Done[T, R]     // to send to out, first first
+	done     []Done[T, R]     // to send to out from done[head] on, first first
+	head     int
 	stopping bool             // starting has ended
 }
 
@@ -283,7 +284,7 @@ func (d *dispatcher[T, R]) loop() {
 	timer.Stop()
 	defer timer.Stop()
 	in := d.in
-	for in != nil || d.ready.Len() > 0 || len(d.waiting) > 0 || d.running > 0 || len(d.done) > 0 {
+	for in != nil || d.ready.Len() > 0 || len(d.waiting) > 0 || d.running > 0 || d.pending() > 0 {
 		var (
 			work   chan<- attempt[T, R]
 			next   attempt[T, R]
@@ -306,13 +307,13 @@ func (d *dispatcher[T, R]) loop() {
 				}
 			}
 		}
-		if len(d.done) > 0 {
-			out, first = d.out, d.done[0]
+		if d.pending() > 0 {
+			out, first = d.out, d.done[d.head]
 		}
 		// While the Gate holds back every ready attempt and a worker is free, read
 		// ahead: a later job may be admitted.
 		gated := pick < 0 && d.opts.Gate != nil && d.running < max(d.opts.Workers, 1) && d.ready.Len() < maxGated
-		if (d.ready.Len() == 0 || gated) && len(d.done) < maxDone {
+		if (d.ready.Len() == 0 || gated) && d.pending() < maxDone {
 			recv = in
 		}
 		if len(d.waiting) > 0 && (wake.IsZero() || d.waiting[0].due.Before(wake)) {
@@ -336,7 +337,7 @@ func (d *dispatcher[T, R]) loop() {
 				d.ready.add(attempt[T, R]{job: j, n: 1})
 			}
 		case work <- next:
-			heap.Remove(&d.ready, pick)
+			d.ready.remove(pick)
 			d.running++
 			if next.stop != nil {
 				d.live = append(d.live, liveAttempt{seq: next.seq, stop: next.stop})
@@ -352,7 +353,7 @@ func (d *dispatcher[T, R]) loop() {
 			}
 			d.finish(r)
 		case out <- first:
-			d.done = d.done[1:]
+			d.sent()
 		case <-timerC:
 			for len(d.waiting) > 0 && !time.Now().Before(d.waiting[0].due) {
 				d.ready.add(heap.Pop(&d.waiting).(attempt[T, R]))
@@ -452,6 +453,25 @@ func (d *dispatcher[T, R]) stop() {
 
 // final queues a job's final Done for out, after telling Options.Finished, and
 // takes in what Options.Follow says it makes ready or rules out.
+// pending is the number of Dones waiting for out.
+func (d *dispatcher[T, R]) pending() int { return len(d.done) - d.head }
+
+// sent drops the Done at head, once out took it. The array is reused from its start
+// once all were sent (d.done[1:] would walk its start forward, and appends would
+// allocate a new array again and again), and compacted when half of it is sent.
+func (d *dispatcher[T, R]) sent() {
+	d.done[d.head] = Done[T, R]{}
+	d.head++
+	switch {
+	case d.head == len(d.done):
+		d.done, d.head = d.done[:0], 0
+	case d.head > len(d.done)/2 && d.head >= maxDone:
+		n := copy(d.done, d.done[d.head:])
+		clear(d.done[n:])
+		d.done, d.head = d.done[:n], 0
+	}
+}
+
 func (d *dispatcher[T, R]) final(r Done[T, R]) {
 	if d.opts.Finished != nil {
 		d.opts.Finished(r)
@@ -489,7 +509,21 @@ func (q *readyQueue[T, R]) add(a attempt[T, R]) {
 	if q.preempt {
 		a.stop = make(chan struct{})
 	}
-	heap.Push(q, a)
+	q.items = append(q.items, a) // not heap.Push: an attempt boxed in an any is an allocation per task
+	heap.Fix(q, len(q.items)-1)
+}
+
+// remove takes the attempt at i out of the queue (not heap.Remove, for the same reason).
+func (q *readyQueue[T, R]) remove(i int) {
+	last := len(q.items) - 1
+	if i != last {
+		q.Swap(i, last)
+	}
+	q.items[last] = attempt[T, R]{} // nothing kept alive from the slice's spare room
+	q.items = q.items[:last]
+	if i < last {
+		heap.Fix(q, i)
+	}
 }
 
 func (q *readyQueue[T, R]) Len() int { return len(q.items) }
@@ -506,8 +540,8 @@ func (q *readyQueue[T, R]) Less(i, j int) bool {
 	return a.seq < b.seq
 }
 func (q *readyQueue[T, R]) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
-func (q *readyQueue[T, R]) Push(x any)    { q.items = append(q.items, x.(attempt[T, R])) }
-func (q *readyQueue[T, R]) Pop() any {
+func (q *readyQueue[T, R]) Push(x any)    { q.items = append(q.items, x.(attempt[T, R])) } // heap.Interface; add is used
+func (q *readyQueue[T, R]) Pop() any { // heap.Interface; remove is used
 	old := q.items
 	x := old[len(old)-1]
 	q.items = old[:len(old)-1]
