@@ -9,7 +9,8 @@
 #   2. N_SLEEP `sleep 0.05` tasks on 4 workers × 4 slots vs 1 worker × 1 slot.
 #
 # Knobs: N_TRUE=5000 N_SLEEP=1000 ROUNDS=3; QUICK=1 for a smoke run (N_TRUE=500
-# N_SLEEP=100 ROUNDS=1). Binaries and stores go to a temporary directory.
+# N_SLEEP=100 ROUNDS=1); GORUN=/path/to/gorun measures that binary instead of a build
+# of this checkout. Binaries and stores go to a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,9 +34,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "building gorun..." >&2
-go build -o "$TMP/gorun" ./cmd/gorun
-G=$TMP/gorun
+if [[ -n "${GORUN:-}" ]]; then
+	G=$GORUN
+else
+	echo "building gorun..." >&2
+	go build -o "$TMP/gorun" ./cmd/gorun
+	G=$TMP/gorun
+fi
 
 "$G" broker --store "$TMP/store" --listen 127.0.0.1:0 >"$TMP/url" &
 pids+=($!)
@@ -80,7 +85,7 @@ secs() { # secs CMD...: wall seconds of a command, which must succeed
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "gorun $(git describe --always --dirty 2>/dev/null || echo '?'), $(nproc) CPUs, $(uname -sr)"
+echo "gorun ${GORUN:-$(git describe --always --dirty 2>/dev/null || echo "?")}, $(nproc) CPUs, $(uname -sr), load $(cut -d" " -f1-3 /proc/loadavg)"
 
 # --- 1: per-task overhead ----------------------------------------------------------------
 for ((i = 0; i < N_TRUE; i++)); do echo '{"cmd": ["true"]}'; done >"$TMP/true.jsonl"

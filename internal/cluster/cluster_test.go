@@ -402,3 +402,145 @@ func TestNoSecondExecutionWhileTheFirstBeats(t *testing.T) {
 		t.Errorf("a start after the first lost its lease: got owner %s after %d executions, want b after 2", o, n)
 	}
 }
+
+// TestEndIsAnsweredByTheAckOfItsDelivery: the submitter acknowledges the delivery
+// named in an end once it has recorded the end, and the broker's confirmation is the
+// end's answer; the end of a lost lease is answered without an ack, so the broker
+// delivers the attempt again.
+func TestEndIsAnsweredByTheAckOfItsDelivery(t *testing.T) {
+	conn := serveInProcess(t)
+	e := openRun(t, conn, "acked", 5*time.Second)
+	done := make(chan jobs.Attempt, 1)
+	go func() { done <- e.Run(context.Background(), shellTask(1, "true"), 1, 1, capture(), capture()) }()
+
+	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("acked"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg jetstream.Msg
+	for m := range batch.Messages() {
+		msg = m
+	}
+	if msg == nil {
+		t.Fatal("no attempt delivered")
+	}
+	var am attemptMsg
+	if err := json.Unmarshal(msg.Data(), &am); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() int {
+		t.Helper()
+		info, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.NumAckPending
+	}
+	ack := msg.Reply()
+
+	var rep startReply
+	if err := request(conn.NC, am.Subject+".start", startMsg{Exec: "a", Worker: "w"}, &rep); err != nil || !rep.Run {
+		t.Fatalf("start a: %+v, %v; want to run", rep, err)
+	}
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "a", LeaseLost: true}, nil); err != nil {
+		t.Fatalf("lease-lost end: %v, want it answered", err)
+	}
+	if n := pending(); n != 1 {
+		t.Errorf("after a lease-lost end: %d deliveries pending, want 1 (not acknowledged)", n)
+	}
+
+	if err := request(conn.NC, am.Subject+".start", startMsg{Exec: "b", Worker: "w"}, &rep); err != nil || !rep.Run || rep.Attempt != 2 {
+		t.Fatalf("start b: %+v, %v; want to run as attempt 2", rep, err)
+	}
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "b", ExitCode: 3, Ack: ack}, nil); err != nil {
+		t.Fatalf("end: %v, want it answered", err)
+	}
+	if n := pending(); n != 0 { // the answer came once the broker had the ack
+		t.Errorf("after the end's answer: %d deliveries pending, want 0", n)
+	}
+	if a := <-done; a.ExitCode != 3 || a.Executions != 2 {
+		t.Errorf("got %+v, want the second execution's end", a)
+	}
+	// An end asked again (its answer lost) is answered again: the ack is repeated.
+	if err := request(conn.NC, am.Subject+".end", endMsg{Exec: "b", ExitCode: 3, Ack: ack}, nil); err != nil {
+		t.Errorf("end asked again: %v, want it answered", err)
+	}
+}
+
+// TestEndCarriesTheSlotsNextPull: an end with Next is answered by the broker with the
+// slot's next attempt (the submitter's ack of the delivery is an ack-and-next), or,
+// with none queued, by the pull's expiry.
+func TestEndCarriesTheSlotsNextPull(t *testing.T) {
+	conn := serveInProcess(t)
+	e := openRun(t, conn, "next", 5*time.Second)
+	done := make(chan jobs.Attempt, 2)
+	for i := 1; i <= 2; i++ {
+		go func() { done <- e.Run(context.Background(), shellTask(i, "true"), i, 1, capture(), capture()) }()
+	}
+	waitFor(t, "both attempts to be queued", func() bool {
+		info, err := conn.Tasks.Info(context.Background())
+		return err == nil && info.State.Msgs == 2
+	})
+	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("next"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first jetstream.Msg
+	for m := range batch.Messages() {
+		first = m
+	}
+	if first == nil {
+		t.Fatal("no attempt delivered")
+	}
+	inbox, err := conn.NC.SubscribeSync(conn.NC.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// run runs the delivered attempt as execution exec and ends it with the pull,
+	// returning the answer.
+	run := func(data []byte, ack, exec string) *nats.Msg {
+		t.Helper()
+		var am attemptMsg
+		if err := json.Unmarshal(data, &am); err != nil {
+			t.Fatal(err)
+		}
+		var rep startReply
+		if err := request(conn.NC, am.Subject+".start", startMsg{Exec: exec, Worker: "w"}, &rep); err != nil || !rep.Run {
+			t.Fatalf("start %s: %+v, %v; want to run", exec, rep, err)
+		}
+		end, _ := json.Marshal(endMsg{Exec: exec, Ack: ack, Next: 300 * time.Millisecond})
+		if err := conn.NC.PublishRequest(am.Subject+".end", inbox.Subject, end); err != nil {
+			t.Fatal(err)
+		}
+		m, err := inbox.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("end of %s: %v, want an answer", exec, err)
+		}
+		return m
+	}
+	second := run(first.Data(), first.Reply(), "a")
+	var am attemptMsg
+	if err := json.Unmarshal(second.Data, &am); err != nil || am.Index == 0 {
+		t.Fatalf("the first end's answer: %q (%v), want the other attempt", second.Data, err)
+	}
+	if info, err := cons.Info(context.Background()); err != nil || info.NumAckPending != 1 {
+		t.Errorf("after the first end: %+v (%v), want the first acknowledged and the second delivered", info, err)
+	}
+	expired := run(second.Data, second.Reply, "b")
+	if s := expired.Header.Get("Status"); s != "408" {
+		t.Errorf("the last end's answer: status %q, %q; want the pull's expiry (408)", s, expired.Data)
+	}
+	for range 2 {
+		if a := <-done; a.ExitCode != 0 || a.Executions != 1 {
+			t.Errorf("got %+v, want one successful execution", a)
+		}
+	}
+}

@@ -150,7 +150,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		return a
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
-	st := &remote{id: t.ID, base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
+	st := &remote{id: t.ID, nc: e.conn.NC, base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
 	e.mu.Lock()
 	e.attempts[msg.Subject] = st // before it is published: a start for it always finds it
@@ -282,6 +282,10 @@ func (e *Executor) dispatch(m *nats.Msg) {
 	case kind == "start":
 		data, _ := json.Marshal(startReply{Run: false})
 		_ = m.Respond(data)
+	case kind == "end":
+		var end endMsg
+		_ = json.Unmarshal(m.Data, &end)
+		answerEnd(e.conn.NC, m, &end)
 	default:
 		_ = m.Respond(nil)
 	}
@@ -319,6 +323,7 @@ func (e *Executor) abandoned(index int, st *remote, err error) jobs.Attempt {
 // The fields are guarded by mu.
 type remote struct {
 	id             string        // the task's
+	nc             *nats.Conn    // where ends are answered
 	base           int           // the number of the attempt's first execution
 	fence          time.Duration // how long after its last beat an execution may still run
 	stdout, stderr *process.Capture
@@ -448,8 +453,28 @@ func (r *remote) handle(kind string, m *nats.Msg) {
 			}
 		}
 		r.mu.Unlock()
-		_ = m.Respond(nil)
+		answerEnd(r.nc, m, &end)
 	}
+}
+
+// answerEnd answers an end once it is recorded. An end that carries its delivery's
+// ack subject (every end but a lost lease's) is answered by acknowledging that
+// delivery with the end's reply subject as the ack's: the broker's confirmation of
+// the ack is the worker's answer, so the worker sends no ack of its own, and an end
+// it hears answered is both recorded and acknowledged. An end with Next makes the ack
+// an ack-and-next: the broker's answer is then the worker slot's next attempt, or the
+// pull's expiry. An end asked again (its answer was lost) is acknowledged again: acks
+// are idempotent.
+func answerEnd(nc *nats.Conn, m *nats.Msg, end *endMsg) {
+	if end.Ack == "" || end.LeaseLost || nc == nil || m.Reply == "" {
+		_ = m.Respond(nil)
+		return
+	}
+	var ack []byte // an empty ack is a plain one
+	if end.Next > 0 {
+		ack = fmt.Appendf(nil, `+NXT {"batch":1,"expires":%d}`, end.Next.Nanoseconds())
+	}
+	_ = nc.PublishRequest(end.Ack, m.Reply, ack)
 }
 
 // writeChunks writes the chunks that count, in their order, and answers every chunk

@@ -19,8 +19,17 @@ import (
 //     number the reply gives;
 //   - while it runs, each output stream goes to <subject>.out or <subject>.err as
 //     requests of at most one chunk, the next sent only once the last was answered;
-//   - once all output is answered, the worker asks <subject>.end (endMsg) until it is
-//     answered, and only then acknowledges the message;
+//   - once its process is over and all its output answered, the worker asks
+//     <subject>.end (endMsg, with the delivery's ack subject) until it is answered.
+//     The Executor records the end, then acknowledges the delivery with the end's
+//     reply subject as the ack's: the broker's answer to the ack is the end's answer,
+//     and the worker sends no ack of its own. The slot is free by then: when it
+//     serves this run only, the end carries its next pull (endMsg.Next) and the ack
+//     is the broker's ack-and-next (+NXT), answered with the slot's next attempt or
+//     the pull's expiry on the end's reply subject, the slot's inbox; otherwise the
+//     slot's pull goes out with the end. The end of a lost lease carries no ack
+//     subject, is answered by the Executor and leaves the message to be delivered
+//     again;
 //   - the Executor publishes <subject> on the stop subject of every worker that started
 //     an execution of the attempt (gorun.stop.<worker>, one subscription per worker;
 //     <subject>.stop for a worker that named none) when the attempt's context ends,
@@ -111,4 +120,11 @@ type endMsg struct {
 	// LeaseLost: the worker could not renew its lease and stopped the execution; the
 	// broker delivers the attempt again, so this end does not count.
 	LeaseLost bool `json:"lease_lost,omitempty"`
+	// Ack: the ack subject of the delivery that ran (never with LeaseLost): the
+	// submitter acknowledges the delivery once it has recorded the end.
+	Ack string `json:"ack,omitempty"`
+	// Next, with Ack: the worker's slot is free and serves this run only. The ack is
+	// then the broker's ack-and-next: it also pulls one attempt for the slot, answered
+	// within Next on the end's reply subject (the slot's inbox).
+	Next time.Duration `json:"next,omitempty"`
 }

@@ -23,8 +23,8 @@ import (
 // slot fetches exactly one attempt (no prefetch: a prefetched attempt's lease would
 // run before it starts) from the runs it knows of, asks the attempt's submitter
 // whether it may start, runs it with the local executor while renewing its lease,
-// streams its output, reports its end, and only then acknowledges it. It decides
-// nothing: no retry, no timeout, no halt.
+// streams its output and reports its end, which the submitter acknowledges once it
+// has recorded it. It decides nothing: no retry, no timeout, no halt.
 type Worker struct {
 	Conn   *Conn
 	Runner *process.Runner
@@ -157,75 +157,173 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 }
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
+//
+// The slot asks for its next attempt as soon as its process is over: when it serves
+// that attempt's run only, the pull rides in the end (the submitter's ack of the
+// delivery asks the broker for the slot's next attempt: see endMsg.Next); otherwise
+// it goes out with the end. Either way the slot then waits only for the attempt the
+// submitter publishes once it has the end, not for one more round trip.
 func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, stops *stopBoard) {
-	var inbox *nats.Subscription // the slot's, for every pull; made anew after a pull went unanswered
-	defer func() {
-		if inbox != nil {
-			_ = inbox.Unsubscribe()
-		}
-	}()
+	p := &puller{nc: w.Conn.NC}
+	defer p.close()
 	turn := slot
-	for ctx.Err() == nil {
+	// ask sends the pull of the run whose turn it is; with no run, it sends nothing
+	// and returns a channel closed when the runs change.
+	ask := func() (<-chan struct{}, error) {
 		run, cons, n, changed := runs.pick(turn)
 		turn++
 		if cons == nil {
-			select {
-			case <-ctx.Done():
-			case <-changed:
-			}
-			continue
+			return changed, nil
 		}
 		wait := time.Second
 		if n > 1 {
 			wait = 200 * time.Millisecond // other runs wait their turn
 		}
-		var (
-			msg *nats.Msg
-			err error
-		)
-		if inbox == nil {
-			inbox, err = w.Conn.NC.SubscribeSync(w.Conn.NC.NewInbox())
+		return nil, p.send(run, cons, wait)
+	}
+	// next: the slot is free again. With run the only one served, it returns its
+	// consumer and the pull's wait, for the pull to ride in the end; otherwise it
+	// sends the pull now and returns nil.
+	next := func(run string) (jetstream.Consumer, time.Duration) {
+		if ctx.Err() != nil {
+			return nil, 0
 		}
-		if err == nil {
-			msg, err = w.pull(inbox, run, wait)
+		if r, cons, n, _ := runs.pick(turn); n == 1 && r == run {
+			turn++
+			return cons, time.Second
+		}
+		if _, err := ask(); err != nil {
+			p.drop()
+		}
+		return nil, 0
+	}
+	for ctx.Err() == nil {
+		var err error
+		var msg *nats.Msg
+		switch {
+		case p.ready: // the answer to an end that carried the pull
+			msg, err, p.ready = p.readyMsg, p.readyErr, false
+		case !p.out:
+			var none <-chan struct{}
+			if none, err = ask(); none != nil {
+				select {
+				case <-ctx.Done():
+				case <-none:
+				}
+				continue
+			}
+			fallthrough
+		default:
+			if err == nil {
+				msg, err = p.await()
+			}
 		}
 		switch {
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted):
-			runs.remove(run)
-			continue
+			runs.remove(p.run)
 		case err != nil:
-			if inbox != nil { // an answer may still come: not to this slot, which may be busy by then
-				_ = inbox.Unsubscribe()
-				inbox = nil
-			}
+			p.drop()
 			select { // the broker is away: try again soon
 			case <-ctx.Done():
 			case <-time.After(100 * time.Millisecond):
 			}
-			continue
+		case msg != nil && ctx.Err() != nil: // draining: hand it back
+			_ = msg.Nak()
 		case msg != nil:
-			w.handle(ctx, taskCtx, slot, cons.CachedInfo().Config.AckWait, msg, stops)
+			w.handle(ctx, taskCtx, slot, p.cons.CachedInfo().Config.AckWait, msg, stops, p, next)
 		}
 	}
 }
 
-// pull asks the run's consumer for one attempt, answered on inbox within wait: the
-// attempt, or nil when none came. One pull is out at a time, and its answer is
-// awaited (or inbox given up), so no attempt is ever delivered to a busy slot.
-// (jetstream's Fetch does the same with a new inbox, subscribed and unsubscribed, for
-// each pull.)
-func (w *Worker) pull(inbox *nats.Subscription, run string, wait time.Duration) (*nats.Msg, error) {
-	req, _ := json.Marshal(struct {
-		Batch   int           `json:"batch"`
-		Expires time.Duration `json:"expires"`
-	}{1, wait})
-	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
-	if err := w.Conn.NC.PublishRequest(subject, inbox.Subject, req); err != nil {
-		return nil, err
+// puller is one slot's pulls, on an inbox of its own. At most one pull is out at a
+// time, and its answer is awaited (or the inbox given up), so no attempt is ever
+// delivered to a busy slot. (jetstream's Fetch does the same with a new inbox,
+// subscribed and unsubscribed, for each pull.) Not safe for concurrent use.
+type puller struct {
+	nc    *nats.Conn
+	inbox *nats.Subscription // made anew after a pull went unanswered
+
+	out      bool               // a pull is out: await its answer
+	run      string             // the run of the last pull
+	cons     jetstream.Consumer // its consumer
+	deadline time.Time          // when the last pull's answer is surely lost
+
+	ready    bool      // the last pull, carried by an end, was answered:
+	readyMsg *nats.Msg // its attempt (nil: none came)
+	readyErr error     // or what came instead
+}
+
+// errNoResponders: nobody listens on the subject of a request sent through a puller.
+var errNoResponders = errors.New("no responders")
+
+// send asks run's consumer for one attempt, answered within wait.
+func (p *puller) send(run string, cons jetstream.Consumer, wait time.Duration) error {
+	if p.inbox == nil {
+		inbox, err := p.nc.SubscribeSync(p.nc.NewInbox())
+		if err != nil {
+			return err
+		}
+		p.inbox = inbox
 	}
-	deadline := time.Now().Add(wait + time.Second)
+	req := fmt.Appendf(nil, `{"batch":1,"expires":%d}`, wait.Nanoseconds())
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
+	return p.request(subject, req, run, cons, wait+time.Second)
+}
+
+// request sends data to subject with the slot's inbox as its reply subject: the
+// answer, due within patience, is a pull's (an attempt or a status).
+func (p *puller) request(subject string, data []byte, run string, cons jetstream.Consumer, patience time.Duration) error {
+	if p.inbox == nil {
+		inbox, err := p.nc.SubscribeSync(p.nc.NewInbox())
+		if err != nil {
+			return err
+		}
+		p.inbox = inbox
+	}
+	if err := p.nc.PublishRequest(subject, p.inbox.Subject, data); err != nil {
+		return err
+	}
+	p.out, p.run, p.cons, p.deadline = true, run, cons, time.Now().Add(patience)
+	return nil
+}
+
+// report sends an end that carries the slot's next pull (endMsg.Next) to subject,
+// again (on a new inbox) until it is answered, for up to a minute: the answer, an
+// attempt or none, is then the slot's next (ready). A submitter missing for
+// submitterAway ends it.
+func (p *puller) report(subject string, end *endMsg, run string, cons jetstream.Consumer) error {
+	data, err := json.Marshal(end)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	var away awayClock
 	for {
-		m, err := inbox.NextMsg(time.Until(deadline))
+		err := p.request(subject, data, run, cons, end.Next+2*time.Second)
+		if err == nil {
+			var m *nats.Msg
+			if m, err = p.await(); err == nil || !errors.Is(err, errNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+				p.ready, p.readyMsg, p.readyErr = true, m, err
+				return nil
+			}
+		}
+		p.drop() // a late answer must not come to this slot
+		switch {
+		case errors.Is(err, errNoResponders) && away.gone():
+			return fmt.Errorf("%s: nobody waits for it", subject)
+		case !time.Now().Before(deadline):
+			return fmt.Errorf("%s: %w", subject, err)
+		case !errors.Is(err, nats.ErrTimeout):
+			time.Sleep(100 * time.Millisecond) // disconnected, or nobody listens: try again soon
+		}
+	}
+}
+
+// await returns the answer to the pull out: the attempt, or nil when none came.
+func (p *puller) await() (*nats.Msg, error) {
+	p.out = false
+	for {
+		m, err := p.inbox.NextMsg(time.Until(p.deadline))
 		if err != nil {
 			return nil, err
 		}
@@ -238,14 +336,43 @@ func (w *Worker) pull(inbox *nats.Subscription, run string, wait time.Duration) 
 		case status == "100": // a heartbeat
 		case status == "409" && strings.Contains(descr, "consumer deleted"):
 			return nil, jetstream.ErrConsumerDeleted
+		case status == "503":
+			return nil, errNoResponders
 		default:
-			return nil, fmt.Errorf("pull from run %s: %s %s", run, status, m.Header.Get("Description"))
+			return nil, fmt.Errorf("pull from run %s: %s %s", p.run, status, m.Header.Get("Description"))
 		}
 	}
 }
 
-// handle executes one delivered attempt.
-func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard) {
+// drop gives the inbox up: an answer may still come, not to this slot, which may be
+// busy by then.
+func (p *puller) drop() {
+	if p.inbox != nil {
+		_ = p.inbox.Unsubscribe()
+		p.inbox = nil
+	}
+	p.out = false
+}
+
+// close ends the pulls: an attempt that answers a pull still out is handed back.
+func (p *puller) close() {
+	if p.ready && p.readyMsg != nil {
+		_ = p.readyMsg.Nak()
+	}
+	p.ready = false
+	if p.out {
+		if m, err := p.await(); err == nil && m != nil {
+			_ = m.Nak()
+		}
+	}
+	p.drop()
+}
+
+// handle executes one delivered attempt. Once its process is over and its end is to
+// be reported, the slot is free: it calls next, and sends the end on p with the pull
+// that next returns, if any.
+func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.Duration, msg *nats.Msg, stops *stopBoard,
+	p *puller, next func(run string) (jetstream.Consumer, time.Duration)) {
 	taken := time.Now()
 	var am attemptMsg
 	if err := json.Unmarshal(msg.Data, &am); err != nil || am.Subject == "" || len(am.Args) == 0 {
@@ -313,14 +440,25 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		_ = msg.Nak()
 		return
 	}
-	if err := w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil); err != nil {
-		w.logf("end not reported", "run", am.Run, "id", am.ID, "error", err)
+	// The submitter acknowledges the delivery once it has recorded the end, and the
+	// broker answers that ack (with the slot's next attempt when the pull rides in
+	// the end): the end's answer. No ack of the worker's own.
+	end.Ack = msg.Reply
+	var err error
+	if cons, wait := next(am.Run); cons != nil {
+		end.Next = wait
+		err = p.report(am.Subject+".end", &end, am.Run, cons)
+	} else {
+		err = w.ask(context.Background(), am.Subject+".end", end, time.Minute, nil)
 	}
-	// The end is the submitter's now: a plain ack is enough. Were it lost, the broker
-	// would deliver the attempt again after the lease, and its start would be refused
-	// (the attempt is over): it never runs again, and waiting here for the server's
-	// confirmation would only hold the slot.
-	_ = msg.Ack()
+	if err != nil {
+		// Not recorded: acknowledge it all the same. A redelivery would find the
+		// attempt over (its start refused) or its submitter gone: it would never run
+		// again, only take a slot.
+		w.logf("end not reported", "run", am.Run, "id", am.ID, "error", err)
+		_ = msg.Ack()
+		return
+	}
 	w.logf("attempt finished", "run", am.Run, "id", am.ID, "attempt", rep.Attempt, "exit_code", a.ExitCode)
 }
 
@@ -505,13 +643,15 @@ type streamer struct {
 	spare  []byte // the chunk in flight, or free
 	closed bool
 	dead   bool
-	done   chan struct{}
+	looped bool          // loop started
+	done   chan struct{} // closed when loop returned, or at Close when it never started
 }
 
+// newStreamer returns the stream's streamer. Its sending goroutine starts with the
+// first output: most tasks of a large run print little or nothing.
 func newStreamer(nc *nats.Conn, subject, exec string, chunk int, patience time.Duration) *streamer {
 	s := &streamer{nc: nc, subject: subject, exec: exec, max: max(chunk, 1), patience: patience, done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
-	go s.loop()
 	return s
 }
 
@@ -520,6 +660,10 @@ func (s *streamer) Write(p []byte) (int, error) {
 	n := len(p)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.looped && n > 0 {
+		s.looped = true
+		go s.loop()
+	}
 	for len(p) > 0 {
 		for !s.dead && len(s.buf) >= s.max {
 			s.cond.Wait()
@@ -541,7 +685,14 @@ func (s *streamer) Close() {
 	s.mu.Lock()
 	s.closed = true
 	s.cond.Broadcast()
+	looped := s.looped
+	if !looped { // nothing was written: there is nothing to send, nor will be
+		s.looped, s.dead = true, true
+	}
 	s.mu.Unlock()
+	if !looped {
+		close(s.done)
+	}
 	<-s.done
 }
 
