@@ -28,35 +28,39 @@ type ExecOptions struct {
 	StartGuard func(runID, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                       // closed at a second interrupt
 
-	File        string          // task file; "" or "-": standard input
-	Format      string          // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template    *input.Template // the command template after --, or nil
-	Null        bool            // input items end with NUL
-	Workers     *int            // nil: the task file's, else the number of CPUs
-	Rate        *rate.Limit     // nil: the task file's, else unlimited
-	Burst       int             // starts allowed at once
-	Settings    jobs.Settings   // per-task settings given outside the task file
-	Grace       time.Duration
-	Containment process.Containment // the strongest containment to try
-	Output      pipeline.Output
-	KeepOrder   bool
-	Halt        pipeline.Halt
-	Journal     string        // append results here
-	Resume      bool          // skip tasks that succeeded in the journal
-	Lock        string        // refuse to run while another run holds this lock
-	Report      string        // write a report here
-	ReportFmt   report.Format // its format
-	Metrics     string        // write Prometheus metrics here
-	Quiet       bool
-	DryRun      bool
-	Broker      string        // run on the workers of this NATS broker
-	AckWait     time.Duration // the broker's redelivery timeout
-	OrphanAfter time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
-	Retain      time.Duration // with Broker: keep the run's record this long after its end
-	Conn        ConnFlags     // how to reach the broker: token, TLS, patience
-	Progress    string        // auto, always or never
-	Verbose     bool
-	LogFormat   string // text or json
+	File         string          // task file; "" or "-": standard input
+	Format       string          // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template     *input.Template // the command template after --, or nil
+	TemplateArgs []string        // its words, as given
+	Null         bool            // input items end with NUL
+	Workers      *int            // nil: the task file's, else the number of CPUs
+	Rate         *rate.Limit     // nil: the task file's, else unlimited
+	Burst        int             // starts allowed at once
+	Settings     jobs.Settings   // per-task settings given outside the task file
+	Grace        time.Duration
+	Containment  process.Containment // the strongest containment to try
+	Output       pipeline.Output
+	KeepOrder    bool
+	Halt         pipeline.Halt
+	Journal      string        // append results here
+	Resume       bool          // skip tasks that succeeded in the journal
+	Lock         string        // refuse to run while another run holds this lock
+	Report       string        // write a report here
+	ReportFmt    report.Format // its format
+	Metrics      string        // write Prometheus metrics here
+	Quiet        bool
+	DryRun       bool
+	Broker       string        // run on the workers of this NATS broker
+	AckWait      time.Duration // the broker's redelivery timeout
+	OrphanAfter  time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
+	Retain       time.Duration // with Broker: keep the run's record this long after its end
+	Conn         ConnFlags     // how to reach the broker: token, TLS, patience
+	Detach       bool          // with Broker: start the run, print its id and exit; gorun attach collects it
+	Progress     string        // auto, always or never
+	Verbose      bool
+	LogFormat    string // text or json
+
+	resume *resumeState // gorun attach: the run to replay and take over
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -131,13 +135,20 @@ usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --
 			if err := flags.resolve(cmd, opts, template); err != nil {
 				return err
 			}
+			if err := checkDetach(cmd.CommandPath(), opts); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if _, child := detachedChild(); opts.Detach && !child {
+				return runDetached(opts)
 			}
 			return runExec(cmd.Context(), opts)
 		},
 	}
 	flags.add(cmd)
+	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "with --broker: start the run in the background, print its id on stdout and exit 0; gorun attach collects it")
 	return cmd
 }
 
@@ -209,6 +220,7 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		if o.Format != "lines" {
 			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)
 		}
+		o.TemplateArgs = template
 		if o.Template, err = input.NewTemplate(template, jobs.DefaultShell); err != nil {
 			return usagef(path, "%v", err)
 		}

@@ -58,6 +58,9 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now()}
 	run.Hostname, _ = os.Hostname()
+	if rs := opts.resume; rs != nil {
+		run = report.Run{ID: rs.entry.ID, StartedAt: rs.plan.StartedAt, Hostname: rs.plan.Hostname}
+	}
 	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment, Host: run.Hostname}
 	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
 	if err != nil {
@@ -72,19 +75,26 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	var taskRunner pipeline.Runner = runner
 	var ctl *cluster.Control
-	if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
+	var runLog *cluster.RunLog                        // the run's history on the broker
+	if rs := opts.resume; rs != nil && !rs.takeOver { // gorun attach of a run that is over: replay it
+		runLog = rs.conn.RunLog(run.ID)
+		taskRunner = cluster.NewRecorder(nil, runLog, rs.history.Attempts)
+	} else if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
 		rem, rerr := openRemote(ctx, opts, run.ID, taskCount(src))
 		if rerr != nil {
 			return rerr
 		}
 		defer rem.Close()
 		defer onHurry(opts.Hurry, rem.exec.KillAll)()
-		taskRunner = rem.runner()
+		runLog = rem.conn.RunLog(run.ID)
+		taskRunner = cluster.NewRecorder(rem.exec, runLog, doneAttempts(opts))
 		if workers == 0 {
 			workers = rem.slots // attempts in flight: the live workers' slots
 		}
 		ctl = rem.exec.Control()
-		if !opts.Quiet {
+		if !opts.Quiet && opts.resume != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s taken over on %s\n", run.ID, opts.Broker)
+		} else if !opts.Quiet {
 			fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s started on %s\n", run.ID, opts.Broker)
 		}
 		// A cancel from elsewhere (gorun cancel, or a worker's as an orphan) ends the
@@ -97,6 +107,11 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	if workers == 0 {
 		workers = runtime.NumCPU()
+	}
+	if runLog != nil && opts.resume == nil {
+		if err := recordPlan(ctx, runLog, opts, &run, workers, limit); err != nil {
+			return err
+		}
 	}
 	popts := pipeline.Options{
 		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
@@ -135,6 +150,13 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 
 	sum := report.Summary{KeepTails: opts.Quiet}
 	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
+		replayed := false
+		if opts.resume != nil {
+			r, replayed = opts.resume.recorded(r)
+		}
+		if runLog != nil && !replayed {
+			recordResult(runLog, run.ID, &r)
+		}
 		sum.Add(r)
 		rec.Add(r)
 		if ctl != nil {
@@ -307,6 +329,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 //
 // workers is 0 when neither the command line nor the file sets it.
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, err error) {
+	if rs := opts.resume; rs != nil {
+		return openRecorded(opts, rs.plan)
+	}
 	workers, limit = 0, rate.Inf
 	name := opts.File
 	stdin := name == "" || name == "-"
