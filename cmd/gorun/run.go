@@ -117,6 +117,9 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		Workers: workers, Limiter: limiter, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "",
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
+	if rs := opts.resume; rs != nil && !rs.takeOver { // a replay runs nothing: no pacing, no backoff
+		popts.Limiter, popts.Jitter = nil, func() float64 { return 0 }
+	}
 	rec, err := record.Open(record.Options{
 		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
 		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics,
