@@ -405,9 +405,7 @@ func recordResult(log *cluster.RunLog, runID string, r *jobs.Result) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = log.PutResult(ctx, line) // not recorded: an attach runs the task again
+	_ = log.PutResult(line) // not recorded: an attach runs the task again
 }
 
 // openRecorded opens the input of a run that gorun attach collects, as its plan

@@ -170,6 +170,11 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		}
 	})
 	sum.Wall = time.Since(run.StartedAt)
+	if runLog != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = runLog.Flush(fctx) // a result not recorded: an attach runs its task again
+		cancel()
+	}
 	if bar != nil {
 		bar.Stop() // the summary starts on a clean line
 	}

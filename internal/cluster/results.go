@@ -186,12 +186,26 @@ func (l *RunLog) PutPlan(ctx context.Context, plan []byte) error {
 	return nil
 }
 
-// PutResult records a finished task's journal line.
-func (l *RunLog) PutResult(ctx context.Context, line []byte) error {
+// PutResult records a finished task's journal line. It does not wait for the
+// broker's confirmation: Flush does.
+func (l *RunLog) PutResult(line []byte) error {
 	m := nats.NewMsg(historySubject(l.run, "result"))
 	m.Data = line
-	_, err := l.put(ctx, m)
-	return err
+	if _, err := l.conn.JS.PublishMsgAsync(m); err != nil {
+		return fmt.Errorf("run %s: record a result: %w", l.run, err)
+	}
+	return nil
+}
+
+// Flush waits until the broker has confirmed every result put and every attempt a
+// Recorder recorded, or ctx ends.
+func (l *RunLog) Flush(ctx context.Context) error {
+	select {
+	case <-l.conn.JS.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("run %s: record its results: %w", l.run, ctx.Err())
+	}
 }
 
 // Output returns the chunk of output at seq.
@@ -246,9 +260,7 @@ func (r *Recorder) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 	data, _ := json.Marshal(rec)
 	m := nats.NewMsg(historySubject(r.log.run, "attempt"))
 	m.Data = data
-	pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, _ = r.log.put(pctx, m) // not recorded: an attach runs it again
-	cancel()
+	_, _ = r.log.conn.JS.PublishMsgAsync(m) // confirmed by Flush; not recorded: an attach runs it again
 	return a
 }
 
@@ -257,14 +269,28 @@ type outRecorder struct {
 	log            *RunLog
 	index, attempt int
 
-	mu  sync.Mutex
-	out []OutRef
+	mu      sync.Mutex
+	streams []int
+	acks    []jetstream.PubAckFuture
 }
 
+// chunks returns the chunks the broker confirmed, in order; a chunk it did not
+// confirm within a few seconds is left out.
 func (o *outRecorder) chunks() []OutRef {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.out
+	var out []OutRef
+	deadline := time.After(10 * time.Second)
+	for i, f := range o.acks {
+		select {
+		case ack := <-f.Ok():
+			out = append(out, OutRef{Seq: ack.Sequence, Stream: o.streams[i]})
+		case <-f.Err():
+		case <-deadline:
+			return out
+		}
+	}
+	return out
 }
 
 type streamWriter struct {
@@ -277,18 +303,18 @@ func (o *outRecorder) stream(n int, to *process.Capture) *streamWriter {
 	return &streamWriter{o: o, stream: n, to: to}
 }
 
-// Write writes p to the pipeline's capture, then records it: the output of an
-// attempt is written by one goroutine, in order.
+// Write writes p to the pipeline's capture, then records it, without waiting for
+// the broker's confirmation (chunks collects them): the output of an attempt is
+// written by one goroutine, in order, and the worker's next chunk waits for this
+// Write.
 func (s *streamWriter) Write(p []byte) (int, error) {
 	_, _ = s.to.Write(p)
 	m := nats.NewMsg(historySubject(s.o.log.run, "out"))
 	m.Header.Set(hdrStream, strconv.Itoa(s.stream))
 	m.Data = append([]byte(nil), p...)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if seq, err := s.o.log.put(ctx, m); err == nil {
+	if f, err := s.o.log.conn.JS.PublishMsgAsync(m); err == nil {
 		s.o.mu.Lock()
-		s.o.out = append(s.o.out, OutRef{Seq: seq, Stream: s.stream})
+		s.o.acks, s.o.streams = append(s.o.acks, f), append(s.o.streams, s.stream)
 		s.o.mu.Unlock()
 	}
 	return len(p), nil

@@ -26,7 +26,10 @@ func TestHistoryRecordsAndReplays(t *testing.T) {
 	if a.ExitCode != 4 || contents(t, out) != "one\n" || contents(t, errOut) != "two\n" {
 		t.Fatalf("attempt %+v, stdout %q, stderr %q", a, contents(t, out), contents(t, errOut))
 	}
-	if err := log.PutResult(ctx, []byte(`{"index":1}`)); err != nil {
+	if err := log.PutResult([]byte(`{"index":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 
