@@ -190,7 +190,9 @@ func runAttach(ctx context.Context, opts *AttachOptions) error {
 		return err
 	}
 	defer conn.Close()
-	entry, err := awaitRun(ctx, conn, opts.Run)
+	entry, err := awaitRun(ctx, conn, opts.Run, func(r *cluster.RunEntry) {
+		fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s is running, its submitter %s pid %d: waiting for it (or its silence)\n", r.ID, r.Host, r.PID)
+	})
 	if err != nil {
 		return err
 	}
@@ -245,9 +247,9 @@ func runAttach(ctx context.Context, opts *AttachOptions) error {
 }
 
 // awaitRun returns run's record once attach is to collect it: ended, or running with
-// its submitter silent for silentAfter. While the submitter's heartbeats come, it
-// waits.
-func awaitRun(ctx context.Context, conn *cluster.Conn, run string) (cluster.RunEntry, error) {
+// its submitter silent for takeOverAfter. While the submitter's heartbeats come, it
+// waits; waiting is called once, when it starts to.
+func awaitRun(ctx context.Context, conn *cluster.Conn, run string, waiting func(*cluster.RunEntry)) (cluster.RunEntry, error) {
 	var (
 		rev  uint64
 		seen time.Time
@@ -260,9 +262,16 @@ func awaitRun(ctx context.Context, conn *cluster.Conn, run string) (cluster.RunE
 		if r.State != cluster.StateRunning {
 			return r, nil
 		}
-		if r.Revision != rev {
+		switch {
+		case rev == 0:
 			rev, seen = r.Revision, time.Now()
-		} else if time.Since(seen) > takeOverAfter(&r) {
+		case r.Revision != rev:
+			if waiting != nil {
+				waiting(&r)
+				waiting = nil
+			}
+			rev, seen = r.Revision, time.Now()
+		case time.Since(seen) > takeOverAfter(&r):
 			return r, nil
 		}
 		select {

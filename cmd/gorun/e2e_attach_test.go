@@ -182,12 +182,14 @@ func TestE2EAttach(t *testing.T) {
 		// attach follows the live submitter: it waits, and takes nothing over.
 		attReport := filepath.Join(t.TempDir(), "detached.json")
 		att := startGorun(t, nil, "attach", run, "--broker", c.URL, "--report", attReport)
-		waitFor(t, 60*time.Second, "t10 and t11 to start", func() bool { return slowStarted(dir) })
+		waitFor(t, 60*time.Second, "attach to wait for the live submitter", func() bool {
+			return strings.Contains(att.stderr.String(), "gorun: run "+run+" is running, its submitter ")
+		})
 		writeAt(t, gate, "")
 		code = att.wait(t, 120*time.Second)
 		compareAttach(t, "attach of a detached run", want, attachOutcomeOf(t, code, att.stdout.String(), att.stderr.String(), attReport, dir))
-		if strings.Contains(att.stderr.String(), "taken over") {
-			t.Errorf("attach took over a live detached submitter; stderr:\n%s", att.stderr)
+		if !strings.Contains(att.stderr.String(), "gorun: run "+run+" is running, its submitter ") || strings.Contains(att.stderr.String(), "taken over") {
+			t.Errorf("attach stderr:\n%s\nwant that it waited for the live detached submitter, and took nothing over", att.stderr)
 		}
 		if s := statusJSON(t, c.URL, run); s.State != "done" || s.PID != submitter.PID || s.ExitCode == nil || *s.ExitCode != want.code {
 			t.Errorf("status: %+v, want done by the detached submitter (pid %d)", s, submitter.PID)
