@@ -31,29 +31,30 @@ import (
 // run's history (cluster.ResultsStream): enough for gorun attach to schedule the
 // same tasks the same way.
 type runPlan struct {
-	Input     string          `json:"input"`          // as the report names it
-	Format    string          `json:"format"`         // yaml, json, jsonl or lines
-	Data      []byte          `json:"data,omitempty"` // the input file's bytes; nil: standard input, not kept
-	Template  []string        `json:"template,omitempty"`
-	Null      bool            `json:"null,omitempty"`
-	Workers   int             `json:"workers"`
-	Rate      *float64        `json:"rate,omitempty"` // starts per second; nil: unlimited
-	Burst     int             `json:"burst"`
-	Settings  jobs.Settings   `json:"settings"`
-	Grace     time.Duration   `json:"grace"`
-	Output    pipeline.Output `json:"output"`
-	KeepOrder bool            `json:"keep_order,omitempty"`
-	Halt      pipeline.Halt   `json:"halt"`
-	Quiet     bool            `json:"quiet,omitempty"`
-	StartedAt time.Time       `json:"started_at"`
-	Hostname  string          `json:"hostname,omitempty"`
+	Input       string          `json:"input"`          // as the report names it
+	Format      string          `json:"format"`         // yaml, json, jsonl or lines
+	Data        []byte          `json:"data,omitempty"` // the input file's bytes; nil: standard input, not kept
+	Template    []string        `json:"template,omitempty"`
+	Null        bool            `json:"null,omitempty"`
+	Workers     int             `json:"workers"`
+	Rate        *float64        `json:"rate,omitempty"` // starts per second; nil: unlimited
+	Burst       int             `json:"burst"`
+	Settings    jobs.Settings   `json:"settings"`
+	Grace       time.Duration   `json:"grace"`
+	Output      pipeline.Output `json:"output"`
+	KeepOrder   bool            `json:"keep_order,omitempty"`
+	Halt        pipeline.Halt   `json:"halt"`
+	Quiet       bool            `json:"quiet,omitempty"`
+	StartedAt   time.Time       `json:"started_at"`
+	Hostname    string          `json:"hostname,omitempty"`
+	Containment string          `json:"containment,omitempty"` // as the report says it
 }
 
 // planOf describes the run opts makes, with its resolved workers and rate.
 func planOf(opts *ExecOptions, run *report.Run, workers int, limit rate.Limit) (*runPlan, error) {
 	p := &runPlan{Input: inputName(opts.File), Format: opts.Format, Template: opts.TemplateArgs, Null: opts.Null, Workers: workers,
 		Burst: opts.Burst, Settings: opts.Settings, Grace: opts.Grace, Output: opts.Output, KeepOrder: opts.KeepOrder, Halt: opts.Halt,
-		Quiet: opts.Quiet, StartedAt: run.StartedAt, Hostname: run.Hostname}
+		Quiet: opts.Quiet, StartedAt: run.StartedAt, Hostname: run.Hostname, Containment: run.Containment}
 	if limit != rate.Inf {
 		r := float64(limit)
 		p.Rate = &r

@@ -164,6 +164,29 @@ func TestE2EAttach(t *testing.T) {
 		compareAttach(t, "attach of the ended run", want, attachOutcomeOf(t, code, stdout, stderr, again, dir))
 	})
 
+	// A submitter that comes back after a takeover (stopped, not killed) finds its
+	// run another's: it ends as cancelled, and leaves the run to the attach.
+	t.Run("returning submitter", func(t *testing.T) {
+		clearRuns(t, dir)
+		r := startGorun(t, nil, args...)
+		run := waitRunID(t, r)
+		waitFor(t, 60*time.Second, "t10 and t11 to start", func() bool { return slowStarted(dir) })
+		_ = r.cmd.Process.Signal(syscall.SIGSTOP)
+		attReport := filepath.Join(t.TempDir(), "attach.json")
+		att := startGorun(t, nil, "attach", run, "--broker", c.URL, "--report", attReport)
+		waitFor(t, 60*time.Second, "the takeover", func() bool { return strings.Contains(att.stderr.String(), " taken over on ") })
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+		if code := r.wait(t, 30*time.Second); code != 3 || !strings.Contains(r.stderr.String(), "taken over by gorun attach") {
+			t.Errorf("the returning submitter: exit %d, stderr:\n%s\nwant 3, taken over", code, r.stderr)
+		}
+		writeAt(t, gate, "")
+		code := att.wait(t, 120*time.Second)
+		compareAttach(t, "attach with a returning submitter", want, attachOutcomeOf(t, code, att.stdout.String(), att.stderr.String(), attReport, dir))
+		again := filepath.Join(t.TempDir(), "again.json")
+		stdout, stderr, code := gorunDo(t, "attach", run, "--broker", c.URL, "--report", again)
+		compareAttach(t, "replay after a returning submitter", want, attachOutcomeOf(t, code, stdout, stderr, again, dir))
+	})
+
 	t.Run("detach", func(t *testing.T) {
 		clearRuns(t, dir)
 		start := time.Now()

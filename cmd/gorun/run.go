@@ -68,6 +68,9 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	defer release()
 	run.Containment = string(containment)
+	if rs := opts.resume; rs != nil {
+		run.Containment = rs.plan.Containment // the run's, as its submitter reported it
+	}
 
 	var limiter *rate.Limiter
 	if limit != rate.Inf {
@@ -157,7 +160,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		if opts.resume != nil {
 			r, replayed = opts.resume.recorded(r)
 		}
-		if runLog != nil && !replayed {
+		if runLog != nil && !replayed && (ctl == nil || !ctl.TakenOver()) {
 			recordResult(runLog, run.ID, &r)
 		}
 		sum.Add(r)

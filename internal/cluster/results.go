@@ -256,6 +256,9 @@ func (r *Recorder) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 	w := &outRecorder{log: r.log, index: t.Index, attempt: attempt}
 	a := r.exec.Run(ctx, t, slot, attempt,
 		process.NewForwardingCapture(w.stream(0, stdout)), process.NewForwardingCapture(w.stream(1, stderr)))
+	if r.exec.ctl != nil && r.exec.ctl.TakenOver() {
+		return a // the run is another's now: its history is theirs to write
+	}
 	rec := recordOf(t.Index, attempt, &a, w.chunks())
 	data, _ := json.Marshal(rec)
 	m := nats.NewMsg(historySubject(r.log.run, "attempt"))
