@@ -273,27 +273,42 @@ type outRecorder struct {
 	index, attempt int
 
 	mu      sync.Mutex
-	streams []int
-	acks    []jetstream.PubAckFuture
+	out     []OutRef // confirmed
+	pending []pendingChunk
 }
 
-// chunks returns the chunks the broker confirmed, in order; a chunk it did not
-// confirm within a few seconds is left out.
+type pendingChunk struct {
+	ack    jetstream.PubAckFuture
+	stream int
+}
+
+// maxPendingChunks bounds the chunks of one attempt that wait for the broker's
+// confirmation, and so the memory they hold: the next Write waits for the oldest.
+const maxPendingChunks = 8
+
+// confirm waits for the confirmations of the pending chunks until at most keep are
+// left; a chunk the broker did not confirm within a few seconds is left out.
+// o.mu is held.
+func (o *outRecorder) confirm(keep int) {
+	deadline := time.After(10 * time.Second)
+	for len(o.pending) > keep {
+		p := o.pending[0]
+		o.pending = o.pending[1:]
+		select {
+		case ack := <-p.ack.Ok():
+			o.out = append(o.out, OutRef{Seq: ack.Sequence, Stream: p.stream})
+		case <-p.ack.Err():
+		case <-deadline:
+		}
+	}
+}
+
+// chunks returns the chunks the broker confirmed, in order.
 func (o *outRecorder) chunks() []OutRef {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []OutRef
-	deadline := time.After(10 * time.Second)
-	for i, f := range o.acks {
-		select {
-		case ack := <-f.Ok():
-			out = append(out, OutRef{Seq: ack.Sequence, Stream: o.streams[i]})
-		case <-f.Err():
-		case <-deadline:
-			return out
-		}
-	}
-	return out
+	o.confirm(0)
+	return o.out
 }
 
 type streamWriter struct {
@@ -306,10 +321,10 @@ func (o *outRecorder) stream(n int, to *process.Capture) *streamWriter {
 	return &streamWriter{o: o, stream: n, to: to}
 }
 
-// Write writes p to the pipeline's capture, then records it, without waiting for
-// the broker's confirmation (chunks collects them): the output of an attempt is
-// written by one goroutine, in order, and the worker's next chunk waits for this
-// Write.
+// Write writes p to the pipeline's capture, then records it, waiting for the
+// broker's confirmation only when maxPendingChunks wait for it already: the output
+// of an attempt is written by one goroutine, in order, and the worker's next chunk
+// waits for this Write.
 func (s *streamWriter) Write(p []byte) (int, error) {
 	_, _ = s.to.Write(p)
 	m := nats.NewMsg(historySubject(s.o.log.run, "out"))
@@ -317,7 +332,8 @@ func (s *streamWriter) Write(p []byte) (int, error) {
 	m.Data = append([]byte(nil), p...)
 	if f, err := s.o.log.conn.JS.PublishMsgAsync(m); err == nil {
 		s.o.mu.Lock()
-		s.o.acks, s.o.streams = append(s.o.acks, f), append(s.o.streams, s.stream)
+		s.o.pending = append(s.o.pending, pendingChunk{ack: f, stream: s.stream})
+		s.o.confirm(maxPendingChunks)
 		s.o.mu.Unlock()
 	}
 	return len(p), nil
