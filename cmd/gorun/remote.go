@@ -17,8 +17,15 @@ type remote struct {
 
 // openRemote connects to opts.Broker and opens the run there, with the lease and
 // grace of opts, and its record (total tasks, -1 when not known). Close it after the
-// run.
+// run. For gorun attach (opts.resume), it takes the run over on attach's connection.
 func openRemote(ctx context.Context, opts *ExecOptions, runID string, total int) (*remote, error) {
+	if rs := opts.resume; rs != nil {
+		exec, err := cluster.TakeOver(ctx, rs.conn, rs.entry, opts.Grace)
+		if err != nil {
+			return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)
+		}
+		return &remote{conn: rs.conn, exec: exec, slots: rs.plan.Workers}, nil
+	}
 	co, err := opts.Conn.options(opts.IO.ErrOut)
 	if err != nil {
 		return nil, err
@@ -26,14 +33,6 @@ func openRemote(ctx context.Context, opts *ExecOptions, runID string, total int)
 	conn, err := cluster.Dial(ctx, opts.Broker, co)
 	if err != nil {
 		return nil, err
-	}
-	if rs := opts.resume; rs != nil { // gorun attach: the run is there; take it over
-		conn.Close()
-		exec, err := cluster.TakeOver(ctx, rs.conn, rs.entry, opts.Grace)
-		if err != nil {
-			return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)
-		}
-		return &remote{conn: rs.conn, exec: exec, slots: rs.plan.Workers}, nil
 	}
 	slots, err := conn.LiveSlots(ctx)
 	if err != nil {
