@@ -290,6 +290,9 @@ func (e *Executor) dispatch(m *nats.Msg) {
 		return // our own stops
 	}
 	kind := m.Subject[i+1:]
+	if epochOf(m.Subject[:i]) > e.epoch {
+		return // a later submitter's, since gorun attach took the run over: never answered here
+	}
 	e.mu.Lock()
 	r := e.attempts[m.Subject[:i]]
 	e.mu.Unlock()

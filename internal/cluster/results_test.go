@@ -87,6 +87,17 @@ func TestTakeOver(t *testing.T) {
 	if !old.Control().TakenOver() || !strings.Contains(old.Control().Reason(), "taken over") {
 		t.Errorf("old submitter: taken over %v, reason %q", old.Control().TakenOver(), old.Control().Reason())
 	}
+	// The old submitter, still listening, leaves the new one's attempts alone (were a
+	// start refused by it, the attempt would never run: stopped after 30s).
+	for i := 1; i <= 5; i++ {
+		out := capture()
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		a := e.Run(rctx, shellTask(i, "echo again"), 1, 1, out, capture())
+		cancel()
+		if a.ExitCode != 0 || contents(t, out) != "again\n" {
+			t.Fatalf("attempt %d after the takeover, beside the old submitter: %+v, stdout %q", i, a, contents(t, out))
+		}
+	}
 	if err := old.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +109,7 @@ func TestTakeOver(t *testing.T) {
 		t.Errorf("record after the old submitter closed: %+v", now.RunRecord)
 	}
 	out := capture()
-	if a := e.Run(ctx, shellTask(1, "echo again"), 1, 1, out, capture()); a.ExitCode != 0 || contents(t, out) != "again\n" {
+	if a := e.Run(ctx, shellTask(6, "echo again"), 1, 1, out, capture()); a.ExitCode != 0 || contents(t, out) != "again\n" {
 		t.Errorf("attempt after the takeover: %+v, stdout %q", a, contents(t, out))
 	}
 	if err := e.Close(); err != nil {
@@ -106,5 +117,15 @@ func TestTakeOver(t *testing.T) {
 	}
 	if now, _ := conn.GetRun(ctx, "taken"); now.State != StateDone {
 		t.Errorf("record after the run: %+v", now.RunRecord)
+	}
+}
+
+func TestEpochOf(t *testing.T) {
+	for subject, want := range map[string]int{
+		"gorun.att.r.3.1": 0, "gorun.att.r.3.1.e1": 1, "gorun.att.r.3.12.e12": 12, "gorun.att.r.3.1.ex": 0,
+	} {
+		if got := epochOf(subject); got != want {
+			t.Errorf("epochOf(%q) = %d, want %d", subject, got, want)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,6 +24,8 @@ var ErrClaimed = errors.New("its record changed meanwhile: its submitter is back
 // attempts are served as OpenRun serves them. The attempts of earlier epochs are
 // refused when a worker asks to start them, and their ends do not count: the
 // scheduler hands again every attempt that has no record in the run's history.
+// The earlier submitters, should they come back, leave the messages of the later
+// epochs' attempts unanswered.
 // grace is the time from SIGTERM to SIGKILL that every attempt carries.
 func TakeOver(ctx context.Context, conn *Conn, rec RunEntry, grace time.Duration) (*Executor, error) {
 	if rec.State != StateRunning {
@@ -50,4 +54,18 @@ func TakeOver(ctx context.Context, conn *Conn, rec RunEntry, grace time.Duration
 		return nil, err
 	}
 	return e, nil
+}
+
+// epochOf is the epoch of an attempt's subject: 0 for gorun.att.<run>.<index>.<attempt>,
+// N for the .eN that a submitter of epoch N appends.
+func epochOf(subject string) int {
+	last := subject[strings.LastIndexByte(subject, '.')+1:]
+	if !strings.HasPrefix(last, "e") {
+		return 0
+	}
+	n, err := strconv.Atoi(last[1:])
+	if err != nil {
+		return 0
+	}
+	return n
 }
