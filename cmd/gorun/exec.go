@@ -28,16 +28,17 @@ type ExecOptions struct {
 	StartGuard func(runID, cgroupDir string) (*process.Guard, error) // nil: no guard
 	Hurry      <-chan struct{}                                       // closed at a second interrupt
 
-	File     string             // task file; "" or "-": standard input
-	Format   string             // yaml, json, jsonl or lines (auto is resolved by fill)
-	Template *input.Template    // the command template after --, or nil
-	Sources  []input.SourceSpec // input sources after the template (::: a b, :::: file); nil: FILE or stdin
-	Link     bool               // --link: every input source linked to the others
-	Null     bool               // input items end with NUL
-	Workers  *int               // nil: the task file's, else the number of CPUs
-	Rate     *rate.Limit        // nil: the task file's, else unlimited
-	Burst    int                // starts allowed at once
-	Limits   []jobs.Limit       // pools on the command line (--limit-by)
+	File         string             // task file; "" or "-": standard input
+	Format       string             // yaml, json, jsonl or lines (auto is resolved by fill)
+	Template     *input.Template    // the command template after --, or nil
+	TemplateArgs []string           // its words, as given
+	Sources      []input.SourceSpec // input sources after the template (::: a b, :::: file); nil: FILE or stdin
+	Link         bool               // --link: every input source linked to the others
+	Null         bool               // input items end with NUL
+	Workers      *int               // nil: the task file's, else the number of CPUs
+	Rate         *rate.Limit        // nil: the task file's, else unlimited
+	Burst        int                // starts allowed at once
+	Limits       []jobs.Limit       // pools on the command line (--limit-by)
 	// BackoffCode: the exit code that backs the run off; 0: none.
 	BackoffCode int
 	MaxLoad     float64       // start nothing while the load is above; 0: no bound
@@ -52,6 +53,7 @@ type ExecOptions struct {
 	KeepOrder      bool
 	TagInput       bool             // --tag: output lines are tagged with the task's input
 	TagString      *input.TagString // --tagstring: output lines are tagged with this
+	TagStringText  string           // the --tagstring as given
 	Halt           pipeline.Halt
 	Journal        string        // append results here
 	Resume         bool          // skip tasks that succeeded in the journal
@@ -67,9 +69,12 @@ type ExecOptions struct {
 	OrphanAfter    time.Duration // with Broker: cancel the run once its submitter is silent this long; 0: never
 	Retain         time.Duration // with Broker: keep the run's record this long after its end
 	Conn           ConnFlags     // how to reach the broker: token, TLS, patience
+	Detach         bool          // with Broker: start the run, print its id and exit; gorun attach collects it
 	Progress       string        // auto, always or never
 	Verbose        bool
 	LogFormat      string // text or json
+
+	resume *resumeState // gorun attach: the run to replay and take over
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -148,14 +153,21 @@ usage or input (nothing ran), 3 cancelled with gorun cancel (or as an orphan: --
 			if err := flags.resolve(cmd, opts, template); err != nil {
 				return err
 			}
+			if err := checkDetach(cmd.CommandPath(), opts); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
+			}
+			if _, child := detachedChild(); opts.Detach && !child {
+				return runDetached(opts)
 			}
 			return runExec(cmd.Context(), opts)
 		},
 	}
 	flags.add(cmd)
 	completeFlagValues(cmd, flagValues())
+	cmd.Flags().BoolVar(&opts.Detach, "detach", false, "with --broker: start the run in the background, print its id on stdout and exit 0; gorun attach collects it")
 	return cmd
 }
 
@@ -243,6 +255,7 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		if o.Format != "lines" {
 			return usagef(path, "a command template takes lines of input, not a %s task file", o.Format)
 		}
+		o.TemplateArgs = template
 		if template, o.Sources, err = input.SplitSources(template); err != nil {
 			return usagef(path, "%v", err)
 		}

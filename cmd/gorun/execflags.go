@@ -258,7 +258,7 @@ func (g *OutputFlags) resolve(s *sources, o *ExecOptions) (err error) {
 		}
 		o.Output, o.TagInput = pipeline.Tag, g.Tag
 		if g.TagString != "" {
-			o.TagString = input.NewTagString(g.TagString)
+			o.TagString, o.TagStringText = input.NewTagString(g.TagString), g.TagString
 		}
 	}
 	if o.Quiet {

@@ -53,8 +53,11 @@ func exitCode(ios *iostreams.IOStreams, err error) int {
 	var (
 		usage     *usageError
 		interrupt *interruptedError
+		coded     *exitCodeError
 	)
 	switch {
+	case errors.As(err, &coded) && coded.msg == "":
+		say = false
 	case errors.As(err, &interrupt), errors.Is(err, errTasksFailed), errors.Is(err, errBrokenPipe):
 		say = false // the summary said it
 	case errors.As(err, &usage):
@@ -78,10 +81,13 @@ func exitCodeOf(err error) int {
 		interrupt *interruptedError
 		held      *lockHeldError
 		cancelled *cancelledError
+		coded     *exitCodeError
 	)
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &coded):
+		return coded.code
 	case errors.As(err, &interrupt):
 		return 128 + int(interrupt.sig)
 	case errors.As(err, &cancelled):

@@ -65,7 +65,7 @@ failures. It stops cleanly on Ctrl-C, and no task process outlives it.`,
 		}
 	}
 	root.AddCommand(NewCmdExec(ios, hurry, nil), NewCmdValidate(ios, nil), NewCmdReport(ios, nil), newCmdVersion(ios), NewCmdWorker(ios, hurry, nil), NewCmdBroker(ios, nil),
-		NewCmdRuns(ios, nil), NewCmdStatus(ios, nil), NewCmdCancel(ios, nil), newCmdMan(root))
+		NewCmdRuns(ios, nil), NewCmdStatus(ios, nil), NewCmdCancel(ios, nil), NewCmdAttach(ios, hurry, nil), newCmdMan(root))
 	stopAfterRun(root, func() {
 		if stopProfile != nil {
 			stopProfile()

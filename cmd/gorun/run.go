@@ -62,6 +62,9 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 
 	run := report.Run{ID: newRunID(), StartedAt: time.Now(), Command: commandLine(os.Args), Input: inputName(opts.File)}
 	run.Hostname, _ = os.Hostname()
+	if rs := opts.resume; rs != nil {
+		run = report.Run{ID: rs.entry.ID, StartedAt: rs.plan.StartedAt, Hostname: rs.plan.Hostname}
+	}
 	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment, Host: run.Hostname}
 	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
 	if err != nil {
@@ -69,6 +72,9 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	defer release()
 	run.Containment = string(containment)
+	if rs := opts.resume; rs != nil {
+		run.Containment = rs.plan.Containment // the run's, as its submitter reported it
+	}
 
 	var limiter *rate.Limiter
 	if limit != rate.Inf {
@@ -76,19 +82,26 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	}
 	var taskRunner pipeline.Runner = runner
 	var ctl *cluster.Control
-	if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
+	var runLog *cluster.RunLog                        // the run's history on the broker
+	if rs := opts.resume; rs != nil && !rs.takeOver { // gorun attach of a run that is over: replay it
+		runLog = rs.conn.RunLog(run.ID)
+		taskRunner = cluster.NewRecorder(nil, runLog, rs.history.Attempts)
+	} else if opts.Broker != "" { // the same scheduler; the attempts run on the broker's workers
 		rem, rerr := openRemote(ctx, opts, run.ID, taskCount(src))
 		if rerr != nil {
 			return rerr
 		}
 		defer rem.Close()
 		defer onHurry(opts.Hurry, rem.exec.KillAll)()
-		taskRunner = rem.runner()
+		runLog = rem.conn.RunLog(run.ID)
+		taskRunner = cluster.NewRecorder(rem.exec, runLog, doneAttempts(opts))
 		if workers == 0 {
 			workers = rem.slots // attempts in flight: the live workers' slots
 		}
 		ctl = rem.exec.Control()
-		if !opts.Quiet {
+		if !opts.Quiet && opts.resume != nil {
+			fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s taken over on %s\n", run.ID, opts.Broker)
+		} else if !opts.Quiet {
 			fmt.Fprintf(opts.IO.ErrOut, "gorun: run %s started on %s\n", run.ID, opts.Broker)
 		}
 		// A cancel from elsewhere (gorun cancel, or a worker's as an orphan) ends the
@@ -102,11 +115,19 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	if workers == 0 {
 		workers = runtime.NumCPU()
 	}
+	if runLog != nil && opts.resume == nil {
+		if err := recordPlan(ctx, runLog, opts, &run, workers, limit); err != nil {
+			return err
+		}
+	}
 	popts := pipeline.Options{
 		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, MaxLoad: opts.MaxLoad, MinFree: opts.MinFree, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
 	popts.Tag = opts.tagFunc()
+	if rs := opts.resume; rs != nil && !rs.takeOver { // a replay runs nothing: no pacing, no backoff
+		popts.Limiter, popts.Jitter = nil, func() float64 { return 0 }
+	}
 	rec, err := record.Open(record.Options{
 		Input: inputName(opts.File), Journal: opts.Journal, Resume: opts.Resume,
 		Report: opts.Report, ReportFmt: opts.ReportFmt, Metrics: opts.Metrics, Trace: opts.Trace,
@@ -153,6 +174,13 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 
 	sum := report.Summary{KeepTails: opts.Quiet}
 	inputErr := opts.Pipeline(ctx, src, popts, func(r jobs.Result) {
+		replayed := false
+		if opts.resume != nil {
+			r, replayed = opts.resume.recorded(r)
+		}
+		if runLog != nil && !replayed && (ctl == nil || !ctl.TakenOver()) {
+			recordResult(runLog, run.ID, &r)
+		}
 		sum.Add(r)
 		rec.Add(r)
 		if ctl != nil {
@@ -163,6 +191,11 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		}
 	})
 	sum.Wall = time.Since(run.StartedAt)
+	if runLog != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_ = runLog.Flush(fctx) // a result not recorded: an attach runs its task again
+		cancel()
+	}
 	if bar != nil {
 		bar.Stop() // the summary starts on a clean line
 	}
@@ -499,6 +532,9 @@ func onHurry(hurry <-chan struct{}, f func()) (stop func()) {
 //
 // limits are the run's pools: the task file's, then the command line's.
 func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limit, limits []jobs.Limit, err error) {
+	if rs := opts.resume; rs != nil {
+		return openRecorded(opts, rs.plan)
+	}
 	workers, limit = 0, rate.Inf
 	name := opts.File
 	stdin := name == "" || name == "-"

@@ -73,6 +73,7 @@ type Conn struct {
 	Tasks   jetstream.Stream
 	Runs    jetstream.KeyValue
 	Workers jetstream.KeyValue
+	Results jetstream.Stream // what each run did: see ResultsStream
 	// Replicas is the replication of the task stream; the consumers of runs are
 	// created at it.
 	Replicas int

@@ -66,6 +66,7 @@ type RunRecord struct {
 	ExitCode    *int           `json:"exit_code,omitempty"` // the submitter's, once it ended
 	Reason      string         `json:"reason,omitempty"`    // why it was cancelled
 	Detach      bool           `json:"detach,omitempty"`
+	Epoch       int            `json:"epoch,omitempty"`        // 0, then one more at each takeover by gorun attach
 	OrphanAfter time.Duration  `json:"orphan_after,omitempty"` // 0: never cancelled as an orphan
 	Retain      time.Duration  `json:"retain,omitempty"`       // 0: MaxRetain
 	Total       int            `json:"total"`                  // tasks; -1: not known (a stream)
@@ -186,7 +187,9 @@ func (c *Conn) ListRuns(ctx context.Context) ([]RunEntry, error) {
 			return nil, err
 		}
 		if r.expired(time.Now()) {
-			_ = c.Runs.Purge(ctx, r.ID, jetstream.LastRevision(r.Revision))
+			if c.Runs.Purge(ctx, r.ID, jetstream.LastRevision(r.Revision)) == nil {
+				_ = c.purgeHistory(ctx, r.ID)
+			}
 			continue
 		}
 		runs = append(runs, r)
@@ -265,10 +268,11 @@ type Control struct {
 	every   time.Duration
 	running func() []RunningTask
 
-	mu       sync.Mutex
-	rec      RunRecord
-	rev      uint64
-	finished bool
+	mu        sync.Mutex
+	rec       RunRecord
+	rev       uint64
+	finished  bool
+	takenOver bool // by gorun attach: the run is another's
 
 	cancelled  chan struct{} // closed when the record says cancelled
 	cancelOnce sync.Once
@@ -282,18 +286,22 @@ type Control struct {
 func startControl(ctx context.Context, conn *Conn, run string, lease time.Duration, meta RunMeta, running func() []RunningTask) (*Control, error) {
 	host, _ := os.Hostname()
 	now := time.Now()
-	c := &Control{kv: conn.Runs, run: run, every: heartbeatEvery, running: running, cancelled: make(chan struct{}),
-		rec: RunRecord{State: StateRunning, Lease: lease, Host: host, PID: os.Getpid(), Started: now, Heartbeat: now,
-			Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}}}
-	if meta.OrphanAfter > 0 {
-		c.every = min(c.every, meta.OrphanAfter/4)
-	}
-	data, _ := json.Marshal(c.rec)
+	rec := RunRecord{State: StateRunning, Lease: lease, Host: host, PID: os.Getpid(), Started: now, Heartbeat: now,
+		Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}}
+	data, _ := json.Marshal(rec)
 	rev, err := conn.Runs.Put(ctx, run, data)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: announce it: %w", run, err)
 	}
-	c.rev = rev
+	return runControl(conn, run, rec, rev, running)
+}
+
+// runControl starts the heartbeat and the watch of run's record, as written at rev.
+func runControl(conn *Conn, run string, rec RunRecord, rev uint64, running func() []RunningTask) (*Control, error) {
+	c := &Control{kv: conn.Runs, run: run, every: heartbeatEvery, running: running, cancelled: make(chan struct{}), rec: rec, rev: rev}
+	if rec.OrphanAfter > 0 {
+		c.every = min(c.every, rec.OrphanAfter/4)
+	}
 	bg, stop := context.WithCancel(context.Background())
 	w, err := conn.Runs.Watch(bg, run, jetstream.UpdatesOnly())
 	if err != nil {
@@ -331,6 +339,13 @@ func (c *Control) Add(r jobs.Result) {
 	c.rec.Counts[string(r.Status)]++
 }
 
+// TakenOver reports whether gorun attach took the run over from this submitter.
+func (c *Control) TakenOver() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.takenOver
+}
+
 // SetExitCode records the submitter's exit code, written with the last record.
 func (c *Control) SetExitCode(code int) {
 	c.mu.Lock()
@@ -345,16 +360,30 @@ func (c *Control) watch(w jetstream.KeyWatcher) {
 			continue
 		}
 		var rec RunRecord
-		if json.Unmarshal(e.Value(), &rec) == nil && rec.State == StateCancelled {
+		if json.Unmarshal(e.Value(), &rec) == nil && (rec.State == StateCancelled || c.supersededBy(rec)) {
 			c.adopt(rec)
 		}
 	}
 }
 
-// adopt takes a cancel written by someone else.
+// supersededBy reports whether other is the record of a gorun attach that took the
+// run over from this submitter.
+func (c *Control) supersededBy(other RunRecord) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return other.Epoch > c.rec.Epoch
+}
+
+// adopt takes a cancel written by someone else, or a takeover: the run is then
+// another's, and this Control never writes its record again.
 func (c *Control) adopt(other RunRecord) {
 	c.mu.Lock()
-	c.rec.State, c.rec.Reason = StateCancelled, other.Reason
+	if other.Epoch > c.rec.Epoch {
+		c.rec.State, c.rec.Reason = StateCancelled, fmt.Sprintf("taken over by gorun attach (%s pid %d)", other.Host, other.PID)
+		c.finished, c.takenOver = true, true
+	} else {
+		c.rec.State, c.rec.Reason = StateCancelled, other.Reason
+	}
 	c.mu.Unlock()
 	c.cancelOnce.Do(func() { close(c.cancelled) })
 }
@@ -418,7 +447,7 @@ func (c *Control) write(ctx context.Context, final bool) error {
 			return fmt.Errorf("run %s: read its record: %w", c.run, gerr)
 		}
 		var other RunRecord
-		if json.Unmarshal(e.Value(), &other) == nil && other.State == StateCancelled {
+		if json.Unmarshal(e.Value(), &other) == nil && (other.State == StateCancelled || c.supersededBy(other)) {
 			c.adopt(other)
 		}
 		c.mu.Lock()
@@ -517,7 +546,9 @@ func (k *keeper) keep(ctx context.Context) {
 		}
 		for _, r := range expired {
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_ = k.conn.Runs.Purge(actx, r.ID, jetstream.LastRevision(r.Revision))
+			if k.conn.Runs.Purge(actx, r.ID, jetstream.LastRevision(r.Revision)) == nil {
+				_ = k.conn.purgeHistory(actx, r.ID)
+			}
 			cancel()
 		}
 	}

@@ -38,6 +38,7 @@ type Executor struct {
 	run   string
 	lease time.Duration
 	grace time.Duration
+	epoch int // the run's takeovers: its attempts' subjects carry it (see TakeOver)
 
 	hurry     chan struct{} // closed by KillAll
 	hurryOnce sync.Once
@@ -61,6 +62,19 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 // OpenRun is Open with what the run's record says of it beyond its state and lease.
 // The record is kept up to date while the run lasts (see Control).
 func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, meta RunMeta) (*Executor, error) {
+	e, err := openExecutor(ctx, conn, run, lease, grace)
+	if err != nil {
+		return nil, err
+	}
+	if e.ctl, err = startControl(ctx, conn, run, lease, meta, e.running); err != nil {
+		_ = e.sub.Unsubscribe()
+		return nil, err
+	}
+	return e, nil
+}
+
+// openExecutor makes the run's consumer and its subscription to its attempts.
+func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time.Duration) (*Executor, error) {
 	if lease < MinLease {
 		return nil, fmt.Errorf("run %s: lease %v is shorter than %v", run, lease, MinLease)
 	}
@@ -77,10 +91,6 @@ func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Dura
 		return nil, fmt.Errorf("run %s: listen for its attempts: %w", run, err)
 	}
 	e.sub = sub
-	if e.ctl, err = startControl(ctx, conn, run, lease, meta, e.running); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -108,11 +118,15 @@ func (e *Executor) running() []RunningTask {
 
 // Close ends the run on the broker: its record's state becomes done (unless it was
 // cancelled), with its end; its consumer and any attempt still queued are removed.
+// A run taken over by gorun attach is left as it is.
 func (e *Executor) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := e.ctl.close(ctx)
 	_ = e.sub.Unsubscribe()
+	if e.ctl.TakenOver() { // the run goes on: its consumer and queue are another's
+		return err
+	}
 	if derr := e.conn.JS.DeleteConsumer(ctx, TasksStream, consumerName(e.run)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
 		err = errors.Join(err, derr)
 	}
@@ -150,6 +164,9 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		return a
 	}
 	msg := toMsg(e.run, t, slot, attempt, e.grace)
+	if e.epoch > 0 { // the attempts of the run's earlier submitters are not this one's
+		msg.Subject += ".e" + strconv.Itoa(e.epoch)
+	}
 	st := &remote{id: t.ID, base: attempt, fence: e.lease + e.grace + time.Second, stdout: stdout, stderr: stderr, endCh: make(chan endMsg, 1),
 		started: make(chan struct{}), starts: map[string]startReply{}, ends: map[string]bool{}}
 	st.nc = e.conn.NC
@@ -234,7 +251,7 @@ func (e *Executor) publish(ctx context.Context, m *attemptMsg) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	id := fmt.Sprintf("%s/%d/%d", m.Run, m.Index, m.Attempt)
+	id := strings.TrimPrefix(m.Subject, "gorun.att.") // the run, index, attempt (and epoch)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		nm := nats.NewMsg(taskSubject(m.Run))
 		nm.Data = data
@@ -274,6 +291,9 @@ func (e *Executor) dispatch(m *nats.Msg) {
 		return // our own stops
 	}
 	kind := m.Subject[i+1:]
+	if epochOf(m.Subject[:i]) > e.epoch {
+		return // a later submitter's, since gorun attach took the run over: never answered here
+	}
 	e.mu.Lock()
 	r := e.attempts[m.Subject[:i]]
 	e.mu.Unlock()

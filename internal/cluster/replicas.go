@@ -111,10 +111,11 @@ func objects(replicas int) (jetstream.StreamConfig, []jetstream.KeyValueConfig) 
 		}
 }
 
-// ensure sets up the stream and buckets gorun needs. One that exists is used as it
+// ensure sets up the streams and buckets gorun needs. One that exists is used as it
 // is when compatible (an ErrIncompatible error when not); its replication is raised
 // when raise is set (the broker's --replicas), and never lowered. A missing task
-// stream is created at want replicas, missing buckets at the task stream's.
+// stream is created at want replicas, missing buckets and the results stream at the
+// task stream's.
 // c.Replicas becomes the replication of the task stream.
 func (c *Conn) ensure(ctx context.Context, want int, raise bool) error {
 	streamCfg, _ := objects(want)
@@ -131,6 +132,9 @@ func (c *Conn) ensure(ctx context.Context, want int, raise bool) error {
 		}
 	}
 	c.Runs, c.Workers = kvs[0], kvs[1]
+	if c.Results, err = ensureStream(ctx, c.JS, resultsConfig(c.Replicas), raise, checkResults); err != nil {
+		return fmt.Errorf("results stream: %w", err)
+	}
 	return nil
 }
 
@@ -285,7 +289,7 @@ func Provision(ctx context.Context, urls string, replicas int, waiting func(erro
 // replicated reports an error until every peer of the stream and the buckets is
 // current (a raised replication takes a moment to catch up).
 func (c *Conn) replicated(ctx context.Context) error {
-	for _, name := range []string{TasksStream, "KV_" + RunsBucket, "KV_" + WorkersBucket} {
+	for _, name := range []string{TasksStream, "KV_" + RunsBucket, "KV_" + WorkersBucket, ResultsStream} {
 		s, err := c.JS.Stream(ctx, name)
 		if err != nil {
 			return err
