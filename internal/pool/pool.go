@@ -273,7 +273,7 @@ type dispatcher[T, R any] struct {
 	live     []liveAttempt    // with Options.Preempt: the attempts running, oldest first
 	done     []Done[T, R]     // to send to out from done[head] on, first first
 	head     int
-	stopping bool             // starting has ended
+	stopping bool // starting has ended
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
