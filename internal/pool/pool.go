@@ -272,8 +272,8 @@ type dispatcher[T, R any] struct {
 	running  int              // attempts handed to workers and not yet back
 	live     []liveAttempt    // with Options.Preempt: the attempts running, oldest first
 	done     []Done[T, R]     // to send to out from done[head] on, first first
-	head     int
-	stopping bool // starting has ended
+	head     int              // done[head] is the next to send
+	stopping bool             // starting has ended
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
