@@ -195,7 +195,9 @@ func TestSimpleCommandRunsAsTheShellWould(t *testing.T) {
 			if decision(line, dir) {
 				t.Errorf("%q: runs directly, want it to go to the shell", line)
 			}
-			same(t, line, dir)
+			if dir == "" { // both ways go to the shell: once is enough (each run costs a process)
+				same(t, line, dir)
+			}
 		}
 		for _, line := range fallback {
 			same(t, line, dir)
