@@ -49,6 +49,7 @@ type runPlan struct {
 	StartedAt   time.Time       `json:"started_at"`
 	Hostname    string          `json:"hostname,omitempty"`
 	Containment string          `json:"containment,omitempty"` // as the report says it
+	Command     string          `json:"command,omitempty"`     // the submitter's command line, as the report says it
 
 	// Sources are the input sources (::: values), Link --link; a run whose input
 	// comes from files of :::: is not kept (its files are not on the broker).
@@ -108,7 +109,7 @@ func (p *runPlan) limits() ([]jobs.Limit, error) {
 func planOf(opts *ExecOptions, run *report.Run, workers int, limit rate.Limit) (*runPlan, error) {
 	p := &runPlan{Input: inputName(opts.File), Format: opts.Format, Template: opts.TemplateArgs, Null: opts.Null, Workers: workers,
 		Burst: opts.Burst, Settings: opts.Settings, Grace: opts.Grace, Output: opts.Output, KeepOrder: opts.KeepOrder, Halt: opts.Halt,
-		Quiet: opts.Quiet, StartedAt: run.StartedAt, Hostname: run.Hostname, Containment: run.Containment,
+		Quiet: opts.Quiet, StartedAt: run.StartedAt, Hostname: run.Hostname, Containment: run.Containment, Command: run.Command,
 		Sources: opts.Sources, Link: opts.Link, TimeoutPercent: opts.TimeoutPercent, TagInput: opts.TagInput, TagString: opts.TagStringText,
 		Limits: planLimits(opts.Limits), BackoffCode: opts.BackoffCode}
 	if limit != rate.Inf {

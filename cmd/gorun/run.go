@@ -63,7 +63,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	run := report.Run{ID: newRunID(), StartedAt: time.Now(), Command: commandLine(os.Args), Input: inputName(opts.File)}
 	run.Hostname, _ = os.Hostname()
 	if rs := opts.resume; rs != nil {
-		run = report.Run{ID: rs.entry.ID, StartedAt: rs.plan.StartedAt, Hostname: rs.plan.Hostname}
+		run = report.Run{ID: rs.entry.ID, StartedAt: rs.plan.StartedAt, Hostname: rs.plan.Hostname, Command: rs.plan.Command, Input: rs.plan.Input}
 	}
 	runner := &process.Runner{Grace: opts.Grace, BaseEnv: append(os.Environ(), process.RunIDVar+"="+run.ID, process.GuardVar+"="+run.ID), Strongest: opts.Containment, Host: run.Hostname}
 	containment, containWhy, release, err := guardRunner(runner, run.ID, opts.StartGuard, opts.Hurry)
