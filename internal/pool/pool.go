@@ -403,6 +403,11 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 		return 0, time.Time{}
 	}
 	now := time.Now()
+	// The least of all, when the Gate admits it, is the least it admits: the common
+	// case costs one Admit, not a pass over the queue.
+	if ok, _, _ := d.opts.Gate.Admit(d.ready.items[0].job.Value, now); ok {
+		return 0, time.Time{}
+	}
 	pick = -1
 	for i := range d.ready.items {
 		a := &d.ready.items[i]

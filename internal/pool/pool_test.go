@@ -474,3 +474,40 @@ func TestGateHoldsBackOnlyWhatItLimits(t *testing.T) {
 		}
 	})
 }
+
+// countGate admits everything and counts how often it was asked.
+type countGate struct{ asked int }
+
+func (g *countGate) Admit(int, time.Time) (bool, time.Time, string) {
+	g.asked++
+	return true, time.Time{}, ""
+}
+func (g *countGate) Start(int, time.Time) {}
+func (g *countGate) Done(int)             {}
+
+// TestGateThatAdmitsCostsNoPass: a Gate that admits the next job is asked about it,
+// not about every ready job at every start. A pass over the queue per start made a
+// 5,000-task file at -j 8 take 1.8 times as long, with every run's back-off gate.
+func TestGateThatAdmitsCostsNoPass(t *testing.T) {
+	const n = 2000
+	var jobs []Job[int]
+	for i := 1; i <= n; i++ {
+		jobs = append(jobs, Job[int]{Index: i, Value: i})
+	}
+	g := &countGate{}
+	in := make(chan Job[int])
+	close(in)
+	out := make(chan Done[int, int])
+	go func() {
+		Run(context.Background(), context.Background(), Options[int, int]{Workers: 4, Ready: jobs, Gate: g}, in,
+			func(ctx context.Context, slot, attempt int, v int) int { return v }, out)
+		close(out)
+	}()
+	done := 0
+	for range out {
+		done++
+	}
+	if done != n || g.asked > 4*n {
+		t.Errorf("%d jobs done, the gate asked %d times; want %d, and at most %d", done, g.asked, n, 4*n)
+	}
+}
