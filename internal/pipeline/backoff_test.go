@@ -82,17 +82,20 @@ func TestBackoffHalvesThenRecovers(t *testing.T) {
 		if recovered.IsZero() || events[len(events)-1].Concurrency != 8 {
 			t.Fatalf("got events %v, want a recovery to 5, and 8 at the end", events)
 		}
+		// The starts from the back-off to the recovery, that instant included: tasks end
+		// at the same fake instant as the recovery they cause, so a start then may see
+		// 4 or 5 running, in either order.
 		most := 0
 		for _, s := range c.starts {
-			if s.at.After(events[0].Time) && s.at.Before(recovered) {
+			if s.at.After(events[0].Time) && !s.at.After(recovered) {
 				most = max(most, s.running)
 			}
 			if s.running > 8 {
 				t.Errorf("%d tasks ran at once, more than the 8 workers", s.running)
 			}
 		}
-		if most != 4 {
-			t.Errorf("at most %d ran at once between the back-off and the recovery, want 4", most)
+		if most < 4 || most > 5 {
+			t.Errorf("at most %d ran at once between the back-off and the recovery, want 4 (5 as it recovers)", most)
 		}
 		if r := results[1]; r.Status != jobs.Succeeded || r.Attempts != 2 || r.RetryLog != nil {
 			t.Errorf("the task that backed off: got %s after %d attempts, retry log %v; want succeeded after 2, no retry used", r.Status, r.Attempts, r.RetryLog)
