@@ -114,6 +114,15 @@ func TestDialRetriesUnreachable(t *testing.T) {
 // TestRoutesNeedTheToken: a broker of a cluster with a token takes routes only from
 // brokers that present it; one without it never joins, so it never sees a run.
 func TestRoutesNeedTheToken(t *testing.T) {
+	tok := BrokerSecurity{Token: "s3cret"}
+	keepsIntruderOut(t, tok, BrokerSecurity{}, tok)
+}
+
+// keepsIntruderOut starts broker a (secA), then an intruder (secIntruder) that routes
+// to a, then b (secB) that routes to a too. b must join a, and the intruder, which
+// tried first, must not: it has no route connection once a's are all to b.
+func keepsIntruderOut(t *testing.T, secA, secIntruder, secB BrokerSecurity) {
+	t.Helper()
 	ports := freePorts(t, 3)
 	route := func(p int) []string { return []string{fmt.Sprintf("nats-route://127.0.0.1:%d", p)} }
 	serve := func(name string, sec BrokerSecurity, port int, routes []string) *Broker {
@@ -125,21 +134,21 @@ func TestRoutesNeedTheToken(t *testing.T) {
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		return s
 	}
-	a := serve("a", BrokerSecurity{Token: "s3cret"}, ports[0], route(ports[2]))
-	intruder := serve("intruder", BrokerSecurity{}, ports[1], route(ports[0])) // tries first
-	b := serve("b", BrokerSecurity{Token: "s3cret"}, ports[2], route(ports[0]))
+	a := serve("a", secA, ports[0], route(ports[2]))
+	intruder := serve("intruder", secIntruder, ports[1], route(ports[0]))
+	b := serve("b", secB, ports[2], route(ports[0]))
 	// Routes come in pools (several connections per peer): b has joined once it has
 	// some, and a's are all to b once it has as many as b, whose only peer is a. With
 	// the intruder in, a would have more, for good.
 	joined := func() bool { na, nb := a.NumRoutes(), b.NumRoutes(); return nb > 0 && na == nb }
 	for deadline := time.Now().Add(30 * time.Second); !joined(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("route connections: first broker %d, broker with the token %d, intruder %d: want the first two equal, the intruder none",
+			t.Fatalf("route connections: a %d, b %d, intruder %d: want a and b equal (each other's only peer), the intruder none",
 				a.NumRoutes(), b.NumRoutes(), intruder.NumRoutes())
 		}
 	}
 	if n := intruder.NumRoutes(); n != 0 {
-		t.Errorf("a broker without the token has %d route connections into the cluster, want 0", n)
+		t.Errorf("the intruder has %d route connections into the cluster, want 0", n)
 	}
 }
 
