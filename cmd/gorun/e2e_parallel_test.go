@@ -67,7 +67,10 @@ func TestE2EParallelIdioms(t *testing.T) {
 		}
 	}
 	parallel, _ := exec.LookPath("parallel")
-	if parallel == "" {
+	switch {
+	case parallel == "" && os.Getenv("CI") != "":
+		t.Fatal("GNU parallel is not installed: CI compares gorun with it (.ci/run installs it)")
+	case parallel == "":
 		t.Log("GNU parallel is not installed: comparing gorun with the golden files only")
 	}
 	for _, tt := range parallelIdioms {
