@@ -206,19 +206,26 @@ func TestE2EControlCancelLive(t *testing.T) {
 	if last := views[len(views)-1]; !strings.Contains(last, "state      cancelled\n") || !strings.Contains(last, "exit code  3\n") {
 		t.Errorf("gorun status --watch, last view:\n%s", last)
 	}
-	for _, want := range []string{"2 cancelled, 3 skipped", "gorun: run " + run + " cancelled: by gorun cancel on "} {
-		if !strings.Contains(r.stderr.String(), want) {
-			t.Errorf("stderr:\n%s\nwant %q", r.stderr, want)
-		}
+	// The 2 running tasks are cancelled and the 3 waiting ones skipped; or 3 and 2: the
+	// worker, which learns of the cancel on its own, may stop the 2 before the submitter
+	// learns of it, and the submitter then hands out a third attempt that is withdrawn
+	// at once, counted cancelled.
+	counts := regexp.MustCompile(`([23]) cancelled, ([23]) skipped`).FindStringSubmatch(r.stderr.String())
+	if counts == nil || counts[1] == counts[2] || !strings.Contains(r.stderr.String(), "gorun: run "+run+" cancelled: by gorun cancel on ") {
+		t.Errorf("stderr:\n%s\nwant 2 cancelled and 3 skipped (or 3 and 2), and the cancel named", r.stderr)
 	}
+	if counts == nil {
+		return
+	}
+	cancelled, _ := strconv.Atoi(counts[1])
 	data, err := os.ReadFile(report)
-	if err != nil || !bytes.Contains(data, []byte(`"cancelled": 2`)) && !bytes.Contains(data, []byte(`"cancelled":2`)) {
-		t.Errorf("report: %v\n%s", err, data)
+	if err != nil || !bytes.Contains(data, []byte(`"cancelled": `+counts[1])) && !bytes.Contains(data, []byte(`"cancelled":`+counts[1])) {
+		t.Errorf("report: %v, want %d cancelled as the summary said\n%s", err, cancelled, data)
 	}
 	waitNoSurvivors(t, c, marker, 10*time.Second) // well within the lease: stopped, not lost
 	s := statusJSON(t, c.URL, run)
-	if s.State != "cancelled" || s.ExitCode == nil || *s.ExitCode != 3 || s.Counts["cancelled"] != 2 || s.Counts["skipped"] != 3 {
-		t.Errorf("status after the run: %+v", s)
+	if s.State != "cancelled" || s.ExitCode == nil || *s.ExitCode != 3 || s.Counts["cancelled"] != cancelled || s.Counts["skipped"] != 5-cancelled {
+		t.Errorf("status after the run: %+v, want the summary's counts", s)
 	}
 }
 
