@@ -224,7 +224,9 @@ func TestE2ETaskSeesOnlyStandardDescriptors(t *testing.T) {
 	}
 	defer leak.Close()
 	cmd := exec.Command(gorunBin, "exec", "--lock", filepath.Join(dir, "lock"), "--journal", filepath.Join(dir, "j"), "--report", filepath.Join(dir, "r.json"))
-	cmd.Stdin = strings.NewReader(`sleep 5 & p=$!; ls /proc/$p/fd | sort -n | tr '\n' ' '; kill $p` + "\n")
+	// The background child is listed once it is sleep: before its exec it is a copy of
+	// the shell, with whatever the shell has open for itself at that moment.
+	cmd.Stdin = strings.NewReader(`sleep 5 & p=$!; until [ "$(cat /proc/$p/comm)" = sleep ]; do :; done; ls /proc/$p/fd | sort -n | tr '\n' ' '; kill $p` + "\n")
 	cmd.ExtraFiles = []*os.File{leak}
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+dir)
 	out, err := cmd.Output()
