@@ -225,21 +225,7 @@ func TestRedeliveryCountsEveryExecution(t *testing.T) {
 		done <- e.Run(context.Background(), shellTask(1, `echo "attempt $GORUN_ATTEMPT"`), 1, 1, out, capture())
 	}()
 
-	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("redeliver"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msg jetstream.Msg
-	for m := range batch.Messages() {
-		msg = m
-	}
-	if msg == nil {
-		t.Fatal("no attempt delivered")
-	}
+	_, msg := fetchAttempt(t, conn, "redeliver")
 	var am attemptMsg
 	if err := json.Unmarshal(msg.Data(), &am); err != nil {
 		t.Fatal(err)
@@ -413,21 +399,7 @@ func TestEndIsAnsweredByTheAckOfItsDelivery(t *testing.T) {
 	done := make(chan jobs.Attempt, 1)
 	go func() { done <- e.Run(context.Background(), shellTask(1, "true"), 1, 1, capture(), capture()) }()
 
-	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("acked"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var msg jetstream.Msg
-	for m := range batch.Messages() {
-		msg = m
-	}
-	if msg == nil {
-		t.Fatal("no attempt delivered")
-	}
+	cons, msg := fetchAttempt(t, conn, "acked")
 	var am attemptMsg
 	if err := json.Unmarshal(msg.Data(), &am); err != nil {
 		t.Fatal(err)
@@ -485,21 +457,7 @@ func TestEndCarriesTheSlotsNextPull(t *testing.T) {
 		info, err := conn.Tasks.Info(context.Background())
 		return err == nil && info.State.Msgs == 2
 	})
-	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName("next"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var first jetstream.Msg
-	for m := range batch.Messages() {
-		first = m
-	}
-	if first == nil {
-		t.Fatal("no attempt delivered")
-	}
+	cons, first := fetchAttempt(t, conn, "next")
 	inbox, err := conn.NC.SubscribeSync(conn.NC.NewInbox())
 	if err != nil {
 		t.Fatal(err)
@@ -543,4 +501,26 @@ func TestEndCarriesTheSlotsNextPull(t *testing.T) {
 			t.Errorf("got %+v, want one successful execution", a)
 		}
 	}
+}
+
+// fetchAttempt pulls one attempt of run from its consumer, as a worker would, and
+// returns the consumer and the delivered message.
+func fetchAttempt(t *testing.T, conn *Conn, run string) (jetstream.Consumer, jetstream.Msg) {
+	t.Helper()
+	cons, err := conn.JS.Consumer(context.Background(), TasksStream, consumerName(run))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg jetstream.Msg
+	for m := range batch.Messages() {
+		msg = m
+	}
+	if msg == nil {
+		t.Fatal("no attempt delivered")
+	}
+	return cons, msg
 }
