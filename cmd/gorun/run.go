@@ -275,15 +275,9 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
 	for _, i := range order {
 		t := &tasks[i]
-		var ids []string
-		if needs != nil {
-			for _, n := range needs[i] {
-				ids = append(ids, tasks[n].ID)
-			}
-		}
 		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
-		if len(ids) > 0 {
-			need = strings.Join(ids, ",")
+		if needs != nil && len(needs[i]) > 0 {
+			need = strings.Join(uniq(t.Needs), ",") // as written: a matrix task's id stands for all its combinations
 		}
 		if len(t.Limits) > 0 {
 			pools = strings.Join(t.Limits, ",")
@@ -312,6 +306,17 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 	}
 	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
 	return err
+}
+
+// uniq returns the distinct strings of list, in order.
+func uniq(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // tagFunc returns how output lines are tagged in the tag mode: by the task's input

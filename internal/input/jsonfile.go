@@ -14,7 +14,7 @@ import (
 // It takes only what it reads exactly as the YAML reader does: an object with the
 // known keys, each once and spelled exactly; strings, whole numbers and lists of
 // strings where the schema wants them; env values that are strings or
-// {"from_worker": NAME}. Anything else (YAML that is not JSON, null, a number written
+// {"from_worker": NAME}; a matrix of lists of strings, numbers and booleans. Anything else (YAML that is not JSON, null, a number written
 // with a fraction, a duplicate key, invalid UTF-8, any error of the file's contents)
 // makes it give up (false), and the caller reads the file with the YAML reader, which
 // gives every error its file, line and column. It never returns an error of its own.
@@ -140,6 +140,8 @@ func (r *jsonReader) tasks() (*[]rawTask, bool) {
 				t.Cmd, ok = r.strings()
 			case "needs":
 				t.Needs, ok = r.strings()
+			case "matrix":
+				t.Matrix, ok = r.matrix()
 			default:
 				ok = r.setting(key, &t.RawSettings)
 			}
@@ -151,6 +153,40 @@ func (r *jsonReader) tasks() (*[]rawTask, bool) {
 		tasks = append(tasks, t)
 	}
 	return &tasks, r.delim(']')
+}
+
+// matrix reads a task's matrix: an object of lists of strings, numbers and booleans,
+// each number as written (1.50 stays 1.50, as the YAML reader keeps it). The axes
+// keep the order of the keys in the file.
+func (r *jsonReader) matrix() (*rawMatrix, bool) {
+	m := &rawMatrix{}
+	ok := r.object(func(name string) bool {
+		if !r.delim('[') {
+			return false
+		}
+		ax := rawAxis{name: name}
+		for r.dec.More() {
+			tok, err := r.dec.Token()
+			if err != nil {
+				return false
+			}
+			var text string
+			switch v := tok.(type) {
+			case string:
+				text = v
+			case json.Number:
+				text = v.String()
+			case bool:
+				text = strconv.FormatBool(v)
+			default: // null, a list, an object
+				return false
+			}
+			ax.values = append(ax.values, rawValue{text: text})
+		}
+		m.axes = append(m.axes, ax)
+		return r.delim(']')
+	})
+	return m, ok
 }
 
 // setting reads the value of a per-task setting into s.

@@ -31,29 +31,75 @@ type File struct {
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
 	Defaults jobs.Defaults
 	Specs    []jobs.Spec
-	Needs    [][]int      // by position: the positions each task needs; nil when no task has needs
-	Limits   []jobs.Limit // the pools the tasks may name, by name
+	// Needs are, by position in Tasks, the positions each task needs; nil when no task
+	// has needs. A need of a matrix task's id is a need of each of its combinations.
+	Needs  [][]int
+	Limits []jobs.Limit // the pools the tasks may name, by name
+	// matrices are the specs' matrices, by position in Specs (nil: a task without
+	// one); nil when no task has one.
+	matrices []*matrix
 }
 
-// Tasks resolves every spec of f against the command-line settings s. Tasks that give
-// no environment of their own share one copy of the defaults' environment, so that a
-// large file does not hold it once per task (a Task's slices are never written to).
+// Tasks resolves every spec of f against the command-line settings s: a task per
+// spec, and a task per combination of a spec with a `matrix`, in the file's order.
+// Tasks that give no environment of their own share one copy of the defaults'
+// environment, so that a large file does not hold it once per task (a Task's slices
+// are never written to); the combinations of a matrix share its task's environment
+// (unless it names an axis), its command template and its needs.
+//
+// The id of a task without one is task-N, N its position in the file (not in Tasks),
+// so that adding a matrix does not rename the tasks after it.
 func (f *File) Tasks(s jobs.Settings) []jobs.Task {
-	tasks := make([]jobs.Task, len(f.Specs))
-	shared := -1 // the first task whose environment is the defaults' alone
+	tasks := make([]jobs.Task, 0, f.Len())
+	var (
+		shared     bool // sharedEnv and sharedFrom are set
+		sharedEnv  []string
+		sharedFrom []jobs.EnvRef
+	)
 	for i := range f.Specs {
 		sp := &f.Specs[i]
-		tasks[i] = jobs.Resolve(i+1, sp, s, &f.Defaults)
-		if len(sp.Env) > 0 || len(sp.EnvFrom) > 0 {
+		t := jobs.Resolve(len(tasks)+1, sp, s, &f.Defaults)
+		if sp.ID == "" {
+			t.ID = jobs.DefaultID(i + 1)
+		}
+		if len(sp.Env) == 0 && len(sp.EnvFrom) == 0 {
+			if !shared {
+				shared, sharedEnv, sharedFrom = true, t.Env, t.EnvFrom
+			}
+			t.Env, t.EnvFrom = sharedEnv, sharedFrom
+		}
+		if m := f.matrix(i); m != nil {
+			tasks = m.expand(tasks, t, sp, s, &f.Defaults)
 			continue
 		}
-		if shared < 0 {
-			shared = i
-			continue
-		}
-		tasks[i].Env, tasks[i].EnvFrom = tasks[shared].Env, tasks[shared].EnvFrom
+		tasks = append(tasks, t)
 	}
 	return tasks
+}
+
+// Len returns the number of tasks of Tasks: a matrix task counts its combinations.
+func (f *File) Len() int {
+	n := 0
+	for i := range f.Specs {
+		n += f.size(i)
+	}
+	return n
+}
+
+// matrix returns the matrix of the spec at position i, or nil.
+func (f *File) matrix(i int) *matrix {
+	if f.matrices == nil {
+		return nil
+	}
+	return f.matrices[i]
+}
+
+// size returns how many tasks the spec at position i makes.
+func (f *File) size(i int) int {
+	if m := f.matrix(i); m != nil {
+		return m.size
+	}
+	return 1
 }
 
 // ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
@@ -118,13 +164,14 @@ type RawSettings struct {
 }
 
 type rawTask struct {
-	ID          *string  `yaml:"id"`
-	Run         *string  `yaml:"run"`
-	Cmd         []string `yaml:"cmd"`
-	Needs       []string `yaml:"needs"`
-	Priority    *int     `yaml:"priority"`
-	Limits      []string `yaml:"limits"`
-	Estimate    *string  `yaml:"estimate"`
+	ID          *string    `yaml:"id"`
+	Run         *string    `yaml:"run"`
+	Cmd         []string   `yaml:"cmd"`
+	Needs       []string   `yaml:"needs"`
+	Priority    *int       `yaml:"priority"`
+	Limits      []string   `yaml:"limits"`
+	Estimate    *string    `yaml:"estimate"`
+	Matrix      *rawMatrix `yaml:"matrix"`
 	RawSettings `yaml:",inline"`
 }
 
@@ -272,20 +319,38 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
 	}
 	f.Specs = make([]jobs.Spec, len(*raw.Tasks))
+	fromMatrices := 0 // tasks the matrices make
 	for i := range *raw.Tasks {
-		sp, err := p.task(i, &(*raw.Tasks)[i])
+		rt := &(*raw.Tasks)[i]
+		sp, err := p.task(i, rt)
 		if err != nil {
 			return nil, err
 		}
 		f.Specs[i] = sp
+		if rt.Matrix == nil {
+			continue
+		}
+		m, err := p.matrix(i, specID(f.Specs, i), rt, &f.Specs[i])
+		if err != nil {
+			return nil, err
+		}
+		if fromMatrices += m.size; fromMatrices > MaxMatrixTasks {
+			return nil, p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", specID(f.Specs, i)),
+				"the file's matrices make more than %d tasks", MaxMatrixTasks)
+		}
+		if f.matrices == nil {
+			f.matrices = make([]*matrix, len(*raw.Tasks))
+		}
+		f.matrices[i] = m
 	}
-	if err := p.checkIDs(f.Specs); err != nil {
+	ids, err := p.checkIDs(f)
+	if err != nil {
 		return nil, err
 	}
 	if err := p.taskLimits(f); err != nil {
 		return nil, err
 	}
-	return f, p.needs(f)
+	return f, p.needs(f, ids)
 }
 
 // limit converts the pool name of `limits:`.
@@ -340,9 +405,14 @@ func (p *fileParser) taskLimits(f *File) error {
 	return nil
 }
 
-// needs resolves the tasks' needs to positions and refuses unknown ids, a task that
-// needs itself, and cycles.
-func (p *fileParser) needs(f *File) error {
+// needs resolves the tasks' needs to positions in Tasks, and refuses unknown ids, a
+// task that needs itself, and cycles. ids are the positions of the ids (checkIDs).
+//
+// A need of a matrix task's id is a need of each of its combinations; a need of one
+// combination's id (build[os=linux]) is of that one. A cycle between tasks is a cycle
+// between their combinations too (a matrix task's needs are each combination's), so
+// cycles are looked for between the tasks as written.
+func (p *fileParser) needs(f *File, ids map[string]idPos) error {
 	hasNeeds := false
 	for i := range f.Specs {
 		hasNeeds = hasNeeds || len(f.Specs[i].Needs) > 0
@@ -350,36 +420,64 @@ func (p *fileParser) needs(f *File) error {
 	if !hasNeeds {
 		return nil
 	}
-	pos := make(map[string]int, len(f.Specs))
-	for i := range f.Specs {
-		pos[specID(f.Specs, i)] = i
+	bySpec := make([][]int, len(f.Specs)) // the specs each spec needs, for cycles
+	byTask := make([][]int, len(f.Specs)) // the positions in Tasks each spec's tasks need
+	start := make([]int, len(f.Specs))    // the position in Tasks of each spec's first task
+	for i := 1; i < len(f.Specs); i++ {
+		start[i] = start[i-1] + f.size(i-1)
 	}
-	f.Needs = make([][]int, len(f.Specs))
+	edges := 0
 	for i := range f.Specs {
-		seen := map[int]bool{}
+		seenSpec, seenTask := map[int]bool{}, map[int]bool{}
 		for j, id := range f.Specs[i].Needs {
 			path := fmt.Sprintf("$.tasks[%d].needs[%d]", i, j)
 			where := fmt.Sprintf("task %q: needs", specID(f.Specs, i))
-			n, ok := pos[id]
+			n, ok := ids[id]
 			switch {
 			case !ok:
 				return p.errAt(path, where, "unknown task %q", id)
-			case n == i:
+			case n.spec == i && f.matrix(i) != nil:
+				return p.errAt(path, where, "a matrix task cannot need its own combinations")
+			case n.spec == i:
 				return p.errAt(path, where, "a task cannot need itself")
-			case seen[n]:
-				continue
 			}
-			seen[n] = true
-			f.Needs[i] = append(f.Needs[i], n)
+			if !seenSpec[n.spec] {
+				seenSpec[n.spec] = true
+				bySpec[i] = append(bySpec[i], n.spec)
+			}
+			first, count := start[n.spec]+max(n.combo, 0), f.size(n.spec)
+			if n.combo >= 0 {
+				count = 1
+			}
+			for k := first; k < first+count; k++ {
+				if !seenTask[k] {
+					seenTask[k] = true
+					byTask[i] = append(byTask[i], k)
+				}
+			}
+		}
+		if edges += len(byTask[i]) * f.size(i); edges > MaxMatrixNeeds {
+			return p.errAt(fmt.Sprintf("$.tasks[%d].needs", i), fmt.Sprintf("task %q: needs", specID(f.Specs, i)),
+				"the needs between the combinations of the file's matrices are more than %d", MaxMatrixNeeds)
 		}
 	}
-	if cycle := findCycle(f.Needs); cycle != nil {
-		ids := make([]string, len(cycle))
+	if cycle := findCycle(bySpec); cycle != nil {
+		names := make([]string, len(cycle))
 		for k, i := range cycle {
-			ids[k] = specID(f.Specs, i)
+			names[k] = specID(f.Specs, i)
 		}
-		return p.errAt(fmt.Sprintf("$.tasks[%d].needs", cycle[0]), fmt.Sprintf("task %q: needs", ids[0]),
-			"cycle: %s", strings.Join(ids, " → "))
+		return p.errAt(fmt.Sprintf("$.tasks[%d].needs", cycle[0]), fmt.Sprintf("task %q: needs", names[0]),
+			"cycle: %s", strings.Join(names, " → "))
+	}
+	if f.matrices == nil {
+		f.Needs = byTask
+		return nil
+	}
+	f.Needs = make([][]int, f.Len())
+	for i := range f.Specs {
+		for k := range f.size(i) {
+			f.Needs[start[i]+k] = byTask[i] // shared: never written to
+		}
 	}
 	return nil
 }
@@ -474,6 +572,9 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 	sp.Limits = rt.Limits
 	if p.single && len(rt.Limits) > 0 {
 		return sp, p.errAt(path+".limits", where+"limits", "limits are pools of a task file's `limits:`, not of a stream")
+	}
+	if p.single && rt.Matrix != nil {
+		return sp, p.errAt(path+".matrix", where+"matrix", "matrix is for task files (.yaml, .yml, .json), not a stream")
 	}
 	if p.single && len(rt.Needs) > 0 {
 		return sp, p.errAt(path+".needs", where+"needs", "needs is for task files (.yaml, .yml, .json), not a stream")
@@ -579,21 +680,36 @@ func (p *fileParser) duration(path, where, key string, s *string) (*time.Duratio
 	return &d, nil
 }
 
-func (p *fileParser) checkIDs(specs []jobs.Spec) error {
-	seen := make(map[string]int, len(specs))
-	for i := range specs {
-		id := specs[i].ID
-		if id == "" {
-			id = jobs.DefaultID(i + 1)
-		}
-		if j, dup := seen[id]; dup {
-			first := p.errAt(fmt.Sprintf("$.tasks[%d]", j), "", "").(*jobs.InputError)
+// idPos is where an id stands: a task of the file (spec, its position in Specs), and
+// for the id of one combination of a matrix, the combination (combo; else -1).
+type idPos struct{ spec, combo int }
+
+// checkIDs refuses an id given twice, the id of a combination of a matrix included,
+// and returns where each id stands.
+func (p *fileParser) checkIDs(f *File) (map[string]idPos, error) {
+	seen := make(map[string]idPos, len(f.Specs))
+	add := func(id string, i, combo int) error {
+		if first, dup := seen[id]; dup {
+			line := p.errAt(fmt.Sprintf("$.tasks[%d]", first.spec), "", "").(*jobs.InputError).Line
 			return p.errAt(fmt.Sprintf("$.tasks[%d]", i), fmt.Sprintf("task %d: id", i+1),
-				"duplicate id %q (first used by task %d at line %d)", id, j+1, first.Line)
+				"duplicate id %q (first used by task %d at line %d)", id, first.spec+1, line)
 		}
-		seen[id] = i
+		seen[id] = idPos{spec: i, combo: combo}
+		return nil
 	}
-	return nil
+	for i := range f.Specs {
+		if err := add(specID(f.Specs, i), i, -1); err != nil {
+			return nil, err
+		}
+		if m := f.matrix(i); m != nil {
+			for c, id := range m.ids {
+				if err := add(id, i, c); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return seen, nil
 }
 
 // yamlError turns an error of the YAML library into a one-line InputError, positioned
