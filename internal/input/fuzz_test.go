@@ -38,6 +38,8 @@ var badInputs = []string{
 	"a: &a [x]\nb: *a\n",                           // anchors and aliases
 	"version: 1\ntasks: [{run: \"a\", needs: [b]}, {id: b, run: c, needs: [task-1]}]\n",
 	`{"version": 1, "defaults": {"env": {"A": "1", "S": {"from_worker": "X"}}}, "tasks": [{"id": "a", "cmd": ["x", "y"], "needs": []}]}`,
+	`{"tasks": [{"id": "m", "matrix": {"y": [1, 2.50, true], "x": ["a"]}, "run": "echo {x} {y}"}, {"run": "z", "needs": ["m", "m[y=1,x=a]"]}]}`,
+	"version: 1\ntasks:\n  - matrix: {x: [a, [b]], y: []}\n    cmd: [echo, '{x}{z}']\n    env: {V: '{x}'}\n",
 }
 
 var positioned = regexp.MustCompile(`^(f\.yaml|f\.jsonl|stdin):[1-9][0-9]*:[1-9][0-9]*: [^\n]*$`)
