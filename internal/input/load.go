@@ -428,6 +428,9 @@ func (p *fileParser) needs(f *File, ids map[string]idPos) error {
 	}
 	edges := 0
 	for i := range f.Specs {
+		if len(f.Specs[i].Needs) == 0 {
+			continue
+		}
 		seenSpec, seenTask := map[int]bool{}, map[int]bool{}
 		for j, id := range f.Specs[i].Needs {
 			path := fmt.Sprintf("$.tasks[%d].needs[%d]", i, j)
@@ -456,7 +459,7 @@ func (p *fileParser) needs(f *File, ids map[string]idPos) error {
 				}
 			}
 		}
-		if edges += len(byTask[i]) * f.size(i); edges > MaxMatrixNeeds {
+		if edges += len(byTask[i]) * f.size(i); f.matrices != nil && edges > MaxMatrixNeeds {
 			return p.errAt(fmt.Sprintf("$.tasks[%d].needs", i), fmt.Sprintf("task %q: needs", specID(f.Specs, i)),
 				"the needs between the combinations of the file's matrices are more than %d", MaxMatrixNeeds)
 		}

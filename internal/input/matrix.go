@@ -140,9 +140,10 @@ type matrix struct {
 
 	run  *Template     // `run` with {NAME} as a positional parameter; nil when it names no axis
 	argv *argvTemplate // `cmd` with {NAME} in its words; nil when it names no axis
-	// perTask: the task's own env or dir names an axis, so each combination resolves
-	// its own; otherwise every combination shares the task's environment.
-	perTask bool
+	// envRefs: the task's own env names an axis, so each combination has its own
+	// environment; otherwise they all share the task's.
+	envRefs bool
+	dirRefs []axisRef // the references of the task's own dir
 }
 
 // axisRef is a reference {NAME} in a string: its bytes [start, end), and its axis
@@ -304,14 +305,13 @@ func (p *fileParser) matrix(i int, id string, rt *rawTask, sp *jobs.Spec) (*matr
 		if err != nil {
 			return nil, err
 		}
-		m.perTask = m.perTask || len(refs) > 0
+		m.envRefs = m.envRefs || len(refs) > 0
 	}
 	if sp.Dir != nil {
-		refs, err := check(*sp.Dir, path+".dir", "dir")
-		if err != nil {
+		var err error
+		if m.dirRefs, err = check(*sp.Dir, path+".dir", "dir"); err != nil {
 			return nil, err
 		}
-		m.perTask = m.perTask || len(refs) > 0
 	}
 
 	n := len(m.names)
@@ -410,9 +410,12 @@ func (m *matrix) expand(tasks []jobs.Task, base jobs.Task, sp *jobs.Spec, s jobs
 	for c := range m.size {
 		values := m.valuesOf(c)
 		t := base
-		if m.perTask {
-			t = jobs.Resolve(base.Index, m.specOf(sp, values), s, d)
-			t.Named = base.Named
+		if m.envRefs {
+			own := jobs.Resolve(base.Index, m.specOf(sp, values), s, d)
+			t.Env, t.EnvFrom = own.Env, own.EnvFrom
+		}
+		if len(m.dirRefs) > 0 {
+			t.Dir = substitute(*sp.Dir, m.dirRefs, values)
 		}
 		t.Index = len(tasks) + 1
 		t.ID = m.ids[c]
@@ -425,18 +428,12 @@ func (m *matrix) expand(tasks []jobs.Task, base jobs.Task, sp *jobs.Spec, s jobs
 	return tasks
 }
 
-// specOf returns sp with the axes in its own env and dir replaced by values.
+// specOf returns sp with the axes in its own env replaced by values.
 func (m *matrix) specOf(sp *jobs.Spec, values []string) *jobs.Spec {
 	c := *sp
-	if sp.Env != nil {
-		c.Env = make(map[string]string, len(sp.Env))
-		for k, v := range sp.Env {
-			c.Env[k] = substitute(v, axisRefs(v, m.names), values)
-		}
-	}
-	if sp.Dir != nil {
-		dir := substitute(*sp.Dir, axisRefs(*sp.Dir, m.names), values)
-		c.Dir = &dir
+	c.Env = make(map[string]string, len(sp.Env))
+	for k, v := range sp.Env {
+		c.Env[k] = substitute(v, axisRefs(v, m.names), values)
 	}
 	return &c
 }

@@ -264,6 +264,15 @@ func TestMatrixShellAndRefs(t *testing.T) {
 	if got := tasks[3].Args(1); !slices.Equal(got, []string{"./bench", "{}"}) {
 		t.Errorf("cmd args: %q, want as written", got)
 	}
+
+	f, err = Parse("f.yaml", []byte("version: 1\ndefaults: {env: {A: a}}\ntasks:\n  - matrix: {d: [x, y]}\n    run: make\n    dir: out/{d}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks = f.Tasks(jobs.Settings{})
+	if tasks[0].Dir != "out/x" || tasks[1].Dir != "out/y" || &tasks[0].Env[0] != &tasks[1].Env[0] {
+		t.Errorf("dir %q and %q, want out/x and out/y, sharing one environment", tasks[0].Dir, tasks[1].Dir)
+	}
 }
 
 // TestMatrixSharesMemory: a matrix of 100,000 combinations holds one environment and

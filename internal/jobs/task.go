@@ -34,9 +34,9 @@ type Task struct {
 	Key        string        // identity in a journal; set by the pipeline when journaling
 	Run        string        // shell command line; exactly one of Run and Argv is set
 	Argv       []string      // program and arguments, run without a shell
-	Template   Template      // when set, the command is Template applied to Item
+	Template   Template      // when set, the command is Template applied to TemplateValues
 	Item       string        // the input item of a template task; the bad line of an invalid one
-	Values     []string      // with several input sources: one value each (Item joins them with spaces)
+	Values     []string      // with several input sources: one value each (Item joins them with spaces); a matrix's combination: a value per axis
 	Invalid    *InputError   // when set, the input of this task was bad (where, and why): it never runs
 	Shell      string        // the shell that runs Run
 	Dir        string        // working directory; "" is gorun's own
