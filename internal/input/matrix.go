@@ -2,6 +2,8 @@ package input
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -300,8 +302,8 @@ func (p *fileParser) matrix(i int, id string, rt *rawTask, sp *jobs.Spec) (*matr
 			m.argv = &argvTemplate{words: words}
 		}
 	}
-	for k, v := range sp.Env {
-		refs, err := check(v, path+".env."+k, "env."+k)
+	for _, k := range slices.Sorted(maps.Keys(sp.Env)) { // the first error is always the same
+		refs, err := check(sp.Env[k], path+".env."+k, "env."+k)
 		if err != nil {
 			return nil, err
 		}
