@@ -369,7 +369,11 @@ func (p *fileParser) matrixRun(run string, refs []axisRef, path, where string) (
 		last = r.end
 	}
 	b.WriteString(run[last:])
-	return NewTemplate([]string{b.String()}, jobs.DefaultShell)
+	t, err := NewTemplate([]string{b.String()}, jobs.DefaultShell)
+	if err != nil {
+		return nil, p.errAt(path+".run", where+"run", "%v", err)
+	}
+	return t, nil
 }
 
 // firstRepl returns the first replacement string of a command template in s.
