@@ -321,11 +321,12 @@ func layLanes(tries []htmlTry) ([][2]string, [][]any) {
 // last among those in a graph of needs, back through the need of each that ended last,
 // first task first. It is empty when no task needs another.
 func criticalPath(ids map[string]int, needs [][]string, starts, ends []float64) []int {
+	rows := needRows(ids)
 	inGraph := make([]bool, len(needs))
 	found := false
 	for i, ns := range needs {
 		for _, n := range ns {
-			if j, ok := ids[n]; ok {
+			for _, j := range rows(n) {
 				inGraph[i], inGraph[j], found = true, true, true
 			}
 		}
@@ -344,14 +345,44 @@ func criticalPath(ids map[string]int, needs [][]string, starts, ends []float64) 
 		path = append(path, cur)
 		next := -1
 		for _, n := range needs[cur] {
-			if j, ok := ids[n]; ok && ends[j] >= 0 && ends[j] <= starts[cur]+1 && (next < 0 || ends[j] > ends[next]) {
-				next = j
+			for _, j := range rows(n) {
+				if ends[j] >= 0 && ends[j] <= starts[cur]+1 && (next < 0 || ends[j] > ends[next]) {
+					next = j
+				}
 			}
 		}
 		cur = next
 	}
 	slices.Reverse(path)
 	return path
+}
+
+// needRows returns how a need resolves to rows: the row of its id, or for the id of
+// a matrix task, whose results are its combinations (ID[axis=value,…]), their rows.
+func needRows(ids map[string]int) func(need string) []int {
+	var combos map[string][]int // made at the first need that is not a row's id
+	return func(need string) []int {
+		if j, ok := ids[need]; ok {
+			return []int{j}
+		}
+		if combos == nil {
+			combos = map[string][]int{}
+			for id, j := range ids {
+				if !strings.HasSuffix(id, "]") {
+					continue
+				}
+				for p := range len(id) {
+					if id[p] == '[' {
+						combos[id[:p]] = append(combos[id[:p]], j)
+					}
+				}
+			}
+			for _, js := range combos {
+				slices.Sort(js)
+			}
+		}
+		return combos[need]
+	}
 }
 
 // group names the lanes an attempt ran in: its worker and host, or the run's host

@@ -146,6 +146,14 @@ func TestCriticalPathFollowsTheNeedThatEndedLast(t *testing.T) {
 	if len(d.Critical) != 0 {
 		t.Errorf("critical path %v without needs, want none", d.Critical)
 	}
+	// A need of a matrix task is a need of each of its combinations.
+	_, d = writeHTML(t, []jobs.Result{
+		r(1, "m[x=1]", 0, 100), r(2, "m[x=2]", 0, 300), r(3, "m[x=3]", 0, 200),
+		r(4, "after", 300, 400, "m"), r(5, "last", 400, 450, "after"),
+	})
+	if want := []int{1, 3, 4}; !slices.Equal(d.Critical, want) {
+		t.Errorf("critical path %v, want m[x=2] → after → last (%v)", d.Critical, want)
+	}
 }
 
 func TestTailsAreCutToTheBudget(t *testing.T) {
