@@ -151,3 +151,123 @@ func TestShellContexts(t *testing.T) {
 		}
 	}
 }
+
+// TestShellTemplateScript pins the command line a one-word template runs, place by
+// place.
+func TestShellTemplateScript(t *testing.T) {
+	for _, tt := range []struct {
+		shell, line, want string
+		params            []string // for the values "v" and "8"
+	}{
+		{"/bin/sh", `echo {} "{}" '{}'`, `echo "${1}" "${1}" ''"${1}"''`, []string{"v 8"}},
+		{"/bin/sh", `echo {} $(( {2} + {2} )) {2}`, `echo "${1}" $(( ${2} + ${2} )) "${3}"`, []string{"v 8", "8", "8"}},
+		{"/bin/sh", "cat <<EOF\n{}\nEOF", "cat <<EOF\n${1}\nEOF", []string{"v 8"}},
+		{"/bin/sh", "cat <<'EOF'\n{1}\nEOF", "cat <<'EOF'\nv\nEOF", nil},
+		{"/bin/sh", `echo ${x:-{}} "${x:-{}}" ${x%{}}`, `echo ${x:-"${1}"} "${x:-${1}}" ${x%"${1}"}`, []string{"v 8"}},
+		{"bash", `echo $'{}' a[{2}]`, `echo $''"${1}"$'' a["${2}"]`, []string{"v 8", "8"}},
+		{"bash", `a[{2}]=1; echo "${a[{2}]}" ${x:{2}:1}`, `a[${1}]=1; echo "${a[${1}]}" ${x:${1}:1}`, []string{"8"}},
+		{"/bin/sh", `echo \{} # {}`, `echo \{} # {} "$@"`, []string{}},
+		{"/bin/sh", `echo $x{}{}`, `echo $x"${1}""${1}"`, []string{"v 8"}},
+		{"/bin/sh", "echo `echo {}`", "echo `echo \"${1}\"`", []string{"v 8"}},
+		{"/bin/sh", "{}=1 env", `"${1}"=1 env`, []string{"v 8"}},
+	} {
+		tmpl, err := NewTemplate([]string{tt.line}, tt.shell)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		args := tmpl.Args([]string{"v", "8"}, 1, 1)
+		if got := args[2]; got != tt.want {
+			t.Errorf("%s %q: got script %q, want %q", tt.shell, tt.line, got, tt.want)
+		}
+		if tt.params == nil {
+			tt.params = []string{}
+		}
+		if tt.line == `echo \{} # {}` {
+			tt.params = []string{"v", "8"} // no replacement string: the values are appended
+		}
+		if got := args[4:]; strings.Join(got, "|") != strings.Join(tt.params, "|") {
+			t.Errorf("%s %q: got parameters %q, want %q", tt.shell, tt.line, got, tt.params)
+		}
+	}
+}
+
+// TestShellTemplateErrors: a template the parser rejects names the line and column
+// of the template as written; a value a place cannot take names the replacement
+// string and the value.
+func TestShellTemplateErrors(t *testing.T) {
+	for _, tt := range []struct{ shell, line, want string }{
+		{"/bin/sh", `echo {} {.} "{/}`, `the template is not valid POSIX sh: 1:13: reached EOF without closing quote ` + "`\"`"},
+		{"/bin/sh", "echo {}\necho {} |", "the template is not valid POSIX sh: 2:9: `|` must be followed by a statement"},
+		{"/bin/sh", "echo {} ${x:1}", "the template is not valid POSIX sh: 1:12: not in POSIX sh: slicing (give --shell bash for bash)"},
+		{"/usr/bin/bash", "echo {} $((", "the template is not valid bash: 1:9: `$((` must be followed by an expression"},
+	} {
+		_, err := NewTemplate([]string{tt.line}, tt.shell)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%s %q: got error %v, want %q", tt.shell, tt.line, err, tt.want)
+		}
+	}
+	tmpl, err := NewTemplate([]string{"echo $(( {2} ))"}, "/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{2} stands in arithmetic, and its value "1e3" is not a decimal integer of 64 bits`
+	if err := tmpl.Check([]string{"x", "1e3"}, 1); err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	// Args of such values runs nothing of the template: it fails with the reason.
+	args := tmpl.Args([]string{"x", "1e3"}, 1, 1)
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err == nil || string(out) != "gorun: "+want+"\n" {
+		t.Errorf("got %q (%v), want a failure saying %q", out, err, want)
+	}
+	if got := tmpl.MaxSource(); got != 2 {
+		t.Errorf("MaxSource: got %d, want 2", got)
+	}
+}
+
+// FuzzShellTemplate compiles one-word templates in sh and in bash: compiling never
+// panics, a template it refuses gets a one-line error, and a value never appears in
+// the command line the shell parses, except in the body of a quoted heredoc, where
+// nothing is expanded.
+func FuzzShellTemplate(f *testing.F) {
+	for _, c := range shellContexts {
+		f.Add(c.line, "v", c.bash)
+	}
+	for _, v := range contextValues {
+		f.Add("echo {} $(( {} )) \"${x:-{}}\"", v, true)
+	}
+	f.Add("cat <<'E'\n{}\nE\ncat <<-\"F\"\n\t{2}\nF", "E", false)
+	f.Add("echo ${{}} $\\{} {} # {}", "x", false)
+	f.Fuzz(func(t *testing.T, line, value string, bash bool) {
+		shell := "/bin/sh"
+		if bash {
+			shell = "/bin/bash"
+		}
+		tmpl, err := NewTemplate([]string{line}, shell)
+		if err != nil {
+			if line != "" && strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%q: an error of several lines: %q", line, err)
+			}
+			return
+		}
+		value = "\x01" + value + "\x01" // never in a line the fuzzer did not put it in
+		values := []string{value, value}
+		_ = tmpl.Command(values, 1)
+		checkErr := tmpl.Check(values, 1)
+		args := tmpl.Args(values, 1, 1)
+		if strings.Contains(line, "\x01") || checkErr != nil {
+			return
+		}
+		for _, s := range tmpl.slots {
+			if s.kind == slotLiteral {
+				return
+			}
+		}
+		script := args[2]
+		if script == "--" {
+			script = args[3]
+		}
+		if strings.Contains(script, "\x01") {
+			t.Fatalf("%q: the value is in the command line %q", line, script)
+		}
+	})
+}
