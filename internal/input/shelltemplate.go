@@ -22,7 +22,7 @@ const (
 	slotHeredoc                 // the body of a heredoc with an unquoted delimiter: ${N}
 	slotSingle                  // inside '…': '"${N}"'
 	slotANSI                    // inside bash's $'…': '"${N}"$'
-	slotArith                   // arithmetic ($((…)), ((…)), an array index, let, [[ -eq ]]): ${N}, a decimal integer
+	slotArith                   // arithmetic ($((…)), ((…)), let, an array index, ${x:…:…}, [[ -eq ]]): ${N}, a decimal integer
 	slotLiteral                 // the body of a heredoc with a quoted delimiter: the value itself
 )
 
@@ -332,7 +332,9 @@ func placeSlots(file *syntax.File, text, prefix string) map[int]place {
 		case *syntax.Redirect:
 			if n.Hdoc != nil && (n.Op == syntax.Hdoc || n.Op == syntax.DashHdoc) {
 				if _, quoted := unquotedDelim(n.Word); quoted {
-					literal(text[n.Hdoc.Pos().Offset():n.Hdoc.End().Offset()], int(n.Hdoc.Pos().Offset()), place{kind: slotLiteral, doc: n, backquoted: c.backquoted})
+					from := int(n.Hdoc.Pos().Offset())
+					to := max(from, min(int(n.Hdoc.End().Offset()), len(text)))
+					literal(text[from:to], from, place{kind: slotLiteral, doc: n, backquoted: c.backquoted})
 					role[n.Hdoc] = ctx{kind: slotLiteral, backquoted: c.backquoted} // nothing inside is expanded
 				} else {
 					role[n.Hdoc] = ctx{kind: slotHeredoc, backquoted: c.backquoted}
