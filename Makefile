@@ -21,10 +21,11 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
-## fuzz: fuzz task-file and JSON Lines loading, then the simple-command parser, for FUZZTIME each (crashers land in testdata/fuzz)
+## fuzz: fuzz task-file and JSON Lines loading, the simple-command parser, then the shell-template compiler, for FUZZTIME each (crashers land in testdata/fuzz)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./internal/input
 	$(GO) test -run '^$$' -fuzz '^FuzzSimpleArgv$$' -fuzztime $(FUZZTIME) ./internal/process
+	$(GO) test -run '^$$' -fuzz '^FuzzShellTemplate$$' -fuzztime $(FUZZTIME) ./internal/input
 
 ## lint: formatting and staticcheck
 lint:

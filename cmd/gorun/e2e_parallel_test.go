@@ -45,6 +45,8 @@ var parallelIdioms = []struct {
 	{name: "positional-modifiers", args: []string{"echo", "{1.}", "{2/}", "{2//}", "{1/.}", ":::", "a/b.c", ":::", "d/e.f"}},
 	{name: "sequence", args: []string{"echo", "{#}", "{}", ":::", "a", "b", "c"}},
 	{name: "shell-template", args: []string{"echo {} | tr a-z A-Z", ":::", "abc", "def"}},
+	{name: "shell-arithmetic", args: []string{"echo $(( {} * 2 ))"}, gorunArgs: []string{"--", "echo $(( {} * 2 ))"}, stdin: "1\n2\n3\n"},
+	{name: "shell-heredoc", args: []string{"cat <<EOF\nitem={}\nEOF", ":::", "val", "x"}},
 	{name: "commands-as-values", args: []string{":::", "echo one", "echo two"}},
 	{name: "null", args: []string{"-0", "echo", "[{}]"}, gorunArgs: []string{"-0", "--", "echo", "[{}]"}, stdin: "a b\x00c\nd\x00"},
 	{name: "tag", args: []string{"--tag", "echo", "out", ":::", "A", "B"}},

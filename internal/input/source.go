@@ -111,6 +111,7 @@ func (l *LineSource) Next() (jobs.Task, error) {
 		t.Line = l.line
 		if l.opts.Template != nil {
 			t.Run, t.Template, t.Item = "", l.opts.Template, string(line)
+			checkValues(&t, l.opts.Template, jobs.InputError{File: l.name, Line: l.line})
 		}
 		return t, nil
 	}
@@ -176,4 +177,13 @@ func (l *lineReader) Close() error {
 		return nil
 	}
 	return err
+}
+
+// checkValues marks a template task invalid when its values cannot run in tmpl (see
+// Template.Check), with where it came from (at) and the task's id in the message.
+func checkValues(t *jobs.Task, tmpl *Template, at jobs.InputError) {
+	if err := tmpl.Check(t.TemplateValues(), t.Index); err != nil {
+		at.Msg = t.ID + ": " + err.Error()
+		t.Invalid = &at
+	}
 }

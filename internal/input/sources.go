@@ -209,6 +209,7 @@ func (p *ProductSource) Next() (jobs.Task, error) {
 	if len(values) > 1 {
 		t.Values = values
 	}
+	checkValues(&t, p.opts.Template, jobs.InputError{File: "input sources"})
 	return t, nil
 }
 

@@ -133,17 +133,20 @@ func dirname(s string) string {
 //
 // A template of several words runs directly as an argv: each word is substituted on its
 // own, and a replacement always stays inside its word, whatever bytes the item holds.
-// A template of one word is a shell command line; the values are never written into
-// it: each replacement string becomes a reference to a positional parameter ("${1}"),
-// and the values are passed to the shell as those parameters, so no input can become
-// shell code. With no replacement string, the item is appended as a last argument.
-// A Template is immutable and safe for concurrent use.
+// A template of one word is a shell command line, read with a shell parser: each
+// replacement string becomes what its place in the line needs (see compileShell),
+// mostly a reference to a positional parameter ("${1}") whose value is passed to the
+// shell as that parameter, so that no input can become shell code. With no
+// replacement string, the item is appended as a last argument. A Template is
+// immutable and safe for concurrent use.
 type Template struct {
-	source string   // as written, words joined with spaces
-	shell  string   // the shell for a one-word template; "" for an argv template
-	script string   // shell mode: the command line with parameter references
-	params []Repl   // shell mode: the replacement each positional parameter holds
-	words  [][]part // argv mode
+	source string       // as written, words joined with spaces
+	shell  string       // the shell for a one-word template; "" for an argv template
+	script []string     // shell mode: the command line, split where a value is written in (slotLiteral)
+	params []shellParam // shell mode: what each positional parameter carries
+	slots  []shellSlot  // shell mode: each placed replacement string, in order
+	docs   []quotedDoc  // shell mode: the quoted heredocs a value is written into
+	words  [][]part     // argv mode
 	// appendValues: the template has no replacement string, so each input value is
 	// appended as an argument of its own (argv mode) or a positional parameter
 	// referenced at the end (shell mode, from the parameter after params).
@@ -157,7 +160,8 @@ type part struct {
 }
 
 // NewTemplate compiles words (what follows `--` on the command line). shell runs a
-// one-word template.
+// one-word template; a one-word template that is not valid in the shell's language
+// (bash for a shell named bash, else POSIX sh) is an error naming line and column.
 func NewTemplate(words []string, shell string) (*Template, error) {
 	if len(words) == 0 || words[0] == "" {
 		return nil, fmt.Errorf("empty command template")
@@ -165,7 +169,9 @@ func NewTemplate(words []string, shell string) (*Template, error) {
 	t := &Template{source: strings.Join(words, " ")}
 	if len(words) == 1 {
 		t.shell = shell
-		t.compileShell(words[0])
+		if err := t.compileShell(words[0]); err != nil {
+			return nil, err
+		}
 		return t, nil
 	}
 	found := false
@@ -184,8 +190,11 @@ func NewTemplate(words []string, shell string) (*Template, error) {
 // names ({2} names 2), or 0 when none names one.
 func (t *Template) MaxSource() int {
 	most := 0
-	for _, r := range t.params {
-		most = max(most, r.Pos)
+	for _, p := range t.params {
+		most = max(most, p.repl.Pos)
+	}
+	for _, s := range t.slots {
+		most = max(most, s.repl.Pos)
 	}
 	for _, parts := range t.words {
 		for _, p := range parts {
@@ -217,82 +226,11 @@ func splitWord(w string) []part {
 	return parts
 }
 
-// compileShell replaces each replacement string of line by a reference to the
-// positional parameter that carries its value, quoted for where it stands: "${N}"
-// outside quotes, ${N} inside double quotes, and '"${N}"' inside single quotes (the
-// single-quoted string is closed around it). Whatever the quoting, the value is only
-// ever expanded as a parameter, never parsed as code.
-func (t *Template) compileShell(line string) {
-	var b strings.Builder
-	param := map[Repl]int{}
-	ref := func(r Repl) string {
-		n, ok := param[r]
-		if !ok {
-			t.params = append(t.params, r)
-			n = len(t.params)
-			param[r] = n
-		}
-		return "${" + strconv.Itoa(n) + "}"
-	}
-	const (
-		unquoted = iota
-		single
-		double
-	)
-	state := unquoted
-	found := false
-	for i := 0; i < len(line); {
-		c := line[i]
-		if r, n, ok := matchRepl(line[i:]); ok {
-			found = true
-			switch state {
-			case unquoted:
-				b.WriteString(`"` + ref(r) + `"`)
-			case double:
-				b.WriteString(ref(r))
-			case single:
-				b.WriteString(`'"` + ref(r) + `"'`)
-			}
-			i += n
-			continue
-		}
-		b.WriteByte(c)
-		i++
-		switch {
-		case c == '\\' && state != single && i < len(line):
-			b.WriteByte(line[i])
-			i++
-		case c == '\'' && state == unquoted:
-			state = single
-		case c == '\'' && state == single:
-			state = unquoted
-		case c == '"' && state == unquoted:
-			state = double
-		case c == '"' && state == double:
-			state = unquoted
-		}
-	}
-	if !found {
-		b.WriteString(` "$@"`) // every value, each one word, after the others
-		t.appendValues = true
-	}
-	t.script = b.String()
-}
-
 // Args returns the argv that runs the template for values (one per input source),
 // the task's sequence number and its worker slot.
 func (t *Template) Args(values []string, seq, slot int) []string {
 	if t.shell != "" {
-		args := make([]string, 0, 4+len(t.params)+len(values))
-		args = append(args, jobs.ShellArgs(t.shell, t.script)...)
-		args = append(args, "gorun")
-		for _, r := range t.params {
-			args = append(args, r.Value(values, seq, slot))
-		}
-		if t.appendValues {
-			args = append(args, values...)
-		}
-		return args
+		return t.shellArgs(values, seq, slot)
 	}
 	args := make([]string, len(t.words), len(t.words)+len(values))
 	for i, parts := range t.words {
@@ -320,38 +258,18 @@ func (t *Template) Args(values []string, seq, slot int) []string {
 	return args
 }
 
-// Command returns the command for item as a person reads it: in shell mode the
-// template with each value single-quoted in place, in argv mode the words joined.
+// Command returns the command for values as a person reads it: in shell mode the
+// template with each value written in its place, quoted as that place needs (so that
+// a POSIX shell reads back the values), in argv mode the words joined.
 func (t *Template) Command(values []string, seq int) string {
 	if t.shell == "" {
 		return jobs.JoinArgv(t.Args(values, seq, 0))
 	}
-	var b strings.Builder
-	src := t.source
-	found := false
-	for i := 0; i < len(src); {
-		if r, n, ok := matchRepl(src[i:]); ok {
-			found = true
-			b.WriteString(jobs.QuoteWord(r.Value(values, seq, 0)))
-			i += n
-			continue
-		}
-		b.WriteByte(src[i])
-		i++
-	}
-	if !found {
-		for _, v := range values {
-			b.WriteString(" " + jobs.QuoteWord(v))
-		}
-	}
-	return b.String()
+	return t.shellCommand(values, seq)
 }
 
 // IsShell reports whether the template runs through a shell.
 func (t *Template) IsShell() bool { return t.shell != "" }
-
-// Script returns the shell command line that a one-word template runs.
-func (t *Template) Script() string { return t.script }
 
 // String returns the template as written.
 func (t *Template) String() string { return t.source }

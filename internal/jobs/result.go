@@ -15,7 +15,7 @@ const (
 	TimedOut  Status = "timed_out" // ran past its timeout and was stopped
 	Cancelled Status = "cancelled" // running when the run was interrupted or halted
 	Skipped   Status = "skipped"   // never started
-	Invalid   Status = "invalid"   // never started: its input (a line of a JSON Lines stream) was bad
+	Invalid   Status = "invalid"   // never started: its input (a line of a JSON Lines stream, a value a template cannot take) was bad
 )
 
 // Statuses lists every status in report order.
