@@ -343,7 +343,45 @@ func (p *fileParser) matrix(i int, id string, rt *rawTask, sp *jobs.Spec) (*matr
 		b.WriteByte(']')
 		m.ids[c] = b.String()
 	}
+	if err := m.checkRun(raw, at, func(format string, args ...any) error {
+		return p.errAt(path+".run", where+"run", format, args...)
+	}); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// checkRun refuses, before anything runs, a value that its place in the run line
+// cannot take: a value of an axis that stands in arithmetic must be a decimal
+// integer (reported at the value), and no combination may end a quoted heredoc
+// early (reported at run, naming the combination).
+func (m *matrix) checkRun(raw *rawMatrix, at func(line, col int, key, format string, args ...any) error, atRun func(format string, args ...any) error) error {
+	if m.run == nil {
+		return nil
+	}
+	for _, src := range m.run.ArithSources() {
+		ax := raw.axes[src-1]
+		for j, v := range ax.values {
+			if _, err := arithValue(v.text); err != nil {
+				return at(v.line, v.col, fmt.Sprintf("matrix.%s[%d]", ax.name, j), "{%s} stands in arithmetic in run, and %v", ax.name, err)
+			}
+		}
+	}
+	if !m.run.HasQuotedHeredoc() {
+		return nil
+	}
+	for c := range m.size {
+		if err := m.run.Check(m.valuesOf(c), 0); err != nil {
+			msg := err.Error()
+			for k, name := range m.names { // the run line as compiled names axes by number
+				if tok := "{" + strconv.Itoa(k+1) + "} "; strings.HasPrefix(msg, tok) {
+					msg = "{" + name + "} " + msg[len(tok):]
+				}
+			}
+			return atRun("combination %s: %s", m.ids[c], msg)
+		}
+	}
+	return nil
 }
 
 // matrixRun compiles a matrix task's run line for the shell, as a command template of

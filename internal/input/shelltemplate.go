@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -431,6 +432,23 @@ func unquotedDelim(w *syntax.Word) (string, bool) {
 	}
 	return b.String(), quoted
 }
+
+// ArithSources returns the input sources (1-based, in order, each once) whose
+// values stand in arithmetic somewhere in the template: every value of theirs must be
+// a decimal integer. It lets a task file check a matrix axis before anything runs.
+func (t *Template) ArithSources() []int {
+	var srcs []int
+	for _, s := range t.slots {
+		if s.kind == slotArith && s.repl.Pos > 0 && !slices.Contains(srcs, s.repl.Pos) {
+			srcs = append(srcs, s.repl.Pos)
+		}
+	}
+	return srcs
+}
+
+// HasQuotedHeredoc reports whether a value is written into a quoted heredoc body,
+// where Check must see each combination of values.
+func (t *Template) HasQuotedHeredoc() bool { return len(t.docs) > 0 }
 
 // Check reports whether the values (one per input source) and sequence number may
 // run in the template: a value that stands in arithmetic must be a decimal integer,
