@@ -15,6 +15,11 @@ type ValidateOptions struct {
 	File     string
 	Format   string        // yaml, json, jsonl or lines
 	Settings jobs.Settings // per-task settings given outside the task file
+	// Capacity is what a run on this machine would have (--cpus, --memory, --gpus,
+	// else the machine's); Labels, when not nil, the labels it would have (--label):
+	// without them, on: is not checked (a run with --broker has its workers' labels).
+	Capacity jobs.Capacity
+	Labels   bool
 }
 
 // NewCmdValidate returns `gorun validate`. runF, when not nil, receives the options
@@ -26,7 +31,12 @@ func NewCmdValidate(ios *iostreams.IOStreams, runF func(*ValidateOptions) error)
 		Short: "Check a task file and print what would run, running nothing",
 		Long: `Check a task file as exec would, and print its tasks with every setting resolved:
 id, timeout, retries, working directory and command. Nothing runs. A problem is one
-line naming the file, line, column and key, and exit code 2.`,
+line naming the file, line, column and key, and exit code 2.
+
+A task that asks for more resources than a run would have (--cpus, --memory, --gpus,
+else this machine's) is such a problem; so is one whose on: requires a label that
+--label does not give, when --label is given (without it, on: is left to the
+workers of a run with --broker).`,
 		Example: `  # in CI, before the nightly job changes
   gorun validate nightly.yaml
 
@@ -44,7 +54,8 @@ line naming the file, line, column and key, and exit code 2.`,
 			if err := flags.resolve(cmd, exec, nil); err != nil {
 				return err
 			}
-			opts := &ValidateOptions{IO: ios, File: exec.File, Format: exec.Format, Settings: exec.Settings}
+			opts := &ValidateOptions{IO: ios, File: exec.File, Format: exec.Format, Settings: exec.Settings,
+				Capacity: exec.localCapacity(), Labels: exec.Labels != nil}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -58,10 +69,14 @@ line naming the file, line, column and key, and exit code 2.`,
 
 // runValidate prints the tasks of the file as a run would get them.
 func runValidate(opts *ValidateOptions) error {
-	src, _, _, limits, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings})
+	exec := &ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings}
+	src, _, _, limits, err := openInput(exec)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
+	if err := exec.fit.check(&opts.Capacity, opts.Labels); err != nil {
+		return err
+	}
 	return listTasks(opts.IO.Out, src, limits)
 }

@@ -142,7 +142,7 @@ func (f *File) AsksResources() bool { return f.parser != nil }
 // start: it asks for more of a resource than c holds even with nothing else running,
 // or, when labels is true, for a label c lacks. The error is an *InputError at the
 // key that asks: the task's own, or the defaults' it inherits.
-func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool, where string) error {
+func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool) error {
 	if f.parser == nil {
 		return nil
 	}
@@ -153,8 +153,9 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool, w
 			own := map[string]bool{"cpu": sp.MilliCPU != nil, "memory": sp.Memory != nil, "gpu": sp.GPU != nil}[res]
 			asked := map[string]string{"cpu": jobs.FormatCPU(t.Resources.MilliCPU), "memory": jobs.FormatBytes(t.Resources.Memory),
 				"gpu": strconv.Itoa(t.Resources.GPU)}[res]
-			return f.errAt(i, own, "resources."+res, "task %q asks for %s %s, more than %s holds (%s): it could never start",
-				t.ID, res, asked, where, c.Describe(res))
+			flag := map[string]string{"cpu": "--cpus", "memory": "--memory", "gpu": "--gpus"}[res]
+			return f.errAt(i, own, "resources."+res, "asks for %s %s, and the run has %s (%s): it could never start",
+				res, asked, c.Describe(res), flag)
 		}
 		if !labels {
 			continue
@@ -165,8 +166,8 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool, w
 			if have == "" {
 				have = "none"
 			}
-			return f.errAt(i, sp.On[key] != "", "on."+key, "task %q needs label %s, which %s lacks (its labels: %s): it could never start",
-				t.ID, miss, where, have)
+			return f.errAt(i, sp.On[key] != "", "on."+key, "needs label %s, and the run's labels are %s (--label): it could never start",
+				miss, have)
 		}
 	}
 	return nil
@@ -175,7 +176,7 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool, w
 // errAt places an error at key of task i when the task gives it itself (own), else at
 // the key of `defaults` it inherits.
 func (f *File) errAt(i int, own bool, key, format string, args ...any) error {
-	path, where := "$.defaults."+key, "defaults."+key
+	path, where := "$.defaults."+key, fmt.Sprintf("task %q: defaults.%s", specID(f.Specs, i), key)
 	if own {
 		path, where = fmt.Sprintf("$.tasks[%d].%s", i, key), fmt.Sprintf("task %q: %s", specID(f.Specs, i), key)
 	}

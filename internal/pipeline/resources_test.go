@@ -101,7 +101,7 @@ func runHolder(t *testing.T, text string, workers int, c jobs.Capacity) (*holder
 		t.Fatal(err)
 	}
 	tasks := f.Tasks(jobs.Settings{})
-	if err := f.CheckCapacity(tasks, &c, true, "the run"); err != nil {
+	if err := f.CheckCapacity(tasks, &c, true); err != nil {
 		t.Fatal(err)
 	}
 	h := &holder{capacity: c}
