@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -155,5 +156,75 @@ tasks:
 		return strings.HasPrefix(l, "big ") && strings.Contains(l, "cpu 8")
 	}) {
 		t.Errorf("validate --cpus 8: exit %d, stdout:\n%s\nwant 0 and big's resources listed", code, r.stdout)
+	}
+}
+
+// TestE2ELabelsRouteAttemptsWithBroker: the same kind of file with --broker, on two
+// workers, one started with --label gpu=a100: the tasks whose on: requires gpu=a100
+// run on that worker only, every time; the others run on either. The CPUs the tasks
+// ask for count against the run's capacity (--cpus 2): the ledger never shows more
+// than 2 held at once. A task asking for more than the workers announce is refused
+// before anything runs.
+func TestE2ELabelsRouteAttemptsWithBroker(t *testing.T) {
+	c := startCluster(t, 0)
+	c.addWorker(t, "--name", "plain", "-j", "3", "--cpus", "3")
+	c.addWorker(t, "--name", "gpu", "-j", "3", "--cpus", "3", "--label", "gpu=a100,zone=eu")
+	dir := t.TempDir()
+	var b strings.Builder
+	b.WriteString("version: 1\ntasks:\n")
+	for i := range 12 {
+		on := ""
+		if i%2 == 0 {
+			on = ", on: {gpu: a100}"
+		}
+		fmt.Fprintf(&b, "  - {id: t%d, run: 'echo \"+ t%[1]d 1\" >> %[2]s/ledger; sleep 0.2; echo \"- t%[1]d 1\" >> %[2]s/ledger', resources: {cpu: 1}%[3]s}\n", i, dir, on)
+	}
+	file := writeFile(t, "labels.yaml", b.String())
+	r := startGorun(t, nil, "exec", file, "--broker", c.URL, "-j", "6", "--cpus", "2", "-o", "jsonl")
+	if code := r.wait(t, 120*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\n%s", code, r.stderr, c.workerLogs())
+	}
+	var results []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Worker string `json:"worker"`
+	}
+	for line := range strings.Lines(r.stdout.String()) {
+		var res struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+			Worker string `json:"worker"`
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatalf("result line %q: %v", line, err)
+		}
+		results = append(results, res)
+	}
+	if len(results) != 12 {
+		t.Fatalf("%d results, want 12:\n%s", len(results), r.stdout)
+	}
+	on := map[string]int{}
+	for _, res := range results {
+		i, _ := strconv.Atoi(strings.TrimPrefix(res.ID, "t"))
+		on[res.Worker]++
+		if i%2 == 0 && res.Worker != "gpu" {
+			t.Errorf("%s requires gpu=a100 and ran on worker %q, want gpu", res.ID, res.Worker)
+		}
+		if res.Status != "succeeded" {
+			t.Errorf("%s: %s", res.ID, res.Status)
+		}
+	}
+	if on["gpu"] < 6 {
+		t.Errorf("tasks by worker %v, want the 6 labelled ones (at least) on gpu", on)
+	}
+	if most, _ := replayLedger(t, dir, 2, func(int) int { return 0 }); most > 2 {
+		t.Errorf("%g CPUs held at once, want at most 2", most)
+	}
+
+	// The workers announce 3 + 3 CPUs: a task asking for 8 could never start.
+	big := writeFile(t, "big.yaml", "version: 1\ntasks:\n  - {id: big, run: 'true', resources: {cpu: 8}}\n")
+	r = startGorun(t, nil, "exec", big, "--broker", c.URL)
+	if code := r.wait(t, 60*time.Second); code != 2 || !strings.Contains(r.stderr.String(), `big.yaml:3:45: task "big": resources.cpu: asks for cpu 8, and the run has 6 CPUs (--cpus)`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the task's key", code, r.stderr)
 	}
 }

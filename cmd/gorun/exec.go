@@ -41,16 +41,16 @@ type ExecOptions struct {
 	Limits       []jobs.Limit       // pools on the command line (--limit-by)
 	// BackoffCode: the exit code that backs the run off; 0: none.
 	BackoffCode int
-	MaxLoad     float64       // start nothing while the load is above; 0: no bound
-	MinFree     uint64        // start nothing while less memory is available (bytes); 0: no bound
+	MaxLoad     float64 // start nothing while the load is above; 0: no bound
+	MinFree     uint64  // start nothing while less memory is available (bytes); 0: no bound
 	// CPUs, Memory and GPUs are the run's capacity as given (--cpus, --memory,
 	// --gpus); nil: the machine's, or with Broker the live workers'. Labels are this
 	// machine's (--label), for tasks whose on: requires some.
-	CPUs   *int64
-	Memory *uint64
-	GPUs   []string
-	Labels map[string]string
-	Settings    jobs.Settings // per-task settings given outside the task file
+	CPUs     *int64
+	Memory   *uint64
+	GPUs     []string
+	Labels   map[string]string
+	Settings jobs.Settings // per-task settings given outside the task file
 	// TimeoutPercent > 0: a task without a timeout of its own times out after this
 	// percentage of the median duration of the tasks finished when it starts.
 	TimeoutPercent float64

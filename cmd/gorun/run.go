@@ -102,6 +102,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		defer rem.Close()
 		defer onHurry(opts.Hurry, rem.exec.KillAll)()
 		runLog = rem.conn.RunLog(run.ID)
+		capacity = rem.capacity
 		taskRunner = cluster.NewRecorder(rem.exec, runLog, doneAttempts(opts))
 		if workers == 0 {
 			workers = rem.slots // attempts in flight: the live workers' slots
