@@ -232,7 +232,13 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		}
 		var gpus *gpuPool
 		if opts.Capacity != nil {
-			gs = append(gs, newResourceGate(*opts.Capacity, popts.Less, opts.Workers, opts.Log))
+			rg := newResourceGate(*opts.Capacity, popts.Less, opts.Workers, opts.Log)
+			if sched != nil {
+				for pos := range sched.g.Len() {
+					rg.know(sched.g.Task(pos).Resources)
+				}
+			}
+			gs = append(gs, rg)
 			if opts.GPUEnv && len(opts.Capacity.GPUs) > 0 {
 				gpus = newGPUPool(opts.Capacity.GPUs)
 			}

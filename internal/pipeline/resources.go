@@ -36,6 +36,9 @@ type resourceGate struct {
 	overtakes int
 	waiter    *waiter
 	log       *slog.Logger // may be nil
+	// shapes are the distinct requests of the run's tasks, those known: when none of
+	// them fits what is free, no ready task can start before an attempt ends.
+	shapes map[jobs.Resources]bool
 }
 
 // waiter is the first task in line that did not fit.
@@ -45,7 +48,34 @@ type waiter struct {
 }
 
 func newResourceGate(c jobs.Capacity, less func(a, b pool.Job[jobs.Task]) bool, overtakes int, log *slog.Logger) *resourceGate {
-	return &resourceGate{capacity: c, less: less, overtakes: max(overtakes, 1), log: log}
+	return &resourceGate{capacity: c, less: less, overtakes: max(overtakes, 1), log: log, shapes: map[jobs.Resources]bool{}}
+}
+
+// know records the requests of tasks that will be asked about (a task file's, at
+// the start), so that Exhausted knows them before they are first asked about.
+func (g *resourceGate) know(r jobs.Resources) { g.shapes[r] = true }
+
+// Exhausted implements pool.Exhauster: no request of the run's tasks fits in what is
+// free (beyond the waiter's reservation, while the waiter itself does not fit).
+func (g *resourceGate) Exhausted() (bool, string) {
+	var held jobs.Resources
+	if w := g.waiter; w != nil && w.passed >= g.overtakes {
+		if g.short(w.job.Value.Resources, jobs.Resources{}) == "" {
+			return false, "" // the waiter may start
+		}
+		held = w.job.Value.Resources
+	}
+	why := ""
+	for r := range g.shapes {
+		res := g.short(r, held)
+		if res == "" {
+			return false, ""
+		}
+		if why == "" || res < why[len("resources "):] { // the same reason whatever the map's order
+			why = "resources " + res
+		}
+	}
+	return len(g.shapes) > 0, why
 }
 
 // short returns the first resource of r that free, less held back, cannot give:
@@ -65,6 +95,7 @@ func (g *resourceGate) short(r, held jobs.Resources) string {
 // Admit implements pool.Gate.
 func (g *resourceGate) Admit(t jobs.Task, _ time.Time) (bool, time.Time, string) {
 	r := t.Resources
+	g.shapes[r] = true
 	if r.IsZero() {
 		return true, time.Time{}, ""
 	}
