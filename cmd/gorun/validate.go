@@ -15,11 +15,13 @@ type ValidateOptions struct {
 	File     string
 	Format   string        // yaml, json, jsonl or lines
 	Settings jobs.Settings // per-task settings given outside the task file
-	// Capacity is what a run on this machine would have (--cpus, --memory, --gpus,
-	// else the machine's); Labels, when not nil, the labels it would have (--label):
+	// CPUs, Memory and GPUs are the capacity given (--cpus, --memory, --gpus; nil:
+	// this machine's); Labels, when not nil, the labels a run would have (--label):
 	// without them, on: is not checked (a run with --broker has its workers' labels).
-	Capacity jobs.Capacity
-	Labels   bool
+	CPUs   *int64
+	Memory *uint64
+	GPUs   []string
+	Labels map[string]string
 }
 
 // NewCmdValidate returns `gorun validate`. runF, when not nil, receives the options
@@ -55,7 +57,7 @@ workers of a run with --broker).`,
 				return err
 			}
 			opts := &ValidateOptions{IO: ios, File: exec.File, Format: exec.Format, Settings: exec.Settings,
-				Capacity: exec.localCapacity(), Labels: exec.Labels != nil}
+				CPUs: exec.CPUs, Memory: exec.Memory, GPUs: exec.GPUs, Labels: exec.Labels}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -69,14 +71,18 @@ workers of a run with --broker).`,
 
 // runValidate prints the tasks of the file as a run would get them.
 func runValidate(opts *ValidateOptions) error {
-	exec := &ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings}
+	exec := &ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings,
+		CPUs: opts.CPUs, Memory: opts.Memory, GPUs: opts.GPUs, Labels: opts.Labels}
 	src, _, _, limits, err := openInput(exec)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if err := exec.fit.check(&opts.Capacity, opts.Labels); err != nil {
-		return err
+	if exec.fit.asks() {
+		c := exec.localCapacity()
+		if err := exec.fit.check(&c, opts.Labels != nil); err != nil {
+			return err
+		}
 	}
 	return listTasks(opts.IO.Out, src, limits)
 }
