@@ -38,6 +38,8 @@ var badInputs = []string{
 	"a: &a [x]\nb: *a\n",                           // anchors and aliases
 	"version: 1\ntasks: [{run: \"a\", needs: [b]}, {id: b, run: c, needs: [task-1]}]\n",
 	`{"version": 1, "defaults": {"env": {"A": "1", "S": {"from_worker": "X"}}}, "tasks": [{"id": "a", "cmd": ["x", "y"], "needs": []}]}`,
+	"defaults: {resources: {memory: 1GiB}, on: {zone: eu}}\ntasks:\n  - {run: x, resources: {cpu: 0.5, gpu: 2}, on: {gpu: a100}}\n",
+	"tasks:\n  - {run: x, resources: {cpu: 1e400, memory: -3}}\n",
 }
 
 var positioned = regexp.MustCompile(`^(f\.yaml|f\.jsonl|stdin):[1-9][0-9]*:[1-9][0-9]*: [^\n]*$`)
@@ -85,8 +87,11 @@ func FuzzLoad(f *testing.F) {
 // fuzzLoad is FuzzLoad's body.
 func fuzzLoad(t *testing.T, data []byte) {
 	{ // t.Errorf only: this runs on a goroutine of its own
-		_, err := Parse("f.yaml", data)
+		f, err := Parse("f.yaml", data)
 		checkPositioned(t, err)
+		if err == nil { // a task that never fits an empty capacity is refused at its key
+			checkPositioned(t, f.CheckCapacity(f.Tasks(jobs.Settings{}), &jobs.Capacity{}, true))
+		}
 		sameAsYAML(t, data)
 
 		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
