@@ -517,7 +517,6 @@ func TestGateThatAdmitsCostsNoPass(t *testing.T) {
 // job 2 ends. It counts the Admits.
 type sizeGate struct {
 	room, used, asked int
-	exhaust           bool // implement Exhauster: nothing fits while the room is full
 }
 
 func size(v int) int {
