@@ -91,7 +91,7 @@ type Options struct {
 	// (input.File.CheckCapacity); one that never could would wait for ever.
 	Capacity *jobs.Capacity
 	// GPUEnv hands each attempt of a task that asks for GPUs as many free ones of
-	// Capacity.GPUs, named in CUDA_VISIBLE_DEVICES and GORUN_GPUS, and takes them
+	// Capacity.GPUs, named in CUDA_VISIBLE_DEVICES, and takes them
 	// back when the attempt ends. false with a remote executor: the devices are the
 	// workers'.
 	GPUEnv bool

@@ -207,8 +207,8 @@ func (p *gpuPool) put(ids []string) {
 }
 
 // withGPUs returns the environment of an attempt that holds ids: CUDA_VISIBLE_DEVICES
-// and GORUN_GPUS name them. env is not written to.
+// names them. (Not GORUN_GPUS too: a gorun inside the task would read it as its
+// --gpus, where one device, 3, is a count.) env is not written to.
 func withGPUs(env []string, ids []string) []string {
-	list := strings.Join(ids, ",")
-	return append(slices.Clip(env), "CUDA_VISIBLE_DEVICES="+list, "GORUN_GPUS="+list)
+	return append(slices.Clip(env), "CUDA_VISIBLE_DEVICES="+strings.Join(ids, ","))
 }
