@@ -51,6 +51,23 @@ func checkParsed(t *testing.T, err error, wantErr string) {
 	}
 }
 
+// TestWorkerCapacity: what a worker announces: its flags, else its machine's.
+func TestWorkerCapacity(t *testing.T) {
+	var got *WorkerOptions
+	ios, _, _, _ := iostreams.Test()
+	err := parseCmd(t, NewCmdWorker(ios, nil, func(o *WorkerOptions) error { got = o; return nil }),
+		"worker --broker nats://b:4222 --cpus 6 --memory 8GiB --gpus 0,1 --label gpu=a100 --label zone=eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := jobs.Capacity{MilliCPU: 6000, Memory: 8 << 30, GPUs: []string{"0", "1"}, Labels: map[string]string{"gpu": "a100", "zone": "eu"}}
+	if !reflect.DeepEqual(got.Capacity, want) {
+		t.Errorf("got %+v, want %+v", got.Capacity, want)
+	}
+	err = parseCmd(t, NewCmdWorker(ios, nil, func(o *WorkerOptions) error { return nil }), "worker --broker nats://b:4222 --label gpu")
+	checkParsed(t, err, `--label: invalid label "gpu": want KEY=VALUE`)
+}
+
 func TestWorkerOptions(t *testing.T) {
 	tests := []struct {
 		name, argv string
@@ -83,6 +100,10 @@ func TestWorkerOptions(t *testing.T) {
 				t.Error("dependencies not injected")
 			}
 			got.IO, got.Connect, got.StartGuard = nil, nil, nil
+			if got.Capacity.MilliCPU < 1000 || got.Capacity.GPUs == nil { // the machine's: see TestWorkerCapacity
+				t.Errorf("capacity %+v, want this machine's", got.Capacity)
+			}
+			got.Res, got.Capacity = ResourceFlags{}, jobs.Capacity{}
 			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("got %+v, want %+v", *got, tt.want)
 			}

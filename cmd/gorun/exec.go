@@ -41,9 +41,16 @@ type ExecOptions struct {
 	Limits       []jobs.Limit       // pools on the command line (--limit-by)
 	// BackoffCode: the exit code that backs the run off; 0: none.
 	BackoffCode int
-	MaxLoad     float64       // start nothing while the load is above; 0: no bound
-	MinFree     uint64        // start nothing while less memory is available (bytes); 0: no bound
-	Settings    jobs.Settings // per-task settings given outside the task file
+	MaxLoad     float64 // start nothing while the load is above; 0: no bound
+	MinFree     uint64  // start nothing while less memory is available (bytes); 0: no bound
+	// CPUs, Memory and GPUs are the run's capacity as given (--cpus, --memory,
+	// --gpus); nil: the machine's, or with Broker the live workers'. Labels are this
+	// machine's (--label), for tasks whose on: requires some.
+	CPUs     *int64
+	Memory   *uint64
+	GPUs     []string
+	Labels   map[string]string
+	Settings jobs.Settings // per-task settings given outside the task file
 	// TimeoutPercent > 0: a task without a timeout of its own times out after this
 	// percentage of the median duration of the tasks finished when it starts.
 	TimeoutPercent float64
@@ -75,6 +82,7 @@ type ExecOptions struct {
 	LogFormat      string // text or json
 
 	resume *resumeState // gorun attach: the run to replay and take over
+	fit    *fitCheck    // set by openInput for a task file: refuses a task that could never start
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second
@@ -206,6 +214,7 @@ type execFlags struct {
 	set    *pflag.FlagSet
 	task   *pflag.FlagSet // the task flags alone, which validate has too
 	Task   TaskFlags
+	Res    ResourceFlags
 	Run    RunFlags
 	Output OutputFlags
 	Record RecordFlags
@@ -215,6 +224,7 @@ type execFlags struct {
 func newExecFlags() *execFlags {
 	e := &execFlags{set: pflag.NewFlagSet("exec", pflag.ContinueOnError), task: pflag.NewFlagSet("task", pflag.ContinueOnError)}
 	e.Task.addFlags(e.task)
+	e.Res.addFlags(e.task) // validate checks the tasks against the capacity too
 	e.set.AddFlagSet(e.task)
 	e.Run.addFlags(e.set)
 	e.Output.addFlags(e.set)
@@ -239,6 +249,9 @@ func (e *execFlags) resolve(cmd *cobra.Command, o *ExecOptions, template []strin
 		return err
 	}
 	if err := e.Task.resolve(e.set, s, o); err != nil {
+		return err
+	}
+	if err := e.Res.resolve(e.set, s, o); err != nil {
 		return err
 	}
 	if err := e.Output.resolve(s, o); err != nil {

@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/gorun/gorun/internal/jobs"
 
 	"github.com/gorun/gorun/internal/cluster"
 )
@@ -13,6 +17,9 @@ type remote struct {
 	conn  *cluster.Conn
 	exec  *cluster.Executor
 	slots int // the slots of the workers live when the run started
+	// capacity is what the run's tasks that ask for resources may hold at once: the
+	// flags', else the live workers' summed; nil when no task asks for any.
+	capacity *jobs.Capacity
 }
 
 // openRemote connects to opts.Broker and opens the run there, with the lease and
@@ -34,18 +41,62 @@ func openRemote(ctx context.Context, opts *ExecOptions, runID string, total int)
 	if err != nil {
 		return nil, err
 	}
-	slots, err := conn.LiveSlots(ctx)
+	workers, err := conn.LiveWorkers(ctx)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)
 	}
-	exec, err := cluster.OpenRun(ctx, conn, runID, opts.AckWait, opts.Grace,
-		cluster.RunMeta{Total: total, OrphanAfter: opts.OrphanAfter, Retain: opts.Retain, Detach: opts.Detach})
-	if err != nil {
+	r := &remote{conn: conn}
+	for _, w := range workers {
+		r.slots += w.Slots
+	}
+	meta := cluster.RunMeta{Total: total, OrphanAfter: opts.OrphanAfter, Retain: opts.Retain, Detach: opts.Detach}
+	if opts.fit.asks() {
+		c := workersCapacity(opts, workers)
+		if err := opts.fit.check(&c, false); err != nil { // labels: a worker may still come
+			conn.Close()
+			return nil, err
+		}
+		r.capacity = &c
+		meta.On = cluster.LabelSets(opts.fit.tasks)
+		for _, on := range meta.On {
+			if !slices.ContainsFunc(workers, func(w cluster.WorkerInfo) bool { return jobs.Missing(on, w.Labels) == "" }) && !opts.Quiet {
+				fmt.Fprintf(opts.IO.ErrOut, "gorun: no live worker has the labels %s: their tasks wait for one\n", jobs.FormatLabels(on))
+			}
+		}
+	}
+	if r.exec, err = cluster.OpenRun(ctx, conn, runID, opts.AckWait, opts.Grace, meta); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("broker %s: %w", opts.Broker, err)
 	}
-	return &remote{conn: conn, exec: exec, slots: slots}, nil
+	return r, nil
+}
+
+// workersCapacity is the capacity of a run with --broker: what --cpus, --memory and
+// --gpus give, else the live workers' announcements summed. The GPUs are a count
+// only: which devices a task uses is its worker's business (see the README).
+func workersCapacity(opts *ExecOptions, workers []cluster.WorkerInfo) jobs.Capacity {
+	var c jobs.Capacity
+	gpus := 0
+	for _, w := range workers {
+		c.MilliCPU += w.MilliCPU
+		c.Memory += w.Memory
+		gpus += w.GPUs
+	}
+	if opts.CPUs != nil {
+		c.MilliCPU = *opts.CPUs
+	}
+	if opts.Memory != nil {
+		c.Memory = *opts.Memory
+	}
+	if opts.GPUs != nil {
+		gpus = len(opts.GPUs)
+	}
+	c.GPUs = make([]string, gpus)
+	for i := range c.GPUs {
+		c.GPUs[i] = strconv.Itoa(i)
+	}
+	return c
 }
 
 // Close ends the run on the broker and closes the connection.

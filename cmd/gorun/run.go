@@ -56,6 +56,14 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		return err
 	}
 	defer src.Close()
+	var capacity *jobs.Capacity // nil: no task asks for resources or labels
+	if opts.fit.asks() && opts.Broker == "" && opts.resume == nil {
+		c := opts.localCapacity()
+		if err := opts.fit.check(&c, true); err != nil {
+			return err
+		}
+		capacity = &c
+	}
 	if opts.DryRun {
 		return printCommands(opts.IO.Out, src)
 	}
@@ -94,6 +102,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		defer rem.Close()
 		defer onHurry(opts.Hurry, rem.exec.KillAll)()
 		runLog = rem.conn.RunLog(run.ID)
+		capacity = rem.capacity
 		taskRunner = cluster.NewRecorder(rem.exec, runLog, doneAttempts(opts))
 		if workers == 0 {
 			workers = rem.slots // attempts in flight: the live workers' slots
@@ -121,6 +130,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 		}
 	}
 	popts := pipeline.Options{
+		Capacity: capacity, GPUEnv: opts.Broker == "",
 		Workers: workers, Limiter: limiter, Limits: limits, BackoffCode: opts.BackoffCode, MaxLoad: opts.MaxLoad, MinFree: opts.MinFree, Runner: taskRunner, Halt: opts.Halt, RunnerTimesOut: opts.Broker != "", TimeoutPercent: opts.TimeoutPercent,
 		Output: opts.Output, KeepOrder: opts.KeepOrder, Stdout: opts.IO.Out, Stderr: opts.IO.ErrOut,
 	}
@@ -249,14 +259,16 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 	if needs != nil {
 		order, chain = jobs.Order(tasks, needs)
 	}
-	var prio, est, lim bool
+	var prio, est, lim, res, on bool
 	for i := range tasks {
 		prio = prio || tasks[i].Priority != 0
 		est = est || tasks[i].Estimate != 0
 		lim = lim || len(tasks[i].Limits) > 0
+		res = res || !tasks[i].Resources.IsZero()
+		on = on || len(tasks[i].On) > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(id, need, prioCol, estCol, limCol, timeout, retries, dir, command string) {
+	row := func(id, need, prioCol, estCol, limCol, resCol, onCol, timeout, retries, dir, command string) {
 		cols := []string{id}
 		if needs != nil {
 			cols = append(cols, need)
@@ -270,9 +282,15 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if lim {
 			cols = append(cols, limCol)
 		}
+		if res {
+			cols = append(cols, resCol)
+		}
+		if on {
+			cols = append(cols, onCol)
+		}
 		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
 	}
-	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
+	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "RESOURCES", "ON", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
 	for _, i := range order {
 		t := &tasks[i]
 		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
@@ -291,7 +309,11 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if t.Dir != "" {
 			dir = t.Dir
 		}
-		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		labels := "-"
+		if len(t.On) > 0 {
+			labels = jobs.FormatLabels(t.On)
+		}
+		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, t.Resources.String(), labels, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -555,10 +577,12 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		limits = f.Limits
+		tasks := f.Tasks(opts.Settings)
+		opts.fit = &fitCheck{file: f, tasks: tasks}
 		if f.Needs != nil {
-			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
+			src = input.NewGraphSource(tasks, f.Needs)
 		} else {
-			src = input.NewSliceSource(f.Tasks(opts.Settings))
+			src = input.NewSliceSource(tasks)
 		}
 	default:
 		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin

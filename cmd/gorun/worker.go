@@ -10,9 +10,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gorun/gorun/internal/cluster"
 	"github.com/gorun/gorun/internal/iostreams"
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/process"
 )
 
@@ -31,6 +33,10 @@ type WorkerOptions struct {
 	Grace   time.Duration
 	AckWait time.Duration
 	Verbose bool
+	// Res is what the worker announces: its capacity (--cpus, --memory, --gpus; else
+	// its machine's) and its labels (--label).
+	Res      ResourceFlags
+	Capacity jobs.Capacity
 }
 
 // NewCmdWorker returns `gorun worker`. runF, when not nil, receives the options
@@ -71,6 +77,9 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 			if err := opts.Conn.check(); err != nil {
 				return usagef(cmd.CommandPath(), "%v", err)
 			}
+			if err := opts.resolveCapacity(cmd.CommandPath(), cmd.Flags()); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(opts)
 			}
@@ -85,8 +94,25 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 	_ = f.MarkDeprecated("ack-wait", "the lease belongs to each run: set it with gorun exec --ack-wait")
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log task events on stderr")
 	f.StringVar(&opts.Name, "name", "", "this worker's name in reports and logs (default: HOST/PID)")
+	f.StringSliceVar(&opts.Res.Labels, "label", nil, "what this worker is: KEY=VALUE, repeated or comma-separated (gpu=a100); it also takes the tasks whose on: requires labels it all has")
+	f.StringVar(&opts.Res.CPUs, "cpus", "", "CPUs this worker announces, for runs whose tasks ask for resources (default: this machine's)")
+	f.StringVar(&opts.Res.Memory, "memory", "", "memory this worker announces (default: the memory available when it starts)")
+	f.StringVar(&opts.Res.GPUs, "gpus", "", "GPUs this worker announces: a list (0,1) or a count (default: CUDA_VISIBLE_DEVICES, else none)")
 	opts.Conn.addFlags(f)
 	return cmd
+}
+
+// resolveCapacity reads the worker's --cpus, --memory, --gpus and --label into its
+// Capacity, the machine's where not given.
+func (o *WorkerOptions) resolveCapacity(cmdPath string, f *pflag.FlagSet) error {
+	s := &sources{cmd: cmdPath, from: map[string]string{}}
+	f.Visit(func(fl *pflag.Flag) { s.from[fl.Name] = "--" + fl.Name })
+	e := &ExecOptions{}
+	if err := o.Res.resolve(f, s, e); err != nil {
+		return err
+	}
+	o.Capacity = e.localCapacity()
+	return nil
 }
 
 // runWorker serves tasks until ctx ends: a drain on a signal is a clean end.
@@ -110,7 +136,8 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 		return err
 	}
 	defer release()
-	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace, Name: opts.Name}
+	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace, Name: opts.Name,
+		Labels: opts.Capacity.Labels, MilliCPU: opts.Capacity.MilliCPU, Memory: opts.Capacity.Memory, GPUs: len(opts.Capacity.GPUs)}
 	if w.Log = newLogger(opts.Verbose, "text", opts.IO.ErrOut); w.Log != nil {
 		w.Log.Info("worker containment", "containment", containment)
 		if why != nil {

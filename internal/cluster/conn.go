@@ -58,8 +58,9 @@ func consumerName(run string) string { return "gorun-run-" + run }
 
 // runInfo is what a worker reads of a run's entry in the RunsBucket (a RunRecord).
 type runInfo struct {
-	State string        `json:"state"`
-	Lease time.Duration `json:"lease"`
+	State string              `json:"state"`
+	Lease time.Duration       `json:"lease"`
+	On    []map[string]string `json:"on,omitempty"` // the label sets of its tasks: see LabelSets
 }
 
 // MinServer is the oldest server gorun accepts: older ones stall other runs when one
@@ -149,8 +150,8 @@ func (c *Conn) LiveSlots(ctx context.Context) (int, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if n, err := strconv.Atoi(string(e.Value())); err == nil && n > 0 {
-			total += n
+		if w, ok := decodeWorker(e.Value()); ok {
+			total += w.Slots
 		}
 	}
 	return total, nil

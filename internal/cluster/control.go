@@ -73,6 +73,9 @@ type RunRecord struct {
 	Counts      map[string]int `json:"counts,omitempty"`       // finished tasks per status
 	Running     []RunningTask  `json:"running,omitempty"`      // the longest running, at most maxListed
 	RunningN    int            `json:"running_count"`          // all that run
+	// On are the label sets the run's tasks require (LabelSets): the attempts of
+	// the set at N go to gorun.task.<run>.on<N>, which workers with those labels serve.
+	On []map[string]string `json:"on,omitempty"`
 }
 
 // maxListed bounds the running tasks a record lists, so that a heartbeat of a run
@@ -94,6 +97,7 @@ type RunMeta struct {
 	OrphanAfter time.Duration // 0: never cancelled as an orphan
 	Retain      time.Duration // 0: MaxRetain
 	Detach      bool
+	On          []map[string]string // the label sets the run's tasks require (LabelSets)
 }
 
 // RunEntry is a run's record as the broker holds it.
@@ -287,7 +291,7 @@ func startControl(ctx context.Context, conn *Conn, run string, lease time.Durati
 	host, _ := os.Hostname()
 	now := time.Now()
 	rec := RunRecord{State: StateRunning, Lease: lease, Host: host, PID: os.Getpid(), Started: now, Heartbeat: now,
-		Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}}
+		Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}, On: meta.On}
 	data, _ := json.Marshal(rec)
 	rev, err := conn.Runs.Put(ctx, run, data)
 	if err != nil {

@@ -38,7 +38,8 @@ type Executor struct {
 	run   string
 	lease time.Duration
 	grace time.Duration
-	epoch int // the run's takeovers: its attempts' subjects carry it (see TakeOver)
+	epoch int                 // the run's takeovers: its attempts' subjects carry it (see TakeOver)
+	on    []map[string]string // the label sets of its tasks, each with a queue of its own
 
 	hurry     chan struct{} // closed by KillAll
 	hurryOnce sync.Once
@@ -62,7 +63,7 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 // OpenRun is Open with what the run's record says of it beyond its state and lease.
 // The record is kept up to date while the run lasts (see Control).
 func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, meta RunMeta) (*Executor, error) {
-	e, err := openExecutor(ctx, conn, run, lease, grace)
+	e, err := openExecutor(ctx, conn, run, lease, grace, meta.On)
 	if err != nil {
 		return nil, err
 	}
@@ -74,17 +75,23 @@ func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Dura
 }
 
 // openExecutor makes the run's consumer and its subscription to its attempts.
-func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time.Duration) (*Executor, error) {
+// on are the label sets of the run's tasks, each with a consumer of its own.
+func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, on []map[string]string) (*Executor, error) {
 	if lease < MinLease {
 		return nil, fmt.Errorf("run %s: lease %v is shorter than %v", run, lease, MinLease)
 	}
-	if _, err := conn.JS.CreateOrUpdateConsumer(ctx, TasksStream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable: consumerName(run), AckPolicy: jetstream.AckExplicitPolicy, AckWait: lease,
 		MaxDeliver: MaxDeliver, FilterSubject: taskSubject(run), MaxAckPending: 100_000, Replicas: conn.Replicas,
-	}); err != nil {
+	}
+	if _, err := conn.JS.CreateOrUpdateConsumer(ctx, TasksStream, cfg); err != nil {
 		return nil, fmt.Errorf("run %s: create its consumer: %w", run, err)
 	}
-	e := &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}, attempts: map[string]*remote{}}
+	if err := createLabelConsumers(ctx, conn, run, on, cfg); err != nil {
+		return nil, err
+	}
+	e := &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}, attempts: map[string]*remote{},
+		on: on}
 	// One subscription for the whole run, made before any attempt is published.
 	sub, err := conn.NC.Subscribe(attemptsOf(run), e.dispatch)
 	if err != nil {
@@ -131,6 +138,12 @@ func (e *Executor) Close() error {
 		err = errors.Join(err, derr)
 	}
 	err = errors.Join(err, e.conn.Tasks.Purge(ctx, jetstream.WithPurgeSubject(taskSubject(e.run))))
+	for n := range e.on {
+		if derr := e.conn.JS.DeleteConsumer(ctx, TasksStream, labelConsumer(e.run, n)); derr != nil && !errors.Is(derr, jetstream.ErrConsumerNotFound) {
+			err = errors.Join(err, derr)
+		}
+		err = errors.Join(err, e.conn.Tasks.Purge(ctx, jetstream.WithPurgeSubject(labelSubject(e.run, n))))
+	}
 	if err != nil {
 		return fmt.Errorf("run %s: end it on the broker: %w", e.run, err)
 	}
@@ -178,7 +191,11 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		delete(e.attempts, msg.Subject)
 		e.mu.Unlock()
 	}()
-	seq, err := e.publish(ctx, &msg)
+	subject := taskSubject(e.run)
+	if n := setOf(e.on, t.On); n >= 0 { // only the workers with its labels take it
+		subject = labelSubject(e.run, n)
+	}
+	seq, err := e.publish(ctx, subject, &msg)
 	if err != nil {
 		st.finish()
 		if ctx.Err() != nil {
@@ -246,14 +263,14 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 // publish puts the attempt on the work queue, trying again while the broker cannot
 // take it (a restart) until ctx ends. Its message id makes a second publish of the
 // same attempt a no-op.
-func (e *Executor) publish(ctx context.Context, m *attemptMsg) (uint64, error) {
+func (e *Executor) publish(ctx context.Context, subject string, m *attemptMsg) (uint64, error) {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
 	}
 	id := strings.TrimPrefix(m.Subject, "gorun.att.") // the run, index, attempt (and epoch)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
-		nm := nats.NewMsg(taskSubject(m.Run))
+		nm := nats.NewMsg(subject)
 		nm.Data = data
 		ack, err := e.conn.JS.PublishMsg(ctx, nm, jetstream.WithMsgID(id))
 		if err == nil {

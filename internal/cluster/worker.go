@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorun/gorun/internal/jobs"
 	"github.com/gorun/gorun/internal/process"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,6 +33,15 @@ type Worker struct {
 	Grace  time.Duration // on drain: how long running attempts may go on before they are handed back
 	Log    *slog.Logger  // may be nil
 	Name   string        // default host/pid
+	// Labels are what this worker is (gpu=a100): it also serves the queues of the
+	// attempts whose tasks require labels it all has (see LabelSets).
+	Labels map[string]string
+	// MilliCPU, Memory and GPUs are what it announces of its machine, which a run
+	// with tasks that ask for resources takes as its capacity (summed over the live
+	// workers) unless its submitter sets one.
+	MilliCPU int64
+	Memory   uint64
+	GPUs     int
 }
 
 // handBackPatience is how long a draining worker tries to tell the submitter of an
@@ -93,7 +103,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		keep.keep(bg)
 	}()
 	if w.Log != nil { // after the first announcement: a run submitted from now on counts this worker's slots
-		w.Log.Info("worker ready", "worker", w.Name, "slots", max(w.Slots, 1))
+		args := []any{"worker", w.Name, "slots", max(w.Slots, 1)}
+		if len(w.Labels) > 0 {
+			args = append(args, "labels", jobs.FormatLabels(w.Labels))
+		}
+		w.Log.Info("worker ready", args...)
 	}
 	defer func() {
 		_ = watcher.Stop()
@@ -124,7 +138,10 @@ func (w *Worker) announceKey() string {
 	return strings.NewReplacer("/", "_", ".", "_", ":", "_", " ", "_").Replace(w.Name)
 }
 
-func (w *Worker) slotsValue() []byte { return []byte(strconv.Itoa(max(w.Slots, 1))) }
+func (w *Worker) slotsValue() []byte {
+	data, _ := json.Marshal(WorkerInfo{Slots: max(w.Slots, 1), MilliCPU: w.MilliCPU, Memory: w.Memory, GPUs: w.GPUs, Labels: w.Labels})
+	return data
+}
 
 // announce keeps this worker and its slots in the WorkersBucket, announced every
 // third of their time to live, until ctx ends; then it removes them.
@@ -148,17 +165,44 @@ func (w *Worker) announce(ctx context.Context, key string) {
 func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEntry) {
 	var info runInfo
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &info) != nil || info.State != StateRunning {
-		runs.remove(e.Key())
+		runs.removeRun(e.Key())
 		return
 	}
 	if runs.has(e.Key()) { // a heartbeat of its submitter
 		return
+	}
+	// The queues of label sets first: the run's own queue is what marks the run known.
+	for n, on := range info.On {
+		if jobs.Missing(on, w.Labels) != "" {
+			continue
+		}
+		if cons, err := w.Conn.JS.Consumer(ctx, TasksStream, labelConsumer(e.Key(), n)); err == nil {
+			runs.add(e.Key()+labelSep+strconv.Itoa(n), cons)
+		}
 	}
 	cons, err := w.Conn.JS.Consumer(ctx, TasksStream, consumerName(e.Key()))
 	if err != nil {
 		return // ended meanwhile
 	}
 	runs.add(e.Key(), cons)
+}
+
+// labelSep joins a run and the position of a label set in the keys of a runSet.
+const labelSep = "#on"
+
+// removeRun stops serving run: its own queue and those of its label sets.
+func (s *runSet) removeRun(run string) {
+	s.mu.Lock()
+	var keys []string
+	for _, k := range s.order {
+		if k == run || strings.HasPrefix(k, run+labelSep) {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
+		s.remove(k)
+	}
 }
 
 // serve is one slot: fetch one attempt, run it, again, until ctx ends.
@@ -261,7 +305,7 @@ type puller struct {
 // errNoResponders: nobody listens on the subject of a request sent through a puller.
 var errNoResponders = errors.New("no responders")
 
-// send asks run's consumer for one attempt, answered within wait.
+// send asks cons, a queue of run (a runSet key), for one attempt, answered within wait.
 func (p *puller) send(run string, cons jetstream.Consumer, wait time.Duration) error {
 	if p.inbox == nil {
 		inbox, err := p.nc.SubscribeSync(p.nc.NewInbox())
@@ -271,7 +315,7 @@ func (p *puller) send(run string, cons jetstream.Consumer, wait time.Duration) e
 		p.inbox = inbox
 	}
 	req := fmt.Appendf(nil, `{"batch":1,"expires":%d}`, wait.Nanoseconds())
-	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + consumerName(run)
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + TasksStream + "." + cons.CachedInfo().Name
 	return p.request(subject, req, run, cons, wait+time.Second)
 }
 

@@ -40,6 +40,8 @@ var badInputs = []string{
 	`{"version": 1, "defaults": {"env": {"A": "1", "S": {"from_worker": "X"}}}, "tasks": [{"id": "a", "cmd": ["x", "y"], "needs": []}]}`,
 	`{"tasks": [{"id": "m", "matrix": {"y": [1, 2.50, true], "x": ["a"]}, "run": "echo {x} {y}"}, {"run": "z", "needs": ["m", "m[y=1,x=a]"]}]}`,
 	"version: 1\ntasks:\n  - matrix: {x: [a, [b]], y: []}\n    cmd: [echo, '{x}{z}']\n    env: {V: '{x}'}\n",
+	"defaults: {resources: {memory: 1GiB}, on: {zone: eu}}\ntasks:\n  - {run: x, resources: {cpu: 0.5, gpu: 2}, on: {gpu: a100}}\n",
+	"tasks:\n  - {run: x, resources: {cpu: 1e400, memory: -3}}\n",
 }
 
 var positioned = regexp.MustCompile(`^(f\.yaml|f\.jsonl|stdin):[1-9][0-9]*:[1-9][0-9]*: [^\n]*$`)
@@ -87,8 +89,11 @@ func FuzzLoad(f *testing.F) {
 // fuzzLoad is FuzzLoad's body.
 func fuzzLoad(t *testing.T, data []byte) {
 	{ // t.Errorf only: this runs on a goroutine of its own
-		_, err := Parse("f.yaml", data)
+		f, err := Parse("f.yaml", data)
 		checkPositioned(t, err)
+		if err == nil { // a task that never fits an empty capacity is refused at its key
+			checkPositioned(t, f.CheckCapacity(f.Tasks(jobs.Settings{}), &jobs.Capacity{}, true))
+		}
 		sameAsYAML(t, data)
 
 		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})

@@ -38,6 +38,10 @@ type File struct {
 	// matrices are the specs' matrices, by position in Specs (nil: a task without
 	// one); nil when no task has one.
 	matrices []*matrix
+
+	// parser places an error of a task's resources or labels, found once the run's
+	// capacity is known (CheckCapacity); nil when no task asks for any.
+	parser *fileParser
 }
 
 // Tasks resolves every spec of f against the command-line settings s: a task per
@@ -161,6 +165,16 @@ type RawSettings struct {
 	Env        map[string]envValue `yaml:"env"`
 	RetryOn    []any               `yaml:"retry_on"`
 	NoRetryOn  []any               `yaml:"no_retry_on"`
+	Resources  *rawResources       `yaml:"resources"`
+	On         map[string]string   `yaml:"on"`
+}
+
+// rawResources is `resources:` as written: cpu a number (0.5), memory a size (4GiB)
+// or a number of bytes, gpu a whole number.
+type rawResources struct {
+	CPU    any  `yaml:"cpu"`
+	Memory any  `yaml:"memory"`
+	GPU    *int `yaml:"gpu"`
 }
 
 type rawTask struct {
@@ -349,6 +363,9 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 	}
 	if err := p.taskLimits(f); err != nil {
 		return nil, err
+	}
+	if askResources(f) {
+		f.parser = p
 	}
 	return f, p.needs(f, ids)
 }
@@ -579,6 +596,13 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 	if p.single && rt.Matrix != nil {
 		return sp, p.errAt(path+".matrix", where+"matrix", "matrix is for task files (.yaml, .yml, .json), not a stream")
 	}
+	if p.single && (rt.Resources != nil || rt.On != nil) {
+		key := "resources"
+		if rt.Resources == nil {
+			key = "on"
+		}
+		return sp, p.errAt(path+"."+key, where+key, "resources and labels are for task files (.yaml, .yml, .json), not a stream")
+	}
 	if p.single && len(rt.Needs) > 0 {
 		return sp, p.errAt(path+".needs", where+"needs", "needs is for task files (.yaml, .yml, .json), not a stream")
 	}
@@ -609,6 +633,9 @@ func (p *fileParser) defaults(path, where string, r *RawSettings) (jobs.Defaults
 	}
 	if r.Shell != nil && strings.TrimSpace(*r.Shell) == "" {
 		return d, p.errAt(path+".shell", where+"shell", "empty shell")
+	}
+	if err := p.resources(path, where, r, &d); err != nil {
+		return d, err
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
 		if !validVarName(k) {

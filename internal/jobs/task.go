@@ -64,6 +64,11 @@ type Task struct {
 	// ShellAlways: Run goes to the shell even when it is a simple command, which gorun
 	// otherwise starts directly (see process.SimpleArgv).
 	ShellAlways bool
+	// Resources are what each attempt holds while it runs; the zero value: nothing.
+	Resources Resources
+	// On are the labels the machine that runs it must have (a task file's `on:`);
+	// nil: any.
+	On map[string]string
 }
 
 // Args returns the argv that starts the task in worker slot (1-based): the template
@@ -183,6 +188,12 @@ type Defaults struct {
 	Dir        *string
 	Env        map[string]string
 	EnvFrom    map[string]string // variable -> the variable of the running machine it is read from
+	// MilliCPU, Memory and GPU are the resources asked for, each on its own: a
+	// task's own beats the defaults' one by one.
+	MilliCPU *int64
+	Memory   *uint64
+	GPU      *int
+	On       map[string]string // labels; a task's own add to the defaults' (and win)
 }
 
 // Spec is a task as written in the input, before defaults are applied.
@@ -227,6 +238,20 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		t.Named = true
 	}
 	t.Env, t.EnvFrom = mergeEnvFrom(d, &sp.Defaults)
+	t.Resources = Resources{
+		MilliCPU: pick(sp.MilliCPU, nil, d.MilliCPU, 0),
+		Memory:   pick(sp.Memory, nil, d.Memory, 0),
+		GPU:      pick(sp.GPU, nil, d.GPU, 0),
+	}
+	switch {
+	case len(sp.On) == 0:
+		t.On = d.On // shared: a Task's maps are never written to
+	case len(d.On) == 0:
+		t.On = sp.On
+	default:
+		t.On = maps.Clone(d.On)
+		maps.Copy(t.On, sp.On)
+	}
 	return t
 }
 

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gorun/gorun/internal/jobs"
+	"github.com/gorun/gorun/internal/pool"
 )
 
 // MaxBackoffs bounds how many times one task may back off (exit with the back-off
@@ -137,6 +138,18 @@ func (gs gates) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, why 
 		}
 	}
 	return ok, wake, why
+}
+
+// Exhausted implements pool.Exhauster: one of them admits nothing at all.
+func (gs gates) Exhausted() (bool, string) {
+	for _, g := range gs {
+		if ex, ok := g.(pool.Exhauster); ok {
+			if yes, why := ex.Exhausted(); yes {
+				return true, why
+			}
+		}
+	}
+	return false, ""
 }
 
 // Start implements pool.Gate.

@@ -84,6 +84,17 @@ type Options struct {
 	// this percentage of the median duration of the tasks that ran to their end before
 	// its attempt started (GNU parallel's --timeout 200%); none until one has.
 	TimeoutPercent float64
+	// Capacity, when not nil, is what the attempts running at once may hold: an
+	// attempt starts only when its task's Resources fit in what the running ones
+	// leave (see resourceGate for the order and the reservation that keeps a large
+	// task from starving). The caller has checked that every task fits an empty run
+	// (input.File.CheckCapacity); one that never could would wait for ever.
+	Capacity *jobs.Capacity
+	// GPUEnv hands each attempt of a task that asks for GPUs as many free ones of
+	// Capacity.GPUs, named in CUDA_VISIBLE_DEVICES, and takes them
+	// back when the attempt ends. false with a remote executor: the devices are the
+	// workers'.
+	GPUEnv bool
 
 	median *medianTimeout // set by Run from TimeoutPercent
 }
@@ -213,16 +224,29 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				popts.Preempt = mg.preempt
 			}
 		}
-		if len(gs) > 0 {
-			popts.Gate = gs
-		}
 		if sched != nil {
 			popts.Less, popts.Ready = sched.before, sched.start()
 			popts.Follow = func(d pool.Done[jobs.Task, outcome]) ([]pool.Job[jobs.Task], []pool.Done[jobs.Task, outcome]) {
 				return sched.follow(startCtx, d)
 			}
 		}
-		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut), opts.Tag), out)
+		var gpus *gpuPool
+		if opts.Capacity != nil {
+			rg := newResourceGate(*opts.Capacity, popts.Less, opts.Workers, opts.Log)
+			if sched != nil {
+				for pos := range sched.g.Len() {
+					rg.know(sched.g.Task(pos).Resources)
+				}
+			}
+			gs = append(gs, rg)
+			if opts.GPUEnv && len(opts.Capacity.GPUs) > 0 {
+				gpus = newGPUPool(opts.Capacity.GPUs)
+			}
+		}
+		if len(gs) > 0 {
+			popts.Gate = gs
+		}
+		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut), opts.Tag, gpus), out)
 		close(out)
 	}()
 
@@ -447,10 +471,15 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag func(*jobs.Task, int) string) pool.Func[jobs.Task, outcome] {
+func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag func(*jobs.Task, int) string, gpus *gpuPool) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
 		ctx, cancel := bound(ctx, &t)
 		defer cancel()
+		if gpus != nil && t.Resources.GPU > 0 {
+			ids := gpus.take(t.Resources.GPU)
+			defer gpus.put(ids) // before the end reaches the gate
+			t.Env = withGPUs(t.Env, ids)
+		}
 		if log != nil {
 			log.Info("task started", "id", t.ID, "index", t.Index, "slot", slot, "attempt", attempt, "command", t.Command())
 		}

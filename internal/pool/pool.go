@@ -54,7 +54,11 @@ type Options[T, R any] struct {
 	// Gate, when not nil, admits each attempt: of the ready attempts, the next to
 	// start is the least (by Less) that the gate admits, so that one waiting for its
 	// gate holds up no other. While no ready attempt is admitted, the pool reads ahead
-	// from in, up to maxGated attempts.
+	// from in, up to maxGated attempts. The pool asks the least first; only when the
+	// Gate holds it back does it ask the others, and once a pass finds none
+	// admitted, it asks again only after an attempt ended, another became ready or
+	// the Gate's wake time passed: a Gate must never admit more because an attempt
+	// started.
 	Gate Gate[T]
 	// Preempt, when not nil, is asked on the dispatching goroutine, while two
 	// attempts or more run, whether to stop the youngest running attempt (the last
@@ -80,6 +84,14 @@ type Gate[T any] interface {
 	Start(v T, now time.Time)
 	// Done records that an attempt of v ended (or, once started, did not run).
 	Done(v T)
+}
+
+// Exhauster is a Gate that can tell at once that it admits no attempt at all now,
+// whatever it is, and will not before an attempt ends (all of a resource is held):
+// while it says so, the pool asks it about no ready attempt. why is what holds them
+// back, for Done.WaitedFor.
+type Exhauster interface {
+	Exhausted() (yes bool, why string)
 }
 
 // maxGated bounds the attempts the pool holds ready while its Gate admits none.
@@ -274,6 +286,14 @@ type dispatcher[T, R any] struct {
 	done     []Done[T, R]     // to send to out from done[head] on, first first
 	head     int              // done[head] is the next to send
 	stopping bool             // starting has ended
+	// blocked: a pass over the ready attempts found none the Gate admits, and since
+	// then no attempt ended, none became ready and wake (when not zero) has not
+	// passed: a pass now would find none either (an attempt that starts never makes
+	// the Gate admit more), so none is made.
+	blocked bool
+	wake    time.Time // with blocked: when the Gate may admit one it held back
+	held    string    // why the Gate was last exhausted (Exhauster), for attempts it was not asked about
+	scratch []int     // pick's frontier, kept for its room
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
@@ -304,6 +324,9 @@ func (d *dispatcher[T, R]) loop() {
 				next.wait += waited
 				if len(next.why) == 0 && waited > time.Millisecond {
 					next.why = []string{"workers"}
+					if d.held != "" { // the Gate was not asked about it, all of a resource held
+						next.why = []string{d.held}
+					}
 				}
 			}
 		}
@@ -328,6 +351,7 @@ func (d *dispatcher[T, R]) loop() {
 		}
 		select {
 		case j, ok := <-recv:
+			d.blocked = false
 			switch {
 			case !ok:
 				in = nil
@@ -346,6 +370,7 @@ func (d *dispatcher[T, R]) loop() {
 				d.opts.Gate.Start(next.job.Value, time.Now())
 			}
 		case r := <-d.results:
+			d.blocked = false
 			d.running--
 			d.live = slices.DeleteFunc(d.live, func(l liveAttempt) bool { return l.seq == r.seq })
 			if d.opts.Gate != nil {
@@ -355,10 +380,12 @@ func (d *dispatcher[T, R]) loop() {
 		case out <- first:
 			d.sent()
 		case <-timerC:
+			d.blocked = false
 			for len(d.waiting) > 0 && !time.Now().Before(d.waiting[0].due) {
 				d.ready.add(heap.Pop(&d.waiting).(attempt[T, R]))
 			}
 		case <-d.startDone:
+			d.blocked = false
 			d.stop()
 		}
 	}
@@ -403,26 +430,94 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 		return 0, time.Time{}
 	}
 	now := time.Now()
+	if d.blocked && (d.wake.IsZero() || now.Before(d.wake)) {
+		return -1, d.wake
+	}
 	// The least of all, when the Gate admits it, is the least it admits: the common
 	// case costs one Admit, not a pass over the queue.
 	if ok, _, _ := d.opts.Gate.Admit(d.ready.items[0].job.Value, now); ok {
 		return 0, time.Time{}
 	}
-	pick = -1
-	for i := range d.ready.items {
-		a := &d.ready.items[i]
-		ok, at, why := d.opts.Gate.Admit(a.job.Value, now)
-		switch {
-		case ok && (pick < 0 || d.ready.Less(i, pick)):
-			pick = i
-		case !ok && !at.IsZero() && (wake.IsZero() || at.Before(wake)):
-			wake = at
-		}
-		if !ok && why != "" && !slices.Contains(a.why, why) {
-			a.why = append(a.why, why)
+	// A Gate that admits nothing at all until an attempt ends spares the pass.
+	if ex, ok := d.opts.Gate.(Exhauster); ok {
+		if yes, why := ex.Exhausted(); yes {
+			if a := &d.ready.items[0]; why != "" && !slices.Contains(a.why, why) {
+				a.why = append(a.why, why)
+			}
+			d.blocked, d.wake, d.held = true, time.Time{}, why
+			return -1, time.Time{}
 		}
 	}
+	// Least first over the heap: no attempt is less than its parent, so taking the
+	// least of the frontier (the children of the attempts held back so far) visits
+	// the attempts in order, and the first admitted is the least admitted. Only the
+	// attempts held back are passed: one large job at the head behind which the
+	// others fit costs a few Admits, not a pass over the queue.
+	pick = -1
+	f := frontier[T, R]{q: &d.ready, idx: append(d.scratch[:0], 0)}
+	for len(f.idx) > 0 {
+		i := f.pop()
+		a := &d.ready.items[i]
+		ok, at, why := d.opts.Gate.Admit(a.job.Value, now)
+		if ok {
+			pick = i
+			break
+		}
+		if !at.IsZero() && (wake.IsZero() || at.Before(wake)) {
+			wake = at
+		}
+		if why != "" && !slices.Contains(a.why, why) {
+			a.why = append(a.why, why)
+		}
+		for c := 2*i + 1; c <= 2*i+2 && c < d.ready.Len(); c++ {
+			f.push(c)
+		}
+	}
+	d.scratch = f.idx[:0]
+	d.blocked, d.wake = pick < 0, wake
 	return pick, wake
+}
+
+// frontier is a min-heap of positions in a readyQueue, by its order.
+type frontier[T, R any] struct {
+	q   *readyQueue[T, R]
+	idx []int
+}
+
+func (f *frontier[T, R]) less(a, b int) bool { return f.q.Less(f.idx[a], f.idx[b]) }
+
+func (f *frontier[T, R]) push(i int) {
+	f.idx = append(f.idx, i)
+	for c := len(f.idx) - 1; c > 0; {
+		p := (c - 1) / 2
+		if !f.less(c, p) {
+			break
+		}
+		f.idx[c], f.idx[p] = f.idx[p], f.idx[c]
+		c = p
+	}
+}
+
+func (f *frontier[T, R]) pop() int {
+	top := f.idx[0]
+	last := len(f.idx) - 1
+	f.idx[0] = f.idx[last]
+	f.idx = f.idx[:last]
+	for p := 0; ; {
+		m, l, r := p, 2*p+1, 2*p+2
+		if l < last && f.less(l, m) {
+			m = l
+		}
+		if r < last && f.less(r, m) {
+			m = r
+		}
+		if m == p {
+			break
+		}
+		f.idx[p], f.idx[m] = f.idx[m], f.idx[p]
+		p = m
+	}
+	return top
 }
 
 // finish takes an attempt back from a worker: the job is retried or done.

@@ -511,3 +511,86 @@ func TestGateThatAdmitsCostsNoPass(t *testing.T) {
 		t.Errorf("%d jobs done, the gate asked %d times; want %d, and at most %d", done, g.asked, n, 4*n)
 	}
 }
+
+// sizeGate admits a job while the sizes of the jobs running, its own added, stay
+// within room: job 1 is as large as the room, the others 1; one more is held until
+// job 2 ends. It counts the Admits.
+type sizeGate struct {
+	room, used, asked int
+}
+
+func size(v int) int {
+	if v == 1 {
+		return 1 << 20
+	}
+	return 1
+}
+
+func (g *sizeGate) Admit(v int, _ time.Time) (bool, time.Time, string) {
+	g.asked++
+	return g.used+min(size(v), g.room) <= g.room, time.Time{}, "room"
+}
+func (g *sizeGate) Start(v int, _ time.Time) { g.used += min(size(v), g.room) }
+func (g *sizeGate) Done(v int) {
+	g.used -= min(size(v), g.room)
+	if v == 2 {
+		g.used-- // what held job 1 back from the start
+	}
+}
+
+type exhaustingGate struct{ *sizeGate }
+
+func (g exhaustingGate) Exhausted() (bool, string) { return g.used >= g.room, "room" }
+
+// TestJobHeldBackAtTheHeadCostsNoPass: a job at the head of the queue that its Gate
+// holds back while the others behind it are admitted makes each start cost a few
+// Admits, not a pass over the queue; and a Gate that says it is exhausted is asked
+// about no other job at all until one ends. (A Gate that admits none of the jobs and
+// cannot say so at once still costs a pass, once per end.)
+func TestJobHeldBackAtTheHeadCostsNoPass(t *testing.T) {
+	for _, exhaust := range []bool{false, true} {
+		const n = 2000
+		var jobs []Job[int]
+		for i := 1; i <= n; i++ {
+			jobs = append(jobs, Job[int]{Index: i, Value: i})
+		}
+		// Without Exhauster, room for all the workers beside job 2: a job behind job 1
+		// is always admitted. With it, room for one beside job 2: the room is often
+		// full, and the gate says so.
+		g := &sizeGate{room: 1000, used: 1} // job 1 waits until job 2 ends
+		var gate Gate[int] = g
+		if exhaust {
+			g.room = 3
+			gate = exhaustingGate{g}
+		}
+		in := make(chan Job[int])
+		close(in)
+		out := make(chan Done[int, int])
+		release := make(chan struct{})
+		go func() {
+			Run(context.Background(), context.Background(), Options[int, int]{Workers: 8, Ready: jobs, Gate: gate}, in,
+				func(ctx context.Context, slot, attempt int, v int) int {
+					if v == 2 {
+						<-release // job 1 cannot start before this one ends
+					}
+					return v
+				}, out)
+			close(out)
+		}()
+		done, first := 0, 0
+		for d := range out {
+			if done++; done == n-2 {
+				close(release)
+			}
+			if d.Job.Value == 1 {
+				first = done
+			}
+		}
+		if done != n || first < n-1 {
+			t.Fatalf("exhaust %v: %d jobs done, job 1 ended %dth; want %d, after job 2", exhaust, done, first, n)
+		}
+		if g.asked > 8*n {
+			t.Errorf("exhaust %v: the gate was asked %d times for %d jobs; want at most %d", exhaust, g.asked, n, 8*n)
+		}
+	}
+}
