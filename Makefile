@@ -42,7 +42,7 @@ bench:
 bench-sched:
 	$(GO) test -run '^$$' -bench '^(BenchmarkScheduleDAG|BenchmarkPriorityWait)$$' -benchtime 1x ./internal/pipeline
 
-## bench-cluster: distributed against local runs: per-task broker overhead, scaling over workers (QUICK=1 for a smoke run)
+## bench-cluster: distributed against local runs: per-task broker overhead, the CPU of each process, scaling over workers (QUICK=1 for a smoke run; DIST_GOMAXPROCS=N)
 bench-cluster:
 	bash scripts/bench-cluster.sh
 
