@@ -598,16 +598,18 @@ tasks:
 		document.querySelectorAll("#tasks tr.task")[i].click(); // closed again
 		return text;
 	})`)
+	// The second task waits for the pool all the while the first runs; on a loaded
+	// machine the first may also be shown held back a moment, by the workers.
 	held := 0
 	for _, d := range details {
-		if strings.Contains(d, "held back") {
+		if strings.Contains(d, "held back") && strings.Contains(d, "limit one") {
 			held++
-			if !strings.Contains(d, "limit one") || !strings.Contains(d, "ms") && !strings.Contains(d, " s") {
-				t.Errorf("a held task's details: %q, want how long, and limit one", d)
+			if !strings.Contains(d, "ms") && !strings.Contains(d, " s") {
+				t.Errorf("a held task's details: %q, want how long", d)
 			}
 		}
 	}
 	if len(details) != 2 || held != 1 {
-		t.Errorf("%d rows, %d of them held back: want 2 and 1 (one pool slot, two tasks); details %q", len(details), held, details)
+		t.Errorf("%d rows, %d of them held back by limit one: want 2 and 1 (one pool slot, two tasks); details %q", len(details), held, details)
 	}
 }
