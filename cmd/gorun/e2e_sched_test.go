@@ -217,6 +217,9 @@ func TestE2ENamedLimit(t *testing.T) {
 		if held != 4 {
 			t.Errorf("%v: %d db tasks say they waited for the pool db, want 4: %+v", extra, held, db)
 		}
+		if !regexp.MustCompile(`held back: 4 tasks waited for limit db \([0-9.]+m?s in all\)`).MatchString(r.stderr.String()) {
+			t.Errorf("%v: the summary does not say 4 tasks waited for the pool:\n%s", extra, r.stderr)
+		}
 	}
 }
 

@@ -146,7 +146,8 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	var bar *progress.Bar
 	errOut := opts.IO.ErrOut
 	if opts.showProgress() {
-		bar = progress.Start(opts.IO.ErrOut, taskCount(src))
+		popts.Holding = &pipeline.Holding{}
+		bar = progress.Start(opts.IO.ErrOut, taskCount(src), popts.Holding.String)
 		popts.Stdout, popts.Stderr = bar.Wrap(opts.IO.Out), bar.Wrap(opts.IO.ErrOut)
 		errOut = popts.Stderr
 	}
@@ -182,6 +183,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 			recordResult(runLog, run.ID, &r)
 		}
 		sum.Add(r)
+		held.result(&r)
 		rec.Add(r)
 		if ctl != nil {
 			ctl.Add(r)
@@ -369,6 +371,27 @@ type heldBack struct {
 	since    time.Time     // when it began to wait
 	waited   time.Duration // the time it waited, before since
 	reasons  []string      // why it waited, each reason once
+	limited  int           // tasks that waited for a pool or the rate
+	limitFor []string      // which: "limit api", "rate", each once
+	limitW   time.Duration // how long those tasks waited to start, in all
+}
+
+// result takes a task's result: whether it waited for a pool of "limits" or for the
+// rate (r.WaitedFor).
+func (h *heldBack) result(r *jobs.Result) {
+	found := false
+	for _, why := range r.WaitedFor {
+		if why == "rate" || strings.HasPrefix(why, "limit ") {
+			found = true
+			if !slices.Contains(h.limitFor, why) {
+				h.limitFor = append(h.limitFor, why)
+			}
+		}
+	}
+	if found {
+		h.limited++
+		h.limitW += time.Duration(r.Wait)
+	}
 }
 
 // wait records that the run waits for why from now on ("": it no longer waits).
@@ -403,6 +426,10 @@ func (h *heldBack) String() string {
 	}
 	if h.backoffs > 0 {
 		lines = append(lines, h.backoffLine())
+	}
+	if h.limited > 0 {
+		lines = append(lines, fmt.Sprintf("held back: %d %s waited for %s (%v in all)", h.limited, pluralS(h.limited, "task"),
+			strings.Join(h.limitFor, ", "), h.limitW.Round(time.Millisecond)))
 	}
 	return strings.Join(lines, "\n")
 }

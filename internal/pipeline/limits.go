@@ -20,6 +20,7 @@ type limitGate struct {
 	pools  []map[string]*limitPool // by limit: by key ("" for a limit without one)
 	refs   map[int][]poolRef       // by task index: the pools it is in, while it is asked about
 	sweep  []int                   // by limit: the family's size at which idle pools are swept
+	whys   []string                // by limit: why it holds a task back ("limit api")
 }
 
 // minSweep is the size of a family of pools at which its idle pools are first swept.
@@ -85,8 +86,9 @@ type poolRef struct {
 
 func newLimitGate(limits []jobs.Limit) *limitGate {
 	g := &limitGate{limits: limits, byName: map[string]int{}, pools: make([]map[string]*limitPool, len(limits)), refs: map[int][]poolRef{},
-		sweep: make([]int, len(limits))}
+		sweep: make([]int, len(limits)), whys: make([]string, len(limits))}
 	for i, l := range limits {
+		g.whys[i] = "limit " + l.Name
 		g.byName[l.Name] = i
 		g.pools[i] = map[string]*limitPool{}
 		g.sweep[i] = minSweep
@@ -141,7 +143,7 @@ func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, 
 		l, p := &g.limits[ref.limit], g.pool(ref)
 		if l.Concurrency > 0 && p.running >= l.Concurrency {
 			if ok {
-				why = "limit " + l.Name
+				why = g.whys[ref.limit]
 			}
 			ok = false // waits for an end: no time to wake at
 			continue
@@ -149,7 +151,7 @@ func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, 
 		if p.tokens != nil {
 			if at := p.tokens.allowedAt(); now.Before(at) {
 				if ok {
-					why = "limit " + l.Name
+					why = g.whys[ref.limit]
 				}
 				ok = false
 				if wake.IsZero() || at.After(wake) {

@@ -56,6 +56,11 @@ type Options[T, R any] struct {
 	// gate holds up no other. While no ready attempt is admitted, the pool reads ahead
 	// from in, up to maxGated attempts.
 	Gate Gate[T]
+	// Held, when not nil, is told on the dispatching goroutine what holds the pool
+	// back, each time that changes: while a worker is free and attempts are ready but
+	// the Gate admits none of them, the reason the Gate gives for the next one (by
+	// Less); "" once the pool is no longer held back so. It must not block.
+	Held func(why string)
 	// Preempt, when not nil, is asked on the dispatching goroutine, while two
 	// attempts or more run, whether to stop the youngest running attempt (the last
 	// started) to free what it holds, and when to ask again at the latest: the stopped
@@ -274,6 +279,7 @@ type dispatcher[T, R any] struct {
 	done     []Done[T, R]     // to send to out from done[head] on, first first
 	head     int              // done[head] is the next to send
 	stopping bool             // starting has ended
+	held     string           // what Options.Held was last told
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
@@ -294,7 +300,11 @@ func (d *dispatcher[T, R]) loop() {
 			timerC <-chan time.Time
 		)
 		again := d.preempt()
-		pick, wake := d.pick()
+		pick, wake, why := d.pick()
+		if d.opts.Held != nil && why != d.held {
+			d.held = why
+			d.opts.Held(why)
+		}
 		if !again.IsZero() && (wake.IsZero() || again.Before(wake)) {
 			wake = again
 		}
@@ -362,6 +372,9 @@ func (d *dispatcher[T, R]) loop() {
 			d.stop()
 		}
 	}
+	if d.held != "" {
+		d.opts.Held("")
+	}
 }
 
 // liveAttempt is a running attempt that Options.Preempt may stop.
@@ -394,19 +407,21 @@ func (d *dispatcher[T, R]) preempt() (next time.Time) {
 // pick returns the position in d.ready.items of the attempt to start next, or -1:
 // without a Gate, the least; with one, the least it admits. wake is when the Gate
 // may admit one it holds back now (zero: not before an attempt ends). An attempt is
-// picked only while a worker may be free.
-func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
+// picked only while a worker may be free. held is why the Gate holds back the least
+// attempt when it admits none ("" when it admits one, or no worker is free).
+func (d *dispatcher[T, R]) pick() (pick int, wake time.Time, held string) {
 	if d.ready.Len() == 0 || d.running >= max(d.opts.Workers, 1) {
-		return -1, time.Time{}
+		return -1, time.Time{}, ""
 	}
 	if d.opts.Gate == nil {
-		return 0, time.Time{}
+		return 0, time.Time{}, ""
 	}
 	now := time.Now()
 	// The least of all, when the Gate admits it, is the least it admits: the common
 	// case costs one Admit, not a pass over the queue.
-	if ok, _, _ := d.opts.Gate.Admit(d.ready.items[0].job.Value, now); ok {
-		return 0, time.Time{}
+	ok, _, first := d.opts.Gate.Admit(d.ready.items[0].job.Value, now)
+	if ok {
+		return 0, time.Time{}, ""
 	}
 	pick = -1
 	for i := range d.ready.items {
@@ -422,7 +437,10 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 			a.why = append(a.why, why)
 		}
 	}
-	return pick, wake
+	if pick >= 0 {
+		return pick, wake, ""
+	}
+	return pick, wake, first
 }
 
 // finish takes an attempt back from a worker: the job is retried or done.
