@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -367,5 +368,55 @@ func TestE2EMemfreeHoldsBack(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ran")); err != nil {
 		t.Errorf("with bounds the machine is within, the task did not run: %v", err)
+	}
+}
+
+// TestE2ELabelKeyedLimit: JSON Lines tasks name their host in a label; --limit-by
+// '{host}' --limit-concurrency 1 runs one task a host at a time, the hosts side by
+// side, locally and with --broker. A line without the label, or input without labels,
+// is refused before anything runs.
+func TestE2ELabelKeyedLimit(t *testing.T) {
+	var b strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&b, `{"id": "t%d", "run": "sleep 0.3", "labels": {"host": "h%d"}}`+"\n", i, i%2)
+	}
+	file := writeFile(t, "tasks.jsonl", b.String())
+	url := startBroker(t)
+	startWorker(t, url, testutil.NewMark(t), 6)
+	for _, extra := range [][]string{nil, {"--broker", url}} {
+		r := startGorun(t, nil, append([]string{"exec", file, "-j", "6", "-o", "jsonl", "--limit-by", "{host}", "--limit-concurrency", "1"}, extra...)...)
+		if code := r.wait(t, 60*time.Second); code != 0 {
+			t.Fatalf("%v: exit %d; stderr:\n%s", extra, code, r.stderr)
+		}
+		byHost := map[string][]jsonlResult{}
+		var all []jsonlResult
+		for _, res := range readJSONLResults(t, r.stdout.String()) {
+			n, _ := strconv.Atoi(strings.TrimPrefix(res.ID, "t"))
+			host := fmt.Sprintf("h%d", n%2)
+			byHost[host] = append(byHost[host], res)
+			all = append(all, res)
+		}
+		for host, rs := range byHost {
+			if len(rs) != 3 || mostAtOnce(rs) != 1 {
+				t.Errorf("%v: host %s: %d tasks, at most %d at once; want 3, one at a time", extra, host, len(rs), mostAtOnce(rs))
+			}
+		}
+		if n := mostAtOnce(all); n != 2 {
+			t.Errorf("%v: at most %d tasks at once, want 2: one a host, the hosts side by side", extra, n)
+		}
+	}
+
+	marker := filepath.Join(t.TempDir(), "ran")
+	bad := writeFile(t, "bad.jsonl", `{"run": "touch `+marker+`", "labels": {"host": "h0"}}`+"\n"+`{"run": "true", "labels": {"hots": "h0"}}`+"\n")
+	code, stderr := runGorun(t, "", 30*time.Second, "exec", bad, "--limit-by", "{host}", "--limit-rate", "1/s")
+	if want := `bad.jsonl:2:27: labels: no label "host", which --limit-by reads`; code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("a line without the label: exit %d, stderr %q; want 2 and %s", code, stderr, want)
+	}
+	code, stderr = runGorun(t, "a\nb\n", 30*time.Second, "exec", "--limit-by", "{host}", "--limit-rate", "1/s", "--", "echo")
+	if code != 2 || !strings.Contains(stderr, `--limit-by reads the label "host"`) {
+		t.Errorf("lines of input: exit %d, stderr %q; want 2: they have no labels", code, stderr)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a task ran from a file refused")
 	}
 }

@@ -577,12 +577,19 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		limits = f.Limits
+		tasks := f.Tasks(opts.Settings)
+		if err := needLabels(name, tasks, opts.Settings.Labels); err != nil {
+			return nil, 0, 0, nil, err
+		}
 		if f.Needs != nil {
-			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
+			src = input.NewGraphSource(tasks, f.Needs)
 		} else {
-			src = input.NewSliceSource(f.Tasks(opts.Settings))
+			src = input.NewSliceSource(tasks)
 		}
 	default:
+		if len(opts.Settings.Labels) > 0 && opts.Format != "jsonl" {
+			return nil, 0, 0, nil, &usageError{err: fmt.Errorf("--limit-by reads the label %q: a task file or JSON Lines gives tasks labels, lines of input do not", opts.Settings.Labels[0])}
+		}
 		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin
 			ps, err := input.NewProductSource(opts.Sources, opts.Link, opts.IO.In, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 			if err != nil {
@@ -612,6 +619,18 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		}
 	}
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), append(limits, opts.Limits...), nil
+}
+
+// needLabels refuses the first of tasks, read from the task file name, that lacks
+// one of labels (those --limit-by reads).
+func needLabels(name string, tasks []jobs.Task, labels []string) error {
+	for i := range tasks {
+		if label := input.MissingLabel(&tasks[i], labels); label != "" {
+			return &jobs.InputError{File: name, Key: fmt.Sprintf("task %q: labels", tasks[i].ID),
+				Msg: fmt.Sprintf("no label %q, which --limit-by reads", label)}
+		}
+	}
+	return nil
 }
 
 // guardRunner holds runner's tasks under id (see process.Runner.Contain), starts a

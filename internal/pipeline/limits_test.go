@@ -97,7 +97,7 @@ func TestNamedLimitNeverExceeded(t *testing.T) {
 // starts at its rate, and the directories side by side.
 func TestPerKeyRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		key, err := input.NewKey("{//}")
+		key, _, err := input.NewKey("{//}")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestPerKeyRate(t *testing.T) {
 
 // TestKeyedPoolsAreForgottenWhenIdle: a family of pools holds only the keys in use.
 func TestKeyedPoolsAreForgottenWhenIdle(t *testing.T) {
-	key, _ := input.NewKey("{id}")
+	key, _, _ := input.NewKey("{id}")
 	g := newLimitGate([]jobs.Limit{{Name: "k", Concurrency: 1, Key: key, Every: true}})
 	now := time.Now()
 	for i := 1; i <= 1000; i++ {
