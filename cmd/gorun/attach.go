@@ -94,11 +94,11 @@ func (p *runPlan) limits() ([]jobs.Limit, error) {
 			l.Rate = rate.Limit(*pl.Rate)
 		}
 		if pl.Key != "" {
-			key, err := input.NewKey(pl.Key)
+			key, labels, err := input.NewKey(pl.Key)
 			if err != nil {
 				return nil, fmt.Errorf("limit %s: %w", pl.Name, err)
 			}
-			l.Key = key
+			l.Key, l.Labels = key, labels
 		}
 		out = append(out, l)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -198,5 +199,25 @@ func TestE2EProgressFitsANarrowTerminal(t *testing.T) {
 	}
 	if drawn == 0 {
 		t.Errorf("no bar drawn after the resize to 50 columns:\n%q", narrow)
+	}
+}
+
+// TestE2EProgressSaysWhatHoldsBack: while a pool of one holds the second task back
+// with a worker free, the bar says so; once nothing waits any more, it says nothing.
+func TestE2EProgressSaysWhatHoldsBack(t *testing.T) {
+	file := writeFile(t, "t.yaml", "version: 1\nlimits: {api: {concurrency: 1}}\ntasks:\n"+
+		"  - {id: a, run: sleep 1, limits: [api]}\n  - {id: b, run: sleep 1, limits: [api]}\n")
+	out, code := runOnTerminal(t, nil, "exec", file, "-j", "2")
+	if code != 0 {
+		t.Fatalf("exit %d; output:\n%q", code, out)
+	}
+	held := strings.Index(out, "(0/2) 0 ok, 0 failed, waiting: limit api")
+	if held < 0 {
+		t.Fatalf("the bar never said what held the run back:\n%q", out)
+	}
+	// b starts once a ends, after a second: from then on nothing waits, and the bar
+	// (drawn every 150ms, a reason kept 300ms) says so before b ends.
+	if !regexp.MustCompile(`\(1/2\) 1 ok, 0 failed, [0-9.]+ tasks/s`).MatchString(out[held:]) {
+		t.Errorf("the bar still says the run waits once b started:\n%q", out)
 	}
 }

@@ -115,7 +115,7 @@ func (g *RunFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&g.Lock, "lock", "", "refuse to start (exit 75) while another run holds this lock file")
 	f.BoolVar(&g.DryRun, "dry-run", false, "print the command of each task, one per line, quoted for sh (--dry-run | sh runs them), and run nothing")
 	f.StringVar(&g.Broker, "broker", "", "run the tasks on the workers of this NATS JetStream broker (nats://HOST:4222; a cluster: its URLs, comma-separated)")
-	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}... (with --limit-rate, --limit-concurrency)")
+	f.StringVar(&g.LimitBy, "limit-by", "", "a pool per value of this key, for every task: {}, {//} (the item's directory), {id}, a label's {NAME}... (with --limit-rate, --limit-concurrency)")
 	f.StringVar(&g.LimitRate, "limit-rate", "", "with --limit-by: task starts per unit in each key's pool (2/s)")
 	f.IntVar(&g.LimitConc, "limit-concurrency", 0, "with --limit-by: tasks of each key's pool running at once")
 	f.Float64Var(&g.Load, "load", 0, "start nothing while this machine's load is above N (PSI cpu some avg10 in percent where the kernel has it, else the 1-minute load average); 0: no bound")
@@ -200,9 +200,10 @@ func (g *RunFlags) resolveLimit(f *pflag.FlagSet, s *sources, o *ExecOptions) er
 	}
 	l := jobs.Limit{Name: "--limit-by", KeySource: by, Burst: 1, Every: true}
 	var err error
-	if l.Key, err = input.NewKey(by); err != nil {
+	if l.Key, l.Labels, err = input.NewKey(by); err != nil {
 		return s.errorf("limit-by", "%v", err)
 	}
+	o.Settings.Labels = l.Labels // every task must give them
 	if f.Changed("limit-rate") {
 		if l.Rate, err = input.ParseRate(g.LimitRate); err != nil {
 			return s.errorf("limit-rate", "%v", err)

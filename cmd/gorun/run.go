@@ -156,7 +156,8 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 	var bar *progress.Bar
 	errOut := opts.IO.ErrOut
 	if opts.showProgress() {
-		bar = progress.Start(opts.IO.ErrOut, taskCount(src))
+		popts.Holding = &pipeline.Holding{}
+		bar = progress.Start(opts.IO.ErrOut, taskCount(src), popts.Holding.String)
 		popts.Stdout, popts.Stderr = bar.Wrap(opts.IO.Out), bar.Wrap(opts.IO.ErrOut)
 		errOut = popts.Stderr
 	}
@@ -192,6 +193,7 @@ func runExec(ctx context.Context, opts *ExecOptions) (err error) {
 			recordResult(runLog, run.ID, &r)
 		}
 		sum.Add(r)
+		held.result(&r)
 		rec.Add(r)
 		if ctl != nil {
 			ctl.Add(r)
@@ -396,6 +398,27 @@ type heldBack struct {
 	since    time.Time     // when it began to wait
 	waited   time.Duration // the time it waited, before since
 	reasons  []string      // why it waited, each reason once
+	limited  int           // tasks that waited for a pool or the rate
+	limitFor []string      // which: "limit api", "rate", each once
+	limitW   time.Duration // how long those tasks waited to start, in all
+}
+
+// result takes a task's result: whether it waited for a pool of "limits" or for the
+// rate (r.WaitedFor).
+func (h *heldBack) result(r *jobs.Result) {
+	found := false
+	for _, why := range r.WaitedFor {
+		if why == "rate" || strings.HasPrefix(why, "limit ") {
+			found = true
+			if !slices.Contains(h.limitFor, why) {
+				h.limitFor = append(h.limitFor, why)
+			}
+		}
+	}
+	if found {
+		h.limited++
+		h.limitW += time.Duration(r.Wait)
+	}
 }
 
 // wait records that the run waits for why from now on ("": it no longer waits).
@@ -430,6 +453,10 @@ func (h *heldBack) String() string {
 	}
 	if h.backoffs > 0 {
 		lines = append(lines, h.backoffLine())
+	}
+	if h.limited > 0 {
+		lines = append(lines, fmt.Sprintf("held back: %d %s waited for %s (%v in all)", h.limited, pluralS(h.limited, "task"),
+			strings.Join(h.limitFor, ", "), h.limitW.Round(time.Millisecond)))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -578,6 +605,9 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		limit = deref(f.Rate, limit)
 		limits = f.Limits
 		tasks := f.Tasks(opts.Settings)
+		if err := needLabels(name, tasks, opts.Settings.Labels); err != nil {
+			return nil, 0, 0, nil, err
+		}
 		opts.fit = &fitCheck{file: f, tasks: tasks}
 		if f.Needs != nil {
 			src = input.NewGraphSource(tasks, f.Needs)
@@ -585,6 +615,9 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 			src = input.NewSliceSource(tasks)
 		}
 	default:
+		if len(opts.Settings.Labels) > 0 && opts.Format != "jsonl" {
+			return nil, 0, 0, nil, &usageError{err: fmt.Errorf("--limit-by reads the label %q: a task file or JSON Lines gives tasks labels, lines of input do not", opts.Settings.Labels[0])}
+		}
 		if opts.Sources != nil { // ::: and :::: instead of a FILE or stdin
 			ps, err := input.NewProductSource(opts.Sources, opts.Link, opts.IO.In, input.LineOptions{Settings: opts.Settings, Null: opts.Null, Template: opts.Template})
 			if err != nil {
@@ -614,6 +647,18 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		}
 	}
 	return src, deref(opts.Workers, workers), deref(opts.Rate, limit), append(limits, opts.Limits...), nil
+}
+
+// needLabels refuses the first of tasks, read from the task file name, that lacks
+// one of labels (those --limit-by reads).
+func needLabels(name string, tasks []jobs.Task, labels []string) error {
+	for i := range tasks {
+		if label := input.MissingLabel(&tasks[i], labels); label != "" {
+			return &jobs.InputError{File: name, Key: fmt.Sprintf("task %q: labels", tasks[i].ID),
+				Msg: fmt.Sprintf("no label %q, which --limit-by reads", label)}
+		}
+	}
+	return nil
 }
 
 // guardRunner holds runner's tasks under id (see process.Runner.Contain), starts a

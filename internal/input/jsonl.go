@@ -86,6 +86,9 @@ func (j *JSONLSource) task(line []byte) (jobs.Task, error) {
 		return jobs.Task{}, err
 	}
 	t := jobs.Resolve(j.index, &sp, j.settings, &jobs.Defaults{})
+	if label := MissingLabel(&t, j.settings.Labels); label != "" {
+		return jobs.Task{}, j.onLine(p.errAt("$.labels", "labels", "no label %q, which --limit-by reads", label))
+	}
 	if first, dup := j.seen[t.ID]; dup {
 		return jobs.Task{}, j.onLine(p.errAt("$.id", "id", "duplicate id %q (first used at line %d)", t.ID, first))
 	}

@@ -178,14 +178,15 @@ type rawResources struct {
 }
 
 type rawTask struct {
-	ID          *string    `yaml:"id"`
-	Run         *string    `yaml:"run"`
-	Cmd         []string   `yaml:"cmd"`
-	Needs       []string   `yaml:"needs"`
-	Priority    *int       `yaml:"priority"`
-	Limits      []string   `yaml:"limits"`
-	Estimate    *string    `yaml:"estimate"`
-	Matrix      *rawMatrix `yaml:"matrix"`
+	ID          *string           `yaml:"id"`
+	Run         *string           `yaml:"run"`
+	Cmd         []string          `yaml:"cmd"`
+	Needs       []string          `yaml:"needs"`
+	Priority    *int              `yaml:"priority"`
+	Limits      []string          `yaml:"limits"`
+	Estimate    *string           `yaml:"estimate"`
+	Labels      map[string]string `yaml:"labels"`
+	Matrix      *rawMatrix        `yaml:"matrix"`
 	RawSettings `yaml:",inline"`
 }
 
@@ -400,22 +401,30 @@ func (p *fileParser) limit(name string, r *rawLimit) (jobs.Limit, error) {
 		l.Burst = *r.Burst
 	}
 	if r.Key != nil {
-		key, err := NewKey(*r.Key)
+		key, labels, err := NewKey(*r.Key)
 		if err != nil {
 			return l, p.errAt(path+".key", where+".key", "%v", err)
 		}
-		l.Key, l.KeySource = key, *r.Key
+		l.Key, l.KeySource, l.Labels = key, *r.Key, labels
 	}
 	return l, nil
 }
 
-// taskLimits refuses a task that names a pool `limits:` does not define.
+// taskLimits refuses a task that names a pool `limits:` does not define, or a pool
+// whose key reads a label the task has not.
 func (p *fileParser) taskLimits(f *File) error {
 	for i := range f.Specs {
 		for j, name := range f.Specs[i].Limits {
-			if !slices.ContainsFunc(f.Limits, func(l jobs.Limit) bool { return l.Name == name }) {
+			k := slices.IndexFunc(f.Limits, func(l jobs.Limit) bool { return l.Name == name })
+			if k < 0 {
 				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
 					"unknown pool %q: name one of the file's `limits:`", name)
+			}
+			for _, label := range f.Limits[k].Labels {
+				if _, ok := f.Specs[i].Labels[label]; !ok {
+					return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
+						"pool %q is keyed by %s, but the task has no label %q: give it `labels: {%s: ...}`", name, f.Limits[k].KeySource, label, label)
+				}
 			}
 		}
 	}
@@ -589,6 +598,12 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 	} else if est != nil {
 		sp.Estimate = *est
 	}
+	for _, name := range slices.Sorted(maps.Keys(rt.Labels)) {
+		if !IsLabelName(name) {
+			return sp, p.errAt(path+".labels", where+"labels", "invalid label name %q: want a letter, then letters, digits, _ or -, and not id or dir", name)
+		}
+	}
+	sp.Labels = rt.Labels
 	sp.Limits = rt.Limits
 	if p.single && len(rt.Limits) > 0 {
 		return sp, p.errAt(path+".limits", where+"limits", "limits are pools of a task file's `limits:`, not of a stream")

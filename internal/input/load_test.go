@@ -148,8 +148,14 @@ func TestParseBadFiles(t *testing.T) {
 			`f.yaml:3:15: limits.api.rate: invalid rate "often"`},
 		{"pool unknown key", "version: 1\nlimits:\n  api: {rate: 1/s, rte: 2}\ntasks: []\n",
 			`f.yaml:3:20: unknown key "rte"`},
-		{"pool bad key template", "version: 1\nlimits:\n  api: {rate: 1/s, key: '{host}'}\ntasks: []\n",
-			`f.yaml:3:25: limits.api.key: invalid key "{host}": unknown placeholder {host}`},
+		{"pool bad key template", "version: 1\nlimits:\n  api: {rate: 1/s, key: '{1x}'}\ntasks: []\n",
+			`f.yaml:3:25: limits.api.key: invalid key "{1x}": unknown placeholder {1x}`},
+		{"pool keyed by a label the task lacks", "version: 1\nlimits:\n  api: {rate: 1/s, key: '{host}'}\ntasks:\n  - {id: a, run: x, limits: [api], labels: {host: h1}}\n  - {id: b, run: x, limits: [api], labels: {hots: h1}}\n",
+			`f.yaml:6:30: task "b": limits: pool "api" is keyed by {host}, but the task has no label "host": give it ` + "`labels: {host: ...}`"},
+		{"bad label name", "version: 1\ntasks:\n  - {id: a, run: x, labels: {'a b': h1}}\n",
+			`f.yaml:3:29: task "a": labels: invalid label name "a b": want a letter, then letters, digits, _ or -, and not id or dir`},
+		{"label named id", "version: 1\ntasks:\n  - {id: a, run: x, labels: {id: h1}}\n",
+			`f.yaml:3:29: task "a": labels: invalid label name "id"`},
 		{"bad rate", "version: 1\nrate: fast\ntasks: []\n",
 			`f.yaml:2:7: rate: invalid rate "fast"`},
 		{"env from_worker with another key", "version: 1\ntasks:\n  - run: x\n    env:\n      T: {from_worker: A, value: b}\n",
@@ -499,12 +505,12 @@ tasks:
 }
 
 func TestNewKey(t *testing.T) {
-	task := &jobs.Task{Index: 7, ID: "job", Dir: "/w", Item: "a/b/c.txt"}
+	task := &jobs.Task{Index: 7, ID: "job", Dir: "/w", Item: "a/b/c.txt", Labels: map[string]string{"host": "h1", "zone-2": "eu"}}
 	for src, want := range map[string]string{
 		"{}": "a/b/c.txt", "{//}": "a/b", "{/}": "c.txt", "{.}": "a/b/c", "{/.}": "c", "{#}": "7",
-		"{id}@{dir}": "job@/w", "plain": "plain", "": "", "x{//}y": "xa/by",
+		"{id}@{dir}": "job@/w", "plain": "plain", "": "", "x{//}y": "xa/by", "{host}/{zone-2}": "h1/eu", "{nolabel}": "",
 	} {
-		key, err := NewKey(src)
+		key, _, err := NewKey(src)
 		if err != nil {
 			t.Errorf("NewKey(%q): %v", src, err)
 			continue
@@ -513,8 +519,8 @@ func TestNewKey(t *testing.T) {
 			t.Errorf("NewKey(%q): got %q, want %q", src, got, want)
 		}
 	}
-	for _, bad := range []string{"{%}", "{host}", "{", "a{b"} {
-		if _, err := NewKey(bad); err == nil {
+	for _, bad := range []string{"{%}", "{1x}", "{a b}", "{", "a{b"} {
+		if _, _, err := NewKey(bad); err == nil {
 			t.Errorf("NewKey(%q): no error", bad)
 		}
 	}
@@ -561,5 +567,41 @@ tasks:
 	}
 	if got := tasks[2].Env; !reflect.DeepEqual(got, []string{"A=1", "B=2", "C=3"}) {
 		t.Errorf("task 3: got env %q, want A=1 B=2 C=3", got)
+	}
+}
+
+// TestKeyLabels: a key says which labels it reads, each once.
+func TestKeyLabels(t *testing.T) {
+	_, labels, err := NewKey("{host}-{//}-{zone}-{host}")
+	if err != nil || !slices.Equal(labels, []string{"host", "zone"}) {
+		t.Errorf("got %v, %v; want [host zone]", labels, err)
+	}
+}
+
+// TestLabels: a task file's and a JSON Lines line's labels reach the task; a JSON
+// Lines line without a label --limit-by reads is bad input at its line.
+func TestLabels(t *testing.T) {
+	f, err := Parse("f.yaml", []byte("version: 1\nlimits: {api: {rate: 1/s, key: '{host}'}}\ntasks:\n  - {id: a, run: x, limits: [api], labels: {host: h1}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := f.Tasks(jobs.Settings{})
+	if got := f.Limits[0].Key(&tasks[0]); got != "h1" || !slices.Equal(f.Limits[0].Labels, []string{"host"}) {
+		t.Errorf("got key %q, labels %v; want h1, [host]", got, f.Limits[0].Labels)
+	}
+	lines := `{"id": "a", "run": "x", "labels": {"host": "h1"}}` + "\n" + `{"id": "b", "run": "x", "labels": {"hots": "h1"}}` + "\n"
+	s := jobs.Settings{Labels: []string{"host"}}
+	_, err = ReadJSONL("t.jsonl", io.NopCloser(strings.NewReader(lines)), s)
+	if want := `t.jsonl:2:35: labels: no label "host", which --limit-by reads`; err == nil || err.Error() != want {
+		t.Errorf("JSON Lines file: got %v, want %s", err, want)
+	}
+	src := NewJSONLSource("stdin", io.NopCloser(strings.NewReader(lines)), s)
+	a, err := src.Next()
+	if err != nil || a.Labels["host"] != "h1" || a.Invalid != nil {
+		t.Fatalf("line 1: got %+v, %v", a, err)
+	}
+	b, err := src.Next()
+	if err != nil || b.Invalid == nil || b.Invalid.Line != 2 {
+		t.Errorf("line 2 of a stream: got %+v, %v; want an invalid task at line 2", b, err)
 	}
 }

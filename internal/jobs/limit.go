@@ -16,7 +16,10 @@ type Limit struct {
 	// idle. KeySource is the key as written.
 	Key       func(t *Task) string
 	KeySource string
-	Every     bool // every task is in the pool, whether it names it or not
+	// Labels are the task labels the key reads ({host}: Task.Labels["host"]): a task
+	// in the pool without one of them is refused before it runs.
+	Labels []string
+	Every  bool // every task is in the pool, whether it names it or not
 }
 
 // Rated reports whether l paces starts.

@@ -58,6 +58,9 @@ type Task struct {
 	Priority int
 	// Limits names the pools of the run (Limit) the task starts in.
 	Limits []string
+	// Labels are names and values the input gives the task (a task file's or a JSON
+	// Lines line's `labels`), for the keys of limits ({host}); nil: none.
+	Labels map[string]string
 	// Estimate is the expected run time, used to rank tasks on a graph of needs by
 	// the work that remains after them (critical path first); 0: not given.
 	Estimate time.Duration
@@ -174,6 +177,9 @@ type Settings struct {
 	Retries    *int
 	RetryDelay *time.Duration
 	RetryOn    *RetryClass
+	// Labels are the labels every task must give (Task.Labels): those the command
+	// line's --limit-by reads. A task without one of them is bad input.
+	Labels []string
 }
 
 // Defaults are the per-task settings a task file gives under `defaults`, or a task
@@ -205,6 +211,7 @@ type Spec struct {
 	Priority int
 	Estimate time.Duration
 	Limits   []string
+	Labels   map[string]string
 	Defaults
 }
 
@@ -228,6 +235,7 @@ func Resolve(index int, sp *Spec, s Settings, d *Defaults) Task {
 		Priority:   sp.Priority,
 		Estimate:   sp.Estimate,
 		Limits:     sp.Limits,
+		Labels:     sp.Labels,
 	}
 	if t.Shell == ShellAlways {
 		t.Shell, t.ShellAlways = DefaultShell, true

@@ -20,6 +20,7 @@ type limitGate struct {
 	pools  []map[string]*limitPool // by limit: by key ("" for a limit without one)
 	refs   map[int][]poolRef       // by task index: the pools it is in, while it is asked about
 	sweep  []int                   // by limit: the family's size at which idle pools are swept
+	whys   []string                // by limit: why it holds a task back ("limit api")
 }
 
 // minSweep is the size of a family of pools at which its idle pools are first swept.
@@ -35,20 +36,27 @@ type limitPool struct {
 // kept as GCRA keeps it: tat is the time from which the bucket is full again. A start
 // is allowed at t when t >= tat - (burst-1)·interval.
 //
-// A start made after the bucket filled up, but by less than an interval (the
-// scheduler's own delay on a busy machine), is counted at the time it filled: the
-// starts keep to the rate over time instead of losing that delay at each start. Two
-// starts may then come closer than an interval, but no window of an interval ever
-// holds more than burst+1 starts.
+// The bucket keeps its schedule when gorun, not the input, is late: once a task has
+// waited for a token (refused), its start and those after it are counted on the
+// schedule, however late gorun made them (a busy machine that stalled it), so that the
+// starts keep to the rate over time instead of losing each delay. The starts it then
+// owes come at most twice the rate (half an interval apart) until it is back on
+// schedule: it catches up without a burst (with burst 1, no interval holds more than
+// two starts). What it owes is forgotten once it is more
+// than catchUp behind, and a start after an idle spell (no task waited) earns nothing.
 type bucket struct {
 	interval time.Duration
 	burst    int
 	tat      time.Time
+	last     time.Time // the last start
+	waited   bool      // a task waited for a token since the last start
+	late     bool      // the last start came after its time: the next one is paced
+	behind   bool      // the schedule is still behind the last start: starts are owed
 }
 
-// slack divides the interval to give how late a start may be and still be counted
-// on time: 1, a whole interval.
-const slack = 1
+// catchUp bounds how far behind its schedule a bucket may fall and still catch up:
+// this long, or one interval if longer.
+const catchUp = 2 * time.Second
 
 func newBucket(r rate.Limit, burst int) *bucket {
 	return &bucket{interval: time.Duration(float64(time.Second) / float64(r)), burst: max(burst, 1)}
@@ -56,20 +64,37 @@ func newBucket(r rate.Limit, burst int) *bucket {
 
 // allowedAt returns the time from which a start is allowed.
 func (b *bucket) allowedAt() time.Time {
-	return b.tat.Add(-time.Duration(b.burst-1) * b.interval)
+	at := b.tat.Add(-time.Duration(b.burst-1) * b.interval)
+	if b.late {
+		at = later(at, b.last.Add(b.interval/2))
+	}
+	return at
 }
+
+// refused records that a task waits for a token.
+func (b *bucket) refused() { b.waited = true }
 
 // take counts a start at now, which allowedAt allowed.
 func (b *bucket) take(now time.Time) {
-	if late := now.Sub(b.tat); late >= 0 && late < b.interval/slack {
-		b.tat = b.tat.Add(b.interval)
-		return
+	late := now.Sub(b.tat)
+	if (b.waited || b.behind) && late < max(catchUp, b.interval) {
+		b.tat = b.tat.Add(b.interval) // on schedule, however late now is
+		b.late = late > 0
+	} else {
+		b.tat = later(b.tat, now).Add(b.interval)
+		b.late = false
 	}
-	b.tat = later(b.tat, now).Add(b.interval)
+	b.behind = b.tat.Before(now)
+	b.last, b.waited = now, false
 }
 
-// full reports whether the bucket holds all its tokens at now.
-func (b *bucket) full(now time.Time) bool { return !now.Before(b.tat) }
+// full reports whether the bucket holds all its tokens at now and owes no start.
+func (b *bucket) full(now time.Time) bool {
+	if b.behind {
+		return now.Sub(b.tat) >= max(catchUp, b.interval)
+	}
+	return !now.Before(b.tat) && !b.waited
+}
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -85,8 +110,9 @@ type poolRef struct {
 
 func newLimitGate(limits []jobs.Limit) *limitGate {
 	g := &limitGate{limits: limits, byName: map[string]int{}, pools: make([]map[string]*limitPool, len(limits)), refs: map[int][]poolRef{},
-		sweep: make([]int, len(limits))}
+		sweep: make([]int, len(limits)), whys: make([]string, len(limits))}
 	for i, l := range limits {
+		g.whys[i] = "limit " + l.Name
 		g.byName[l.Name] = i
 		g.pools[i] = map[string]*limitPool{}
 		g.sweep[i] = minSweep
@@ -141,15 +167,16 @@ func (g *limitGate) Admit(t jobs.Task, now time.Time) (ok bool, wake time.Time, 
 		l, p := &g.limits[ref.limit], g.pool(ref)
 		if l.Concurrency > 0 && p.running >= l.Concurrency {
 			if ok {
-				why = "limit " + l.Name
+				why = g.whys[ref.limit]
 			}
 			ok = false // waits for an end: no time to wake at
 			continue
 		}
 		if p.tokens != nil {
 			if at := p.tokens.allowedAt(); now.Before(at) {
+				p.tokens.refused()
 				if ok {
-					why = "limit " + l.Name
+					why = g.whys[ref.limit]
 				}
 				ok = false
 				if wake.IsZero() || at.After(wake) {

@@ -97,7 +97,7 @@ func TestNamedLimitNeverExceeded(t *testing.T) {
 // starts at its rate, and the directories side by side.
 func TestPerKeyRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		key, err := input.NewKey("{//}")
+		key, _, err := input.NewKey("{//}")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +135,7 @@ func TestPerKeyRate(t *testing.T) {
 
 // TestKeyedPoolsAreForgottenWhenIdle: a family of pools holds only the keys in use.
 func TestKeyedPoolsAreForgottenWhenIdle(t *testing.T) {
-	key, _ := input.NewKey("{id}")
+	key, _, _ := input.NewKey("{id}")
 	g := newLimitGate([]jobs.Limit{{Name: "k", Concurrency: 1, Key: key, Every: true}})
 	now := time.Now()
 	for i := 1; i <= 1000; i++ {
@@ -154,9 +154,8 @@ func TestKeyedPoolsAreForgottenWhenIdle(t *testing.T) {
 	}
 }
 
-// TestBucketKeepsTheRateWhenLate: starts made late by less than an interval are
-// counted on time, so that the rate holds over time; a start after an idle spell
-// earns nothing.
+// TestBucketKeepsTheRateWhenLate: starts made late while tasks wait are counted on
+// time, so that the rate holds over time; a start after an idle spell earns nothing.
 func TestBucketKeepsTheRateWhenLate(t *testing.T) {
 	b := newBucket(10, 1) // every 100ms
 	t0 := time.Unix(1000, 0)
@@ -166,12 +165,56 @@ func TestBucketKeepsTheRateWhenLate(t *testing.T) {
 		if want := t0.Add(time.Duration(i) * 100 * time.Millisecond); !at.Equal(want) {
 			t.Fatalf("start %d allowed at %v, want %v: the delays of the starts before were kept", i+1, at.Sub(t0), want.Sub(t0))
 		}
-		b.take(at.Add(30 * time.Millisecond)) // each start 30ms late
+		b.refused()                           // a task waits for the token
+		b.take(at.Add(30 * time.Millisecond)) // and starts 30ms late
 	}
 	idle := b.allowedAt().Add(5 * time.Second)
 	b.take(idle)
 	if got := b.allowedAt().Sub(idle); got != 100*time.Millisecond {
 		t.Errorf("after an idle spell, the next start is allowed %v later, want 100ms", got)
+	}
+}
+
+// startsThrough starts n tasks of a pool whose tasks always wait, on a bucket of
+// 10/s, as soon as it allows each, except that nothing starts from stallFrom to
+// stallTo after the first (a machine too busy to run gorun): the starts' times.
+func startsThrough(n int, stallFrom, stallTo time.Duration) []time.Duration {
+	b := newBucket(10, 1)
+	t0 := time.Unix(1000, 0)
+	now := t0
+	var starts []time.Duration
+	for range n {
+		if b.allowedAt().After(now) {
+			b.refused() // asked at once, refused until its token
+		}
+		at := later(b.allowedAt(), now)
+		if d := at.Sub(t0); d >= stallFrom && d < stallTo {
+			at = t0.Add(stallTo)
+		}
+		b.take(at)
+		starts = append(starts, at.Sub(t0))
+		now = at
+	}
+	return starts
+}
+
+// TestBucketCatchesUpAfterAStall: after gorun was stalled for a second, the pool's
+// starts catch up at twice the rate, never closer than half an interval, until they
+// are back on schedule: the 60th start comes at 5.9 s, as without the stall. A stall
+// longer than catchUp is not made up.
+func TestBucketCatchesUpAfterAStall(t *testing.T) {
+	starts := startsThrough(60, 2*time.Second, 3*time.Second)
+	if got, want := starts[59], 5900*time.Millisecond; got != want {
+		t.Errorf("the 60th start at %v, want %v: the stall's starts were not made up", got, want)
+	}
+	for i := 1; i < len(starts); i++ {
+		if gap := starts[i] - starts[i-1]; gap < 50*time.Millisecond {
+			t.Errorf("start %d came %v after the one before, want at least 50ms (half an interval)", i+1, gap)
+		}
+	}
+	long := startsThrough(60, 2*time.Second, 5*time.Second)
+	if got, want := long[59], 5900*time.Millisecond+3*time.Second; got != want {
+		t.Errorf("after a 3 s stall: the 60th start at %v, want %v: a stall beyond catchUp is not made up", got, want)
 	}
 }
 

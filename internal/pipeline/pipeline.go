@@ -68,6 +68,9 @@ type Options struct {
 	MinFree uint64
 	Machine Machine
 	Waiting func(why string)
+	// Holding, when not nil, is kept up to date with what holds the run back now, for
+	// a progress bar.
+	Holding *Holding
 	// Limits are the run's pools (named limits, and limits on every task): a task
 	// starts only when each pool it is in has a free slot and a token.
 	Limits []jobs.Limit
@@ -183,9 +186,19 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 	}
 	pr := newPrinter(&opts, emit)
 	notes := &retryNotes{}
+	notify := opts.Backoff
+	if h := opts.Holding; h != nil {
+		h.start(max(opts.Workers, 1), opts.Limiter)
+		notify = func(e BackoffEvent) {
+			h.window(e.Concurrency, e.Workers)
+			if opts.Backoff != nil {
+				opts.Backoff(e)
+			}
+		}
+	}
 	var bo *backoff
 	if opts.BackoffCode > 0 {
-		bo = newBackoff(opts.BackoffCode, opts.Workers, opts.Limiter, opts.Backoff)
+		bo = newBackoff(opts.BackoffCode, opts.Workers, opts.Limiter, notify)
 	}
 	halt := haltState{Halt: opts.Halt, total: sourceLen(src)}
 	go func() {
@@ -245,6 +258,9 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 		}
 		if len(gs) > 0 {
 			popts.Gate = gs
+			if opts.Holding != nil {
+				popts.Held = opts.Holding.held
+			}
 		}
 		pool.Run(startCtx, runCtx, popts, in, runTask(opts.Runner, pr, opts.Log, opts.median.bound(opts.RunnerTimesOut), opts.Tag, gpus), out)
 		close(out)

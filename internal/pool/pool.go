@@ -60,6 +60,11 @@ type Options[T, R any] struct {
 	// the Gate's wake time passed: a Gate must never admit more because an attempt
 	// started.
 	Gate Gate[T]
+	// Held, when not nil, is told on the dispatching goroutine what holds the pool
+	// back, each time that changes: while a worker is free and attempts are ready but
+	// the Gate admits none of them, the reason the Gate gives for the next one (by
+	// Less); "" once the pool is no longer held back so. It must not block.
+	Held func(why string)
 	// Preempt, when not nil, is asked on the dispatching goroutine, while two
 	// attempts or more run, whether to stop the youngest running attempt (the last
 	// started) to free what it holds, and when to ask again at the latest: the stopped
@@ -290,10 +295,11 @@ type dispatcher[T, R any] struct {
 	// then no attempt ended, none became ready and wake (when not zero) has not
 	// passed: a pass now would find none either (an attempt that starts never makes
 	// the Gate admit more), so none is made.
-	blocked bool
-	wake    time.Time // with blocked: when the Gate may admit one it held back
-	held    string    // why the Gate was last exhausted (Exhauster), for attempts it was not asked about
-	scratch []int     // pick's frontier, kept for its room
+	blocked   bool
+	wake      time.Time // with blocked: when the Gate may admit one it held back
+	exhausted string    // why the Gate was last exhausted (Exhauster), for attempts it was not asked about
+	scratch   []int     // pick's frontier, kept for its room
+	held      string    // what Options.Held was last told
 }
 
 // maxDone bounds the Dones held for out while in is drained after starting ended.
@@ -314,7 +320,11 @@ func (d *dispatcher[T, R]) loop() {
 			timerC <-chan time.Time
 		)
 		again := d.preempt()
-		pick, wake := d.pick()
+		pick, wake, why := d.pick()
+		if d.opts.Held != nil && why != d.held {
+			d.held = why
+			d.opts.Held(why)
+		}
 		if !again.IsZero() && (wake.IsZero() || again.Before(wake)) {
 			wake = again
 		}
@@ -324,8 +334,8 @@ func (d *dispatcher[T, R]) loop() {
 				next.wait += waited
 				if len(next.why) == 0 && waited > time.Millisecond {
 					next.why = []string{"workers"}
-					if d.held != "" { // the Gate was not asked about it, all of a resource held
-						next.why = []string{d.held}
+					if d.exhausted != "" { // the Gate was not asked about it, all of a resource held
+						next.why = []string{d.exhausted}
 					}
 				}
 			}
@@ -389,6 +399,9 @@ func (d *dispatcher[T, R]) loop() {
 			d.stop()
 		}
 	}
+	if d.held != "" {
+		d.opts.Held("")
+	}
 }
 
 // liveAttempt is a running attempt that Options.Preempt may stop.
@@ -421,22 +434,24 @@ func (d *dispatcher[T, R]) preempt() (next time.Time) {
 // pick returns the position in d.ready.items of the attempt to start next, or -1:
 // without a Gate, the least; with one, the least it admits. wake is when the Gate
 // may admit one it holds back now (zero: not before an attempt ends). An attempt is
-// picked only while a worker may be free.
-func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
+// picked only while a worker may be free. held is why the Gate holds back the least
+// attempt when it admits none ("" when it admits one, or no worker is free).
+func (d *dispatcher[T, R]) pick() (pick int, wake time.Time, held string) {
 	if d.ready.Len() == 0 || d.running >= max(d.opts.Workers, 1) {
-		return -1, time.Time{}
+		return -1, time.Time{}, ""
 	}
 	if d.opts.Gate == nil {
-		return 0, time.Time{}
+		return 0, time.Time{}, ""
 	}
 	now := time.Now()
 	if d.blocked && (d.wake.IsZero() || now.Before(d.wake)) {
-		return -1, d.wake
+		return -1, d.wake, d.held // held back as the last pass found
 	}
 	// The least of all, when the Gate admits it, is the least it admits: the common
 	// case costs one Admit, not a pass over the queue.
-	if ok, _, _ := d.opts.Gate.Admit(d.ready.items[0].job.Value, now); ok {
-		return 0, time.Time{}
+	ok, _, first := d.opts.Gate.Admit(d.ready.items[0].job.Value, now)
+	if ok {
+		return 0, time.Time{}, ""
 	}
 	// A Gate that admits nothing at all until an attempt ends spares the pass.
 	if ex, ok := d.opts.Gate.(Exhauster); ok {
@@ -444,8 +459,11 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 			if a := &d.ready.items[0]; why != "" && !slices.Contains(a.why, why) {
 				a.why = append(a.why, why)
 			}
-			d.blocked, d.wake, d.held = true, time.Time{}, why
-			return -1, time.Time{}
+			d.blocked, d.wake, d.exhausted = true, time.Time{}, why
+			if first == "" {
+				first = why
+			}
+			return -1, time.Time{}, first
 		}
 	}
 	// Least first over the heap: no attempt is less than its parent, so taking the
@@ -475,7 +493,10 @@ func (d *dispatcher[T, R]) pick() (pick int, wake time.Time) {
 	}
 	d.scratch = f.idx[:0]
 	d.blocked, d.wake = pick < 0, wake
-	return pick, wake
+	if pick >= 0 {
+		return pick, wake, ""
+	}
+	return pick, wake, first
 }
 
 // frontier is a min-heap of positions in a readyQueue, by its order.

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -593,4 +594,36 @@ func TestJobHeldBackAtTheHeadCostsNoPass(t *testing.T) {
 			t.Errorf("exhaust %v: the gate was asked %d times for %d jobs; want at most %d", exhaust, g.asked, n, 8*n)
 		}
 	}
+}
+
+// TestHeldSaysWhatHoldsThePoolBack: three odd jobs share a semaphore of 1 on 3
+// workers. While the gate holds the next one back and a worker is free, Held says why,
+// and "" as soon as a job starts or nothing is left to start.
+func TestHeldSaysWhatHoldsThePoolBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := &semGate{max: 1}
+		jobs := []Job[int]{{Index: 1, Value: 1}, {Index: 2, Value: 3}, {Index: 3, Value: 5}}
+		in := make(chan Job[int])
+		close(in)
+		out := make(chan Done[int, int])
+		fn := func(ctx context.Context, slot, attempt int, v int) int {
+			time.Sleep(time.Second)
+			return v
+		}
+		start := time.Now()
+		var held []string
+		opts := Options[int, int]{Workers: 3, Ready: jobs, Gate: g, Held: func(why string) {
+			held = append(held, fmt.Sprintf("%v %q", time.Since(start), why)) // the dispatching goroutine only
+		}}
+		go func() {
+			Run(context.Background(), context.Background(), opts, in, fn, out)
+			close(out)
+		}()
+		for range out {
+		}
+		want := []string{`0s "odd"`, `1s ""`, `1s "odd"`, `2s ""`}
+		if !slices.Equal(held, want) {
+			t.Errorf("got %q, want %q", held, want)
+		}
+	})
 }

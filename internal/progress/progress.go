@@ -25,11 +25,12 @@ const Interval = 150 * time.Millisecond
 const DefaultWidth = 80
 
 // Bar is a progress bar on a terminal: done out of total (a count and a rate when the
-// total is not known, as for a stream), succeeded and failed counts, tasks per second
-// and, with a total, the time left. It always fits on one line of the terminal: its
-// width is read at every redraw, so it follows a resize, and what does not fit is left
-// out (the bar itself first, then the time left, the rate, the counts), so that the
-// terminal never wraps it and erasing it leaves nothing behind.
+// total is not known, as for a stream), succeeded and failed counts, what holds the run
+// back now if anything does ("waiting: memfree"), tasks per second and, with a total,
+// the time left. It always fits on one line of the terminal: its width is read at
+// every redraw, so it follows a resize, and what does not fit is left out (the bar
+// itself first, then the time left, the rate, what holds the run back, the counts), so
+// that the terminal never wraps it and erasing it leaves nothing behind.
 //
 // One goroutine, started by Start and ended by Stop, draws it. Add may be called from
 // any goroutine. Task output must reach the terminal through Wrap, which erases the
@@ -39,6 +40,7 @@ type Bar struct {
 	w     io.Writer
 	width func() int // the terminal's columns
 	total int        // < 0: unknown
+	held  func() string
 	start time.Time
 	drawn bool
 
@@ -50,13 +52,17 @@ type Bar struct {
 
 // Start draws a bar on w (the terminal's stderr) for total tasks, or for an unknown
 // number when total < 0, and starts the goroutine that redraws it. The bar's width
-// is w's terminal's, when w is one.
-func Start(w io.Writer, total int) *Bar {
-	return start(w, total, terminalWidth(w))
+// is w's terminal's, when w is one. held, when not nil, says at each redraw what holds
+// the run back ("" when nothing does); it is called on the drawing goroutine.
+func Start(w io.Writer, total int, held func() string) *Bar {
+	return start(w, total, terminalWidth(w), held)
 }
 
-func start(w io.Writer, total int, width func() int) *Bar {
-	b := &Bar{w: w, width: width, total: total, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
+func start(w io.Writer, total int, width func() int, held func() string) *Bar {
+	if held == nil {
+		held = func() string { return "" }
+	}
+	b := &Bar{w: w, width: width, total: total, held: held, start: time.Now(), stop: make(chan struct{}), finished: make(chan struct{})}
 	go b.run()
 	return b
 }
@@ -101,24 +107,29 @@ func (b *Bar) run() {
 }
 
 func (b *Bar) draw() {
+	held := b.held() // before the terminal is locked: it may take locks of its own
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	line := Line(b.total, int(b.done.Load()), int(b.ok.Load()), int(b.failed.Load()), time.Since(b.start), b.width())
+	line := Line(b.total, int(b.done.Load()), int(b.ok.Load()), int(b.failed.Load()), time.Since(b.start), held, b.width())
 	_, _ = io.WriteString(b.w, "\r"+line+"\x1b[K") // the rest of the line erased
 	b.drawn = true
 }
 
 // Line returns the bar for done tasks of total (< 0: unknown), ok and failed of them,
-// after elapsed, in fewer than cols columns: "[=====>    ] (5/12) 4 ok, 1 failed,
-// 3.2 tasks/s, 2s left". What does not fit is left out: the bar itself first (it
-// needs 10 columns), then the time left, the rate and the counts.
-func Line(total, done, ok, failed int, elapsed time.Duration, cols int) string {
+// after elapsed, while held holds the run back ("": nothing), in fewer than cols
+// columns: "[=====>    ] (5/12) 4 ok, 1 failed, waiting: memfree, 3.2 tasks/s, 2s
+// left". What does not fit is left out: the bar itself first (it needs 10 columns),
+// then the time left, the rate, held and the counts.
+func Line(total, done, ok, failed int, elapsed time.Duration, held string, cols int) string {
 	room := cols - 1 // never the last column: some terminals wrap there
 	count := fmt.Sprintf("(%d/%d)", done, total)
 	if total < 0 {
 		count = fmt.Sprintf("(%d)", done)
 	}
 	parts := []string{count, fmt.Sprintf("%d ok, %d failed", ok, failed)}
+	if held != "" {
+		parts = append(parts, held)
+	}
 	if s := elapsed.Seconds(); s > 0 {
 		parts = append(parts, fmt.Sprintf("%.1f tasks/s", float64(done)/s))
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -34,7 +35,7 @@ func (s *syncBuf) String() string {
 
 func TestBarCountsAndErases(t *testing.T) {
 	var term syncBuf
-	b := Start(&term, 4)
+	b := Start(&term, 4, nil)
 	b.Add(jobs.Result{Status: jobs.Succeeded})
 	b.Add(jobs.Result{Status: jobs.Failed})
 	b.Add(jobs.Result{Status: jobs.TimedOut})
@@ -60,7 +61,7 @@ func TestBarCountsAndErases(t *testing.T) {
 
 func TestUnknownTotal(t *testing.T) {
 	var term syncBuf
-	b := Start(&term, -1)
+	b := Start(&term, -1, nil)
 	for range 5 {
 		b.Add(jobs.Result{Status: jobs.Succeeded})
 	}
@@ -77,20 +78,34 @@ func TestUnknownTotal(t *testing.T) {
 func TestLineFitsTheTerminal(t *testing.T) {
 	for _, cols := range []int{1, 10, 20, 30, 40, 50, 60, 80, 120, 300} {
 		for _, total := range []int{-1, 0, 12, 123456789} {
-			line := Line(total, 7, 5, 2, 3*time.Second, cols)
-			if n := len([]rune(line)); n >= cols {
-				t.Errorf("cols %d, total %d: %d characters, want fewer than %d: %q", cols, total, n, cols, line)
+			for _, held := range []string{"", "concurrency 4 of 8 after back-off"} {
+				line := Line(total, 7, 5, 2, 3*time.Second, held, cols)
+				if n := len([]rune(line)); n >= cols {
+					t.Errorf("cols %d, total %d, held %q: %d characters, want fewer than %d: %q", cols, total, held, n, cols, line)
+				}
 			}
 		}
 	}
-	if got, want := Line(12, 6, 5, 1, 3*time.Second, 120), "[===============>              ] (6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, "", 120), "[===============>              ] (6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
 		t.Errorf("wide: got %q, want %q", got, want)
 	}
-	if got, want := Line(12, 6, 5, 1, 3*time.Second, 50), "(6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, "", 50), "(6/12) 5 ok, 1 failed, 2.0 tasks/s, 3s left"; got != want {
 		t.Errorf("50 columns: got %q, want %q", got, want)
 	}
-	if got, want := Line(12, 6, 5, 1, 3*time.Second, 30), "(6/12) 5 ok, 1 failed"; got != want {
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, "", 30), "(6/12) 5 ok, 1 failed"; got != want {
 		t.Errorf("30 columns: got %q, want %q", got, want)
+	}
+	// What holds the run back goes after the counts, and before the rate and the time
+	// left, which give way to it first.
+	held := "waiting: memfree"
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, held, 120), "[===============>              ] (6/12) 5 ok, 1 failed, waiting: memfree, 2.0 tasks/s, 3s left"; got != want {
+		t.Errorf("wide, held: got %q, want %q", got, want)
+	}
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, held, 50), "(6/12) 5 ok, 1 failed, waiting: memfree"; got != want {
+		t.Errorf("50 columns, held: got %q, want %q", got, want)
+	}
+	if got, want := Line(12, 6, 5, 1, 3*time.Second, held, 30), "(6/12) 5 ok, 1 failed"; got != want {
+		t.Errorf("30 columns, held: got %q, want %q", got, want)
 	}
 }
 
@@ -99,7 +114,7 @@ func TestBarFollowsResize(t *testing.T) {
 	var term syncBuf
 	var cols atomic.Int64
 	cols.Store(120)
-	b := start(&term, 12, func() int { return int(cols.Load()) })
+	b := start(&term, 12, func() int { return int(cols.Load()) }, nil)
 	b.Add(jobs.Result{Status: jobs.Succeeded})
 	time.Sleep(2 * Interval)
 	cols.Store(40)
@@ -119,4 +134,27 @@ func TestBarFollowsResize(t *testing.T) {
 			t.Errorf("after a resize to 40 columns: a frame of %d characters: %q", len([]rune(f)), f)
 		}
 	}
+}
+
+// TestBarSaysWhatHoldsTheRunBack: the bar shows what holds the run back while it
+// does, and no longer once it stops.
+func TestBarSaysWhatHoldsTheRunBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var term syncBuf
+		var held atomic.Value
+		held.Store("waiting: limit api")
+		b := start(&term, 12, func() int { return 120 }, func() string { return held.Load().(string) })
+		time.Sleep(2*Interval + Interval/2) // between redraws
+		if got := term.String(); !strings.Contains(got, "(0/12) 0 ok, 0 failed, waiting: limit api") {
+			t.Errorf("while held back: got %q, want the reason after the counts", got)
+		}
+		held.Store("")
+		mark := len(term.String())
+		time.Sleep(2 * Interval)
+		b.Stop()
+		later := term.String()[mark:]
+		if !strings.Contains(later, "(0/12) 0 ok, 0 failed") || strings.Contains(later, "waiting") {
+			t.Errorf("once no longer held back: got %q, want the counts and no reason", later)
+		}
+	})
 }
