@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -249,17 +250,42 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 	if needs != nil {
 		order, chain = jobs.Order(tasks, needs)
 	}
-	var prio, est, lim bool
-	for i := range tasks {
-		prio = prio || tasks[i].Priority != 0
-		est = est || tasks[i].Estimate != 0
-		lim = lim || len(tasks[i].Limits) > 0
+	var need func(k int) string
+	if needs != nil {
+		need = func(k int) string {
+			var ids []string
+			for _, n := range needs[order[k]] {
+				ids = append(ids, tasks[n].ID)
+			}
+			return strings.Join(ids, ",")
+		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(id, need, prioCol, estCol, limCol, timeout, retries, dir, command string) {
-		cols := []string{id}
-		if needs != nil {
-			cols = append(cols, need)
+	err := listRows(w, len(order), func(k int) jobs.Task { return tasks[order[k]] }, need, limits)
+	if err != nil || needs == nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
+	return err
+}
+
+// listRows prints n tasks, the k-th being task(k), as a table of aligned columns,
+// then the pools of limits. need, when not nil, gives the ids the k-th task needs
+// ("" for none), in a column of its own. It holds no more than one task at a time:
+// a first pass over the tasks measures the columns, a second writes the rows, so
+// that a file of a million tasks is listed in the memory of one.
+func listRows(w io.Writer, n int, task func(k int) jobs.Task, need func(k int) string, limits []jobs.Limit) error {
+	var prio, est, lim bool
+	for k := range n {
+		t := task(k)
+		prio = prio || t.Priority != 0
+		est = est || t.Estimate != 0
+		lim = lim || len(t.Limits) > 0
+	}
+	var cols []string
+	row := func(id, needCol, prioCol, estCol, limCol, timeout, retries, dir, command string) []string {
+		cols = append(cols[:0], id)
+		if need != nil {
+			cols = append(cols, needCol)
 		}
 		if prio {
 			cols = append(cols, prioCol)
@@ -270,20 +296,17 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if lim {
 			cols = append(cols, limCol)
 		}
-		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
+		// A tab in a command starts a cell, as in a tab-separated table.
+		return strings.Split(strings.Join(append(cols, timeout, retries, dir, command), "\t"), "\t")
 	}
-	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
-	for _, i := range order {
-		t := &tasks[i]
-		var ids []string
-		if needs != nil {
-			for _, n := range needs[i] {
-				ids = append(ids, tasks[n].ID)
-			}
-		}
-		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
-		if len(ids) > 0 {
-			need = strings.Join(ids, ",")
+	header := func() []string {
+		return row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
+	}
+	taskRow := func(k int) []string {
+		t := task(k)
+		needs, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
+		if need != nil {
+			needs = cmp.Or(need(k), "-")
 		}
 		if len(t.Limits) > 0 {
 			pools = strings.Join(t.Limits, ",")
@@ -297,21 +320,39 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if t.Dir != "" {
 			dir = t.Dir
 		}
-		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		return row(t.ID, needs, strconv.Itoa(t.Priority), estimate, pools, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, l := range limits {
-		if _, err := fmt.Fprintf(w, "limit %s: %s\n", l.Name, describeLimit(&l)); err != nil {
-			return err
+	// Every cell but a row's last is padded to its column's widest, plus two spaces.
+	var widths []int
+	measure := func(cells []string) {
+		for c, cell := range cells[:len(cells)-1] {
+			if c == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[c] = max(widths[c], utf8.RuneCountInString(cell))
 		}
 	}
-	if needs == nil {
-		return nil
+	measure(header())
+	for k := range n {
+		measure(taskRow(k))
 	}
-	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
-	return err
+	bw := bufio.NewWriterSize(w, 64<<10)
+	write := func(cells []string) {
+		for c, cell := range cells[:len(cells)-1] {
+			bw.WriteString(cell)
+			bw.WriteString(strings.Repeat(" ", widths[c]+2-utf8.RuneCountInString(cell)))
+		}
+		bw.WriteString(cells[len(cells)-1])
+		bw.WriteByte('\n')
+	}
+	write(header())
+	for k := range n {
+		write(taskRow(k))
+	}
+	for _, l := range limits {
+		fmt.Fprintf(bw, "limit %s: %s\n", l.Name, describeLimit(&l))
+	}
+	return bw.Flush()
 }
 
 // tagFunc returns how output lines are tagged in the tag mode: by the task's input
@@ -487,6 +528,9 @@ func inputName(file string) string {
 // longest chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source, limits []jobs.Limit) error {
+	if fs, ok := src.(*input.FileSource); ok {
+		return listRows(w, fs.Len(), fs.Task, nil, limits)
+	}
 	if ss, ok := src.(*input.SliceSource); ok {
 		tasks, needs := ss.Tasks()
 		return listGraph(w, tasks, needs, limits)
@@ -550,9 +594,12 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		limits = f.Limits
-		if f.Needs != nil {
+		switch {
+		case f.Needs != nil:
 			src = input.NewGraphSource(f.Tasks(opts.Settings), f.Needs)
-		} else {
+		case f.Plain(): // run in file order as they come: the tasks wait in the file's compact form
+			src = input.NewFileSource(f, opts.Settings)
+		default: // priorities and estimates order the tasks: the run knows them all
 			src = input.NewSliceSource(f.Tasks(opts.Settings))
 		}
 	default:

@@ -1,6 +1,7 @@
 package input
 
 import (
+	"bytes"
 	"reflect"
 	"strconv"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // it to the very same File.
 func sameAsYAML(t *testing.T, data []byte) {
 	t.Helper()
-	fast, ok := parseJSON("f.json", data)
+	fast, ok := parseJSON("f.json", bytes.NewReader(data))
 	if !ok {
 		return
 	}
@@ -42,7 +43,7 @@ func TestJSONFileReadsAsYAML(t *testing.T) {
 		`{"tasks": []}`,
 	}
 	for _, doc := range taken {
-		if _, ok := parseJSON("f.json", []byte(doc)); !ok {
+		if _, ok := parseJSON("f.json", strings.NewReader(doc)); !ok {
 			t.Errorf("%q: the JSON reader gives up, want it read", doc)
 		}
 		sameAsYAML(t, []byte(doc))
@@ -71,7 +72,7 @@ func TestJSONFileReadsAsYAML(t *testing.T) {
 		`{"version": 1}`,
 	}
 	for _, doc := range refused {
-		if _, ok := parseJSON("f.json", []byte(doc)); ok {
+		if _, ok := parseJSON("f.json", strings.NewReader(doc)); ok {
 			t.Errorf("%q: the JSON reader takes it, want it left to the YAML reader", doc)
 		}
 	}
@@ -98,7 +99,7 @@ func TestJSONFileOfManyTasks(t *testing.T) {
 	start := time.Now()
 	f, err := Parse("big.json", []byte(b.String()))
 	took := time.Since(start)
-	if err != nil || len(f.Specs) != n || f.Specs[n-1].Run != "echo "+strconv.Itoa(n-1) {
+	if err != nil || f.Len() != n || f.Spec(n-1).Run != "echo "+strconv.Itoa(n-1) {
 		t.Fatalf("got %v, want %d tasks", err, n)
 	}
 	t.Logf("%d tasks in %v", n, took)

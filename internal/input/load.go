@@ -1,6 +1,7 @@
 package input
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -30,30 +31,35 @@ type File struct {
 	Workers  *int        // nil: not set
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
 	Defaults jobs.Defaults
-	Specs    []jobs.Spec
+	specList              // the tasks, as written: Len, Spec, ID
 	Needs    [][]int      // by position: the positions each task needs; nil when no task has needs
 	Limits   []jobs.Limit // the pools the tasks may name, by name
 }
 
-// Tasks resolves every spec of f against the command-line settings s. Tasks that give
-// no environment of their own share one copy of the defaults' environment, so that a
-// large file does not hold it once per task (a Task's slices are never written to).
+// Tasks resolves every task of f against the command-line settings s (see Resolver).
+// A large file is better run from NewFileSource, which resolves each task as it
+// starts.
 func (f *File) Tasks(s jobs.Settings) []jobs.Task {
-	tasks := make([]jobs.Task, len(f.Specs))
-	shared := -1 // the first task whose environment is the defaults' alone
-	for i := range f.Specs {
-		sp := &f.Specs[i]
-		tasks[i] = jobs.Resolve(i+1, sp, s, &f.Defaults)
-		if len(sp.Env) > 0 || len(sp.EnvFrom) > 0 {
-			continue
-		}
-		if shared < 0 {
-			shared = i
-			continue
-		}
-		tasks[i].Env, tasks[i].EnvFrom = tasks[shared].Env, tasks[shared].EnvFrom
+	r := NewResolver(f, s)
+	tasks := make([]jobs.Task, f.Len())
+	for i := range tasks {
+		tasks[i] = r.Task(i)
 	}
 	return tasks
+}
+
+// Plain reports whether the tasks of f can run in file order as they come: no task
+// needs another, gives a priority or an estimate.
+func (f *File) Plain() bool {
+	if f.Needs != nil {
+		return false
+	}
+	for i := range f.Len() {
+		if sp := f.Spec(i); sp.Priority != 0 || sp.Estimate != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
@@ -65,11 +71,17 @@ func ReadFile(path string) (*File, error) {
 		return nil, err
 	}
 	defer fh.Close()
+	if f, ok := parseJSON(path, fh); ok {
+		return f, nil
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
+	}
 	data, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
 	}
-	return Parse(path, data)
+	return parseYAMLFile(path, data)
 }
 
 // Open opens the input file at path for reading. A file that cannot be opened, or a
@@ -154,7 +166,7 @@ type rawFile struct {
 // times faster and smaller than the YAML reader; whatever that reader does not take
 // exactly as the YAML reader would, errors included, goes to the YAML reader.
 func Parse(name string, data []byte) (*File, error) {
-	if f, ok := parseJSON(name, data); ok {
+	if f, ok := parseJSON(name, bytes.NewReader(data)); ok {
 		return f, nil
 	}
 	return parseYAMLFile(name, data)
@@ -239,6 +251,26 @@ func (p *fileParser) errAt(path, key, format string, args ...any) error {
 }
 
 func (p *fileParser) convert(raw *rawFile) (*File, error) {
+	f, err := p.head(raw)
+	if err != nil {
+		return nil, err
+	}
+	if raw.Tasks == nil {
+		line, col := nodePos(p.root)
+		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
+	}
+	for i := range *raw.Tasks {
+		sp, err := p.task(i, &(*raw.Tasks)[i])
+		if err != nil {
+			return nil, err
+		}
+		f.add(&sp)
+	}
+	return f, p.check(f)
+}
+
+// head converts the run-wide settings of raw: everything but its tasks.
+func (p *fileParser) head(raw *rawFile) (*File, error) {
 	f := &File{Name: p.name, Workers: raw.Workers}
 	if raw.Version != nil && *raw.Version != FileVersion {
 		return nil, p.errAt("$.version", "version", "unsupported version %d (this gorun reads version %d)", *raw.Version, FileVersion)
@@ -267,25 +299,19 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		}
 		f.Defaults = d
 	}
-	if raw.Tasks == nil {
-		line, col := nodePos(p.root)
-		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
-	}
-	f.Specs = make([]jobs.Spec, len(*raw.Tasks))
-	for i := range *raw.Tasks {
-		sp, err := p.task(i, &(*raw.Tasks)[i])
-		if err != nil {
-			return nil, err
-		}
-		f.Specs[i] = sp
-	}
-	if err := p.checkIDs(f.Specs); err != nil {
-		return nil, err
+	return f, nil
+}
+
+// check checks what holds between the tasks of f, each checked on its own: unique
+// ids, known pools, and needs that name tasks of the file without a cycle.
+func (p *fileParser) check(f *File) error {
+	if err := p.checkIDs(f); err != nil {
+		return err
 	}
 	if err := p.taskLimits(f); err != nil {
-		return nil, err
+		return err
 	}
-	return f, p.needs(f)
+	return p.needs(f)
 }
 
 // limit converts the pool name of `limits:`.
@@ -329,10 +355,10 @@ func (p *fileParser) limit(name string, r *rawLimit) (jobs.Limit, error) {
 
 // taskLimits refuses a task that names a pool `limits:` does not define.
 func (p *fileParser) taskLimits(f *File) error {
-	for i := range f.Specs {
-		for j, name := range f.Specs[i].Limits {
+	for i := range f.Len() {
+		for j, name := range f.Spec(i).Limits {
 			if !slices.ContainsFunc(f.Limits, func(l jobs.Limit) bool { return l.Name == name }) {
-				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
+				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", f.ID(i)),
 					"unknown pool %q: name one of the file's `limits:`", name)
 			}
 		}
@@ -344,22 +370,22 @@ func (p *fileParser) taskLimits(f *File) error {
 // needs itself, and cycles.
 func (p *fileParser) needs(f *File) error {
 	hasNeeds := false
-	for i := range f.Specs {
-		hasNeeds = hasNeeds || len(f.Specs[i].Needs) > 0
+	for i := range f.Len() {
+		hasNeeds = hasNeeds || len(f.Spec(i).Needs) > 0
 	}
 	if !hasNeeds {
 		return nil
 	}
-	pos := make(map[string]int, len(f.Specs))
-	for i := range f.Specs {
-		pos[specID(f.Specs, i)] = i
+	pos := make(map[string]int, f.Len())
+	for i := range f.Len() {
+		pos[f.ID(i)] = i
 	}
-	f.Needs = make([][]int, len(f.Specs))
-	for i := range f.Specs {
+	f.Needs = make([][]int, f.Len())
+	for i := range f.Len() {
 		seen := map[int]bool{}
-		for j, id := range f.Specs[i].Needs {
+		for j, id := range f.Spec(i).Needs {
 			path := fmt.Sprintf("$.tasks[%d].needs[%d]", i, j)
-			where := fmt.Sprintf("task %q: needs", specID(f.Specs, i))
+			where := fmt.Sprintf("task %q: needs", f.ID(i))
 			n, ok := pos[id]
 			switch {
 			case !ok:
@@ -376,19 +402,12 @@ func (p *fileParser) needs(f *File) error {
 	if cycle := findCycle(f.Needs); cycle != nil {
 		ids := make([]string, len(cycle))
 		for k, i := range cycle {
-			ids[k] = specID(f.Specs, i)
+			ids[k] = f.ID(i)
 		}
 		return p.errAt(fmt.Sprintf("$.tasks[%d].needs", cycle[0]), fmt.Sprintf("task %q: needs", ids[0]),
 			"cycle: %s", strings.Join(ids, " → "))
 	}
 	return nil
-}
-
-func specID(specs []jobs.Spec, i int) string {
-	if specs[i].ID != "" {
-		return specs[i].ID
-	}
-	return jobs.DefaultID(i + 1)
 }
 
 // findCycle returns a cycle of needs (its first position repeated at the end), or nil.
@@ -433,11 +452,11 @@ func findCycle(needs [][]int) []int {
 }
 
 func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
-	path := fmt.Sprintf("$.tasks[%d]", i)
+	path := "$.tasks[" + strconv.Itoa(i) + "]" // not fmt: this runs once a task, and a file may hold millions
 	if p.single {
 		path = "$"
 	}
-	where := fmt.Sprintf("task %d: ", i+1)
+	where := "task " + strconv.Itoa(i+1) + ": "
 	var sp jobs.Spec
 	if rt.ID != nil {
 		id := *rt.ID
@@ -445,7 +464,7 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 			return sp, p.errAt(path+".id", where+"id", "must be a non-empty single line, got %q", id)
 		}
 		sp.ID = id
-		where = fmt.Sprintf("task %q: ", id)
+		where = "task " + strconv.Quote(id) + ": "
 	}
 	switch {
 	case rt.Run != nil && rt.Cmd != nil:
@@ -579,19 +598,16 @@ func (p *fileParser) duration(path, where, key string, s *string) (*time.Duratio
 	return &d, nil
 }
 
-func (p *fileParser) checkIDs(specs []jobs.Spec) error {
-	seen := make(map[string]int, len(specs))
-	for i := range specs {
-		id := specs[i].ID
-		if id == "" {
-			id = jobs.DefaultID(i + 1)
-		}
+func (p *fileParser) checkIDs(f *File) error {
+	seen := make(map[string]int32, f.Len())
+	for i := range f.Len() {
+		id := f.ID(i)
 		if j, dup := seen[id]; dup {
 			first := p.errAt(fmt.Sprintf("$.tasks[%d]", j), "", "").(*jobs.InputError)
 			return p.errAt(fmt.Sprintf("$.tasks[%d]", i), fmt.Sprintf("task %d: id", i+1),
 				"duplicate id %q (first used by task %d at line %d)", id, j+1, first.Line)
 		}
-		seen[id] = i
+		seen[id] = int32(i)
 	}
 	return nil
 }
