@@ -75,6 +75,9 @@ type ExecOptions struct {
 	LogFormat      string // text or json
 
 	resume *resumeState // gorun attach: the run to replay and take over
+	// wholeFile reads a task file whole, and checks it, even one that could run as it
+	// is read (input.JSONStream): gorun validate.
+	wholeFile bool
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second

@@ -58,7 +58,8 @@ line naming the file, line, column and key, and exit code 2.`,
 
 // runValidate prints the tasks of the file as a run would get them.
 func runValidate(opts *ValidateOptions) error {
-	src, _, _, limits, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings})
+	defer leanGC()() // listing a large file holds it whole too
+	src, _, _, limits, err := openInput(&ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings, wholeFile: true})
 	if err != nil {
 		return err
 	}

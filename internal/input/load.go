@@ -230,9 +230,10 @@ func nodePos(n ast.Node) (line, col int) {
 }
 
 type fileParser struct {
-	name   string
-	root   ast.Node
-	single bool // the root is one task (a JSON Lines line), not a task file
+	name    string
+	root    ast.Node
+	single  bool // the root is one task (a JSON Lines line), not a task file
+	element bool // the root is one task of a task file read as a stream (JSONStream)
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
@@ -453,7 +454,7 @@ func findCycle(needs [][]int) []int {
 
 func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 	path := "$.tasks[" + strconv.Itoa(i) + "]" // not fmt: this runs once a task, and a file may hold millions
-	if p.single {
+	if p.single || p.element {
 		path = "$"
 	}
 	where := "task " + strconv.Itoa(i+1) + ": "

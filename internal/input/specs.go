@@ -99,10 +99,15 @@ func (r *Resolver) Len() int { return r.f.Len() }
 // Task returns the task at 0-based position i.
 func (r *Resolver) Task(i int) jobs.Task {
 	sp := r.f.Spec(i)
+	return r.resolve(i, &sp)
+}
+
+// resolve returns the task at 0-based position i, whose spec is sp.
+func (r *Resolver) resolve(i int, sp *jobs.Spec) jobs.Task {
 	if len(sp.Env) > 0 || len(sp.EnvFrom) > 0 {
-		return jobs.Resolve(i+1, &sp, r.s, &r.f.Defaults)
+		return jobs.Resolve(i+1, sp, r.s, &r.f.Defaults)
 	}
-	t := jobs.Resolve(i+1, &sp, r.s, &r.noEnv)
+	t := jobs.Resolve(i+1, sp, r.s, &r.noEnv)
 	t.Env, t.EnvFrom = r.env, r.envFrom
 	return t
 }
