@@ -162,7 +162,7 @@ func TestJSONStreamClose(t *testing.T) {
 // the defaults and their environment are shared, and the reader's syntax is gone once
 // the file is read.
 func TestTaskFileBytesPerTask(t *testing.T) {
-	const n = 50_000
+	const n = 20_000
 	var b strings.Builder
 	b.WriteString(`{"version": 1, "defaults": {"timeout": "1m", "env": {"HOME_DIR": "/srv/x", "MODE": "batch", "TOKEN": {"from_worker": "T"}}}, "tasks": [`)
 	text := 0
@@ -212,5 +212,51 @@ func TestTaskFileBytesPerTask(t *testing.T) {
 			t.Errorf("%s: %d bytes a task beyond its text, want at most 300", read.name, per)
 		}
 		runtime.KeepAlive(f)
+	}
+}
+
+// TestDuplicateIDs: the first task that repeats an id is refused, naming the task
+// that used it first, whether the ids are given or the default task-N.
+func TestDuplicateIDs(t *testing.T) {
+	for _, tt := range []struct {
+		ids  []string // "" gives no id
+		want string   // "" for none
+	}{
+		{[]string{"a", "b", "c"}, ""},
+		{[]string{"", "", ""}, ""},
+		{[]string{"b", "a", "b", "a"}, `task 3: id: duplicate id "b" (first used by task 1 at line 1)`},
+		{[]string{"a", "b", "a", "b", "b"}, `task 3: id: duplicate id "a" (first used by task 1 at line 1)`},
+		{[]string{"x", "b", "c", "b", "x"}, `task 4: id: duplicate id "b" (first used by task 2 at line 2)`},
+		{[]string{"task-2", ""}, `task 2: id: duplicate id "task-2" (first used by task 1 at line 1)`},
+		{[]string{"", "task-1"}, `task 2: id: duplicate id "task-1" (first used by task 1 at line 1)`},
+		{[]string{"c", "", "task-2", "c"}, `task 3: id: duplicate id "task-2" (first used by task 2 at line 2)`},
+		{[]string{"task-02", "", "task-3", "task+3"}, ""},
+		{[]string{"task-9", ""}, ""},
+	} {
+		var b strings.Builder
+		b.WriteString("[")
+		for i, id := range tt.ids {
+			if i > 0 {
+				b.WriteString(",\n")
+			}
+			if id == "" {
+				b.WriteString(`{"run": "x"}`)
+			} else {
+				b.WriteString(`{"id": "` + id + `", "run": "x"}`)
+			}
+		}
+		b.WriteString("]")
+		doc := `{"tasks": ` + b.String() + "}"
+		_, err := Parse("f.json", []byte(doc))
+		got := ""
+		var ie *jobs.InputError
+		if errors.As(err, &ie) {
+			got = ie.Key + ": " + ie.Msg
+		} else if err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%v: got %q, want %q", tt.ids, got, tt.want)
+		}
 	}
 }

@@ -64,6 +64,9 @@ func (l *specList) Spec(i int) jobs.Spec {
 	return sp
 }
 
+// rawID returns the id the task at 0-based position i gives; "" for none.
+func (l *specList) rawID(i int) string { return l.blocks[i/specChunk][i%specChunk].id }
+
 // ID returns the id of the task at 0-based position i: its own, or the default.
 func (l *specList) ID(i int) string {
 	if id := l.blocks[i/specChunk][i%specChunk].id; id != "" {
