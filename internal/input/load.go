@@ -175,7 +175,12 @@ func Parse(name string, data []byte) (*File, error) {
 
 // parseYAMLFile is Parse with the YAML reader, which reads JSON too.
 func parseYAMLFile(name string, data []byte) (*File, error) {
-	p := &fileParser{name: name}
+	return parseYAMLFileWith(&fileParser{name: name}, data)
+}
+
+// parseYAMLFileWith is parseYAMLFile with the parser p.
+func parseYAMLFileWith(p *fileParser, data []byte) (*File, error) {
+	name := p.name
 	af, err := parseYAML(name, data)
 	if err != nil {
 		return nil, p.yamlError(err)
@@ -195,7 +200,7 @@ func parseYAMLFile(name string, data []byte) (*File, error) {
 	}
 	p.root = docs[0].Body
 	var raw rawFile
-	if err := p.decodeNode(p.root, &raw); err != nil {
+	if err := p.decodeFile(p.root, &raw); err != nil {
 		return nil, p.yamlError(err)
 	}
 	return p.convert(&raw)
@@ -235,6 +240,7 @@ type fileParser struct {
 	root    ast.Node
 	single  bool // the root is one task (a JSON Lines line), not a task file
 	element bool // the root is one task of a task file read as a stream (JSONStream)
+	slow    bool // decode the whole file with the YAML library (decodeFile), to check its quick way
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
