@@ -63,8 +63,9 @@ func (f *File) Plain() bool {
 	return true
 }
 
-// ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
-// YAML it is). Every problem is an *InputError naming the file; a problem of its
+// ReadFile reads and checks the task file at path: a file of plain JSON with a
+// streaming JSON reader, straight from the file (parseJSON), and anything else, or
+// JSON that reader gives up on, with the YAML reader, which reads JSON too. Every problem is an *InputError naming the file; a problem of its
 // contents also names the line and column, and the key when there is one.
 func ReadFile(path string) (*File, error) {
 	fh, err := Open(path)
