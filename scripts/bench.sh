@@ -25,6 +25,8 @@
 #                than gorun itself); gorun-progress (gorun with --progress always:
 #                the bar's cost; only with RUNNERS, as it is not in the default set)
 #   FILE_N=100000  tasks in the YAML and JSON files `gorun validate` reads (0: skip)
+#   FILE_JSON_N=1000000  tasks in the JSON file that `gorun validate` reads and `gorun
+#                  exec` streams, timed to its first task (0: skip)
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
@@ -46,8 +48,10 @@ ROUNDS=${ROUNDS:-3}
 PARALLEL_N=${PARALLEL_N:-$((N / 5 > 0 ? N / 5 : 1))}
 if [[ "${QUICK:-}" == 1 ]]; then
 	FILE_N=${FILE_N:-10000}
+	FILE_JSON_N=${FILE_JSON_N:-100000}
 fi
 FILE_N=${FILE_N:-100000}
+FILE_JSON_N=${FILE_JSON_N:-1000000}
 
 die() { echo "bench: $*" >&2; exit 2; }
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "N must be a positive integer, got '$N'"
@@ -302,6 +306,39 @@ if ((FILE_N > 0)); then
 		fi
 	done
 	rm -f "$TMP/tasks.yaml" "$TMP/tasks.json"
+	echo
+fi
+
+# --- a million-task JSON file: validate, and exec's first start ------------------------
+
+if ((FILE_JSON_N > 0)); then
+	echo "  generating a JSON task file of $FILE_JSON_N tasks..." >&2
+	awk -v n="$FILE_JSON_N" -v first="$TMP/first" 'BEGIN { print "{\"version\": 1, \"tasks\": ["; printf "  {\"id\": \"t0\", \"cmd\": [\"touch\", \"%s\"]}", first; for (i = 1; i < n; i++) printf ",\n  {\"id\": \"t%d\", \"cmd\": [\"sleep\", \"60\"]}", i; print "\n]}" }' >"$TMP/big.json"
+	echo "a JSON task file of $FILE_JSON_N tasks (one run each)"
+	if ((have_time)) && (cd "$TMP/cwd" && exec /usr/bin/time -f '%e %M' -o "$TMP/time.out" env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" validate "$TMP/big.json") >/dev/null 2>&1; then
+		read -r wall rss <"$TMP/time.out"
+		awk -v w="$wall" -v m="$rss" -v n="$FILE_JSON_N" 'BEGIN { printf "validate: %.2f s, peak RSS %.1f MiB (%.0f bytes a task)\n", w, m / 1024, m * 1024 / n }'
+	else
+		echo "validate: FAILED or no /usr/bin/time"
+	fi
+	# exec streams the file: the time from its start to its first task's file.
+	rm -f "$TMP/first"
+	start=$(date +%s%N)
+	(cd "$TMP/cwd" && exec env XDG_CONFIG_HOME="$TMP/xdg" "$TMP/gorun" exec -j 2 -o none "$TMP/big.json") >/dev/null 2>&1 &
+	pid=$!
+	for ((k = 0; k < 3000; k++)); do
+		[[ -e $TMP/first ]] && break
+		sleep 0.01
+	done
+	end=$(date +%s%N)
+	kill -INT "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	if [[ -e $TMP/first ]]; then
+		awk -v ns="$((end - start))" 'BEGIN { printf "exec: first task started after %.2f s (polled every 10 ms)\n", ns / 1e9 }'
+	else
+		echo "exec: the first task did not start within 30 s"
+	fi
+	rm -f "$TMP/big.json" "$TMP/first"
 	echo
 fi
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -367,8 +368,13 @@ func detachedChild() (*os.File, bool) {
 	if os.Getenv(detachReadyVar) != "3" {
 		return nil, false
 	}
-	return os.NewFile(3, "ready"), true
+	return readyFile(), true
 }
+
+// readyFile is the detached submitter's descriptor 3, as one *os.File for the life of
+// the process: a second *os.File of it, left to the garbage collector, would close
+// the descriptor when collected, and the parent would never hear that the run started.
+var readyFile = sync.OnceValue(func() *os.File { return os.NewFile(3, "ready") })
 
 // runDetached starts this very command again as a detached submitter (its own
 // session; no standard input), waits for its run to start, prints the run's id on

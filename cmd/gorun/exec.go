@@ -83,6 +83,9 @@ type ExecOptions struct {
 
 	resume *resumeState // gorun attach: the run to replay and take over
 	fit    *fitCheck    // set by openInput for a task file: refuses a task that could never start
+	// wholeFile reads a task file whole, and checks it, even one that could run as it
+	// is read (input.JSONStream): gorun validate.
+	wholeFile bool
 }
 
 const execExample = `  # run a task file, 5 at a time, at most 2 starts a second

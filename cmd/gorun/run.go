@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -11,10 +13,10 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -261,19 +263,44 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 	if needs != nil {
 		order, chain = jobs.Order(tasks, needs)
 	}
-	var prio, est, lim, res, on bool
-	for i := range tasks {
-		prio = prio || tasks[i].Priority != 0
-		est = est || tasks[i].Estimate != 0
-		lim = lim || len(tasks[i].Limits) > 0
-		res = res || !tasks[i].Resources.IsZero()
-		on = on || len(tasks[i].On) > 0
+	var need func(k int) string
+	if needs != nil {
+		need = func(k int) string {
+			if len(needs[order[k]]) == 0 {
+				return ""
+			}
+			// As written: a matrix task's id stands for all its combinations.
+			return strings.Join(uniq(tasks[order[k]].Needs), ",")
+		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(id, need, prioCol, estCol, limCol, resCol, onCol, timeout, retries, dir, command string) {
-		cols := []string{id}
-		if needs != nil {
-			cols = append(cols, need)
+	err := listRows(w, len(order), func(k int) jobs.Task { return tasks[order[k]] }, need, limits)
+	if err != nil || needs == nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
+	return err
+}
+
+// listRows prints n tasks, the k-th being task(k), as a table of aligned columns,
+// then the pools of limits. need, when not nil, gives the ids the k-th task needs
+// ("" for none), in a column of its own. It holds no more than one task at a time:
+// a first pass over the tasks measures the columns, a second writes the rows, so
+// that a file of a million tasks is listed in the memory of one.
+func listRows(w io.Writer, n int, task func(k int) jobs.Task, need func(k int) string, limits []jobs.Limit) error {
+	var prio, est, lim, res, on bool
+	for k := range n {
+		t := task(k)
+		prio = prio || t.Priority != 0
+		est = est || t.Estimate != 0
+		lim = lim || len(t.Limits) > 0
+		res = res || !t.Resources.IsZero()
+		on = on || len(t.On) > 0
+	}
+	var cols []string
+	row := func(id, needCol, prioCol, estCol, limCol, resCol, onCol, timeout, retries, dir, command string) []string {
+		cols = append(cols[:0], id)
+		if need != nil {
+			cols = append(cols, needCol)
 		}
 		if prio {
 			cols = append(cols, prioCol)
@@ -290,14 +317,17 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if on {
 			cols = append(cols, onCol)
 		}
-		fmt.Fprintln(tw, strings.Join(append(cols, timeout, retries, dir, command), "\t"))
+		// A tab in a command starts a cell, as in a tab-separated table.
+		return strings.Split(strings.Join(append(cols, timeout, retries, dir, command), "\t"), "\t")
 	}
-	row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "RESOURCES", "ON", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
-	for _, i := range order {
-		t := &tasks[i]
-		need, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
-		if needs != nil && len(needs[i]) > 0 {
-			need = strings.Join(uniq(t.Needs), ",") // as written: a matrix task's id stands for all its combinations
+	header := func() []string {
+		return row("ID", "NEEDS", "PRIORITY", "ESTIMATE", "LIMITS", "RESOURCES", "ON", "TIMEOUT", "RETRIES", "DIR", "COMMAND")
+	}
+	taskRow := func(k int) []string {
+		t := task(k)
+		needs, estimate, pools, timeout, dir := "-", "-", "-", "-", "."
+		if need != nil {
+			needs = cmp.Or(need(k), "-")
 		}
 		if len(t.Limits) > 0 {
 			pools = strings.Join(t.Limits, ",")
@@ -315,21 +345,39 @@ func listGraph(w io.Writer, tasks []jobs.Task, needs [][]int, limits []jobs.Limi
 		if len(t.On) > 0 {
 			labels = jobs.FormatLabels(t.On)
 		}
-		row(t.ID, need, strconv.Itoa(t.Priority), estimate, pools, t.Resources.String(), labels, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
+		return row(t.ID, needs, strconv.Itoa(t.Priority), estimate, pools, t.Resources.String(), labels, timeout, strconv.Itoa(t.Retries), dir, strings.ReplaceAll(t.Command(), "\n", `\n`))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, l := range limits {
-		if _, err := fmt.Fprintf(w, "limit %s: %s\n", l.Name, describeLimit(&l)); err != nil {
-			return err
+	// Every cell but a row's last is padded to its column's widest, plus two spaces.
+	var widths []int
+	measure := func(cells []string) {
+		for c, cell := range cells[:len(cells)-1] {
+			if c == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[c] = max(widths[c], utf8.RuneCountInString(cell))
 		}
 	}
-	if needs == nil {
-		return nil
+	measure(header())
+	for k := range n {
+		measure(taskRow(k))
 	}
-	_, err := fmt.Fprintf(w, "longest chain: %s (%d tasks)\n", jobs.ChainString(tasks, chain), len(chain))
-	return err
+	bw := bufio.NewWriterSize(w, 64<<10)
+	write := func(cells []string) {
+		for c, cell := range cells[:len(cells)-1] {
+			bw.WriteString(cell)
+			bw.WriteString(strings.Repeat(" ", widths[c]+2-utf8.RuneCountInString(cell)))
+		}
+		bw.WriteString(cells[len(cells)-1])
+		bw.WriteByte('\n')
+	}
+	write(header())
+	for k := range n {
+		write(taskRow(k))
+	}
+	for _, l := range limits {
+		fmt.Fprintf(bw, "limit %s: %s\n", l.Name, describeLimit(&l))
+	}
+	return bw.Flush()
 }
 
 // uniq returns the distinct strings of list, in order.
@@ -541,6 +589,9 @@ func inputName(file string) string {
 // longest chain of needs at the end. An invalid task (a bad line of a stream) is its
 // *jobs.InputError.
 func listTasks(w io.Writer, src jobs.Source, limits []jobs.Limit) error {
+	if fs, ok := src.(*input.FileSource); ok {
+		return listRows(w, fs.Len(), fs.Task, nil, limits)
+	}
 	if ss, ok := src.(*input.SliceSource); ok {
 		tasks, needs := ss.Tasks()
 		return listGraph(w, tasks, needs, limits)
@@ -597,6 +648,18 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 	}
 	switch opts.Format {
 	case "yaml", "json":
+		// A file of plain JSON may run as it is read (not when --limit-by reads labels,
+		// which every task must give before anything runs).
+		if !stdin && !opts.wholeFile && opts.Broker == "" && len(opts.Settings.Labels) == 0 {
+
+			js, ok, err := input.OpenJSONStream(name, opts.Settings)
+			if err != nil {
+				return nil, 0, 0, nil, err
+			}
+			if ok {
+				return js, deref(opts.Workers, deref(js.Workers(), 0)), deref(opts.Rate, deref(js.Rate(), rate.Inf)), append(js.Limits(), opts.Limits...), nil
+			}
+		}
 		f, err := readTaskFile(opts.File, opts.IO.In)
 		if err != nil {
 			return nil, 0, 0, nil, err
@@ -604,6 +667,11 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		workers = deref(f.Workers, workers)
 		limit = deref(f.Rate, limit)
 		limits = f.Limits
+		if f.Plain() && len(opts.Settings.Labels) == 0 {
+			// Run in file order as they come: the tasks wait in the file's compact form.
+			src = input.NewFileSource(f, opts.Settings)
+			break
+		}
 		tasks := f.Tasks(opts.Settings)
 		if err := needLabels(name, tasks, opts.Settings.Labels); err != nil {
 			return nil, 0, 0, nil, err
@@ -611,7 +679,7 @@ func openInput(opts *ExecOptions) (src jobs.Source, workers int, limit rate.Limi
 		opts.fit = &fitCheck{file: f, tasks: tasks}
 		if f.Needs != nil {
 			src = input.NewGraphSource(tasks, f.Needs)
-		} else {
+		} else { // priorities and estimates order the tasks: the run knows them all
 			src = input.NewSliceSource(tasks)
 		}
 	default:
@@ -699,6 +767,7 @@ func newRunID() string {
 
 // readTaskFile reads a task file from name, or from in when name is "" or "-".
 func readTaskFile(name string, in io.Reader) (*input.File, error) {
+	defer leanGC()()
 	if name != "" && name != "-" {
 		return input.ReadFile(name)
 	}
@@ -707,4 +776,17 @@ func readTaskFile(name string, in io.Reader) (*input.File, error) {
 		return nil, &jobs.InputError{File: "stdin", Msg: err.Error()}
 	}
 	return input.Parse("stdin", data)
+}
+
+// leanGC has the garbage collector run when the heap has grown by half, not doubled,
+// until the returned func is called, unless GOGC is set: while a task file is read
+// whole, the file's tasks are nearly all the heap, and a million of them would
+// otherwise take twice their size in memory at the peak. It costs a few percent of
+// the reading time.
+func leanGC() (restore func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(50)
+	return func() { debug.SetGCPercent(old) }
 }

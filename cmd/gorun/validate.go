@@ -71,8 +71,9 @@ workers of a run with --broker).`,
 
 // runValidate prints the tasks of the file as a run would get them.
 func runValidate(opts *ValidateOptions) error {
+	defer leanGC()() // listing a large file holds it whole too
 	exec := &ExecOptions{IO: opts.IO, File: opts.File, Format: opts.Format, Settings: opts.Settings,
-		CPUs: opts.CPUs, Memory: opts.Memory, GPUs: opts.GPUs, Labels: opts.Labels}
+		CPUs: opts.CPUs, Memory: opts.Memory, GPUs: opts.GPUs, Labels: opts.Labels, wholeFile: true}
 	src, _, _, limits, err := openInput(exec)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -95,6 +96,7 @@ func fuzzLoad(t *testing.T, data []byte) {
 			checkPositioned(t, f.CheckCapacity(f.Tasks(jobs.Settings{}), &jobs.Capacity{}, true))
 		}
 		sameAsYAML(t, data)
+		sameAsLibrary(t, data)
 
 		tasks, err := ReadJSONL("f.jsonl", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		checkPositioned(t, err)
@@ -130,5 +132,74 @@ func fuzzLoad(t *testing.T, data []byte) {
 				}
 			}
 		}
+	}
+}
+
+// sameAsLibrary fails when the YAML reader's quick way (decodeFile) reads data to
+// anything but what the YAML library reads it to, error included.
+func sameAsLibrary(t *testing.T, data []byte) {
+	t.Helper()
+	fast, ferr := parseYAMLFile("f.yaml", data)
+	slow, serr := parseYAMLFileWith(&fileParser{name: "f.yaml", slow: true}, data)
+	// Of several unknown keys in a mapping, the library names one at random (it
+	// walks a map): any one of them will do.
+	unknown := ferr != nil && serr != nil && strings.Contains(ferr.Error(), ": unknown key ") && strings.Contains(serr.Error(), ": unknown key ")
+	if (ferr == nil) != (serr == nil) || (ferr != nil && !unknown && ferr.Error() != serr.Error()) {
+		t.Errorf("%q: the quick way gives error %v, the library %v", data, ferr, serr)
+		return
+	}
+	if !sameFile(fast, slow) {
+		t.Errorf("%q: the quick way gives\n%+v\nthe library\n%+v", data, fast, slow)
+	}
+}
+
+// sameFile reports whether a and b are the same File, read by two readers: each
+// keeps its own parser for CheckCapacity, or neither does.
+func sameFile(a, b *File) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ac, bc := *a, *b
+	if (ac.parser == nil) != (bc.parser == nil) {
+		return false
+	}
+	ac.parser, bc.parser = nil, nil
+	return reflect.DeepEqual(&ac, &bc)
+}
+
+// TestYAMLQuickWayAsLibrary: the YAML reader's quick way reads tasks exactly as the
+// YAML library does, and leaves it what it does not read so.
+func TestYAMLQuickWayAsLibrary(t *testing.T) {
+	for _, doc := range []string{
+		"version: 1\ntasks:\n  - id: a\n    run: echo a\n  - cmd: [ls, -l]\n    timeout: 5s\n    retries: 2\n",
+		"tasks:\n  - run: x\n    cmd: []\n",
+		"tasks:\n  - cmd: []\n",
+		"tasks:\n  -\n  - run: x\n",
+		"tasks: [{run: a}, {run: b, needs: [task-1]}]\n",
+		"tasks:\n  - run: 5\n",
+		"tasks:\n  - run: 'single ''q'''\n  - run: \"double \\t\"\n",
+		"tasks:\n  - run: |\n      echo a\n      echo b\n",
+		"tasks:\n  - &t {run: a}\n  - *t\n",
+		"base: &b {timeout: 1s}\ntasks:\n  - <<: *b\n    run: a\n",
+		"tasks:\n  - run: a\n    run: b\n",
+		"tasks:\n  - run: !!str 5\n",
+		"tasks:\n  - run: a\n    priority: 18446744073709551615\n",
+		"tasks:\n  - run: a\n    retries: 1.0\n",
+		"tasks:\n  - run: a\n    env: {A: b}\n",
+		"tasks:\n  - run: a\n    timout: 1s\ndefaults:\n  bogus: 1\n",
+		"defaults: {timeout: soon}\ntasks:\n  - run: a\n    retries: x\n",
+		"tasks:\n  # a comment\n  - run: a # another\n    id: x\n",
+		"tasks: []\n",
+		"tasks:\n",
+		"tasks:\n  - run: a\ntasks:\n  - run: b\n",
+		"tasks:\n  - run: ~\n",
+		"tasks:\n  - id: 7\n    run: a\n",
+		"tasks:\n  - run: a\n    limits: [x]\nlimits: {x: {concurrency: 1}}\n",
+		"tasks:\n  - run: a\n    needs: []\n",
+		"tasks:\n  - run: a\n    retry_on: [1, timeout]\n",
+		"tasks:\n  - run: a\n    estimate: 2m\n    priority: -3\n",
+		"tasks:\n  - {run: a, shell: always, dir: /tmp, retry_delay: 2s}\n",
+	} {
+		sameAsLibrary(t, []byte(doc))
 	}
 }

@@ -1,87 +1,92 @@
 package input
 
 import (
+	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
-// parseJSON reads a task file written in plain JSON with encoding/json, token by token,
-// into the same raw form the YAML reader decodes to, and checks it with the same code.
-// It takes only what it reads exactly as the YAML reader does: an object with the
+// parseJSON reads a task file written in plain JSON from r with a streaming JSON
+// decoder, token by token, and checks it with the same code as the YAML reader: each
+// task is checked and made a jobs.Spec as it is read, and what the file wrote of it is
+// dropped then, so that memory holds the specs and never the file's text or a tree of
+// it. It takes only what it reads exactly as the YAML reader does: an object with the
 // known keys, each once and spelled exactly; strings, whole numbers and lists of
 // strings where the schema wants them; env values that are strings or
-// {"from_worker": NAME}; a matrix of lists of strings, numbers and booleans. Anything else (YAML that is not JSON, null, a number written
+// {"from_worker": NAME}. Anything else (YAML that is not JSON, null, a number written
 // with a fraction, a duplicate key, invalid UTF-8, any error of the file's contents)
 // makes it give up (false), and the caller reads the file with the YAML reader, which
 // gives every error its file, line and column. It never returns an error of its own.
-func parseJSON(name string, data []byte) (*File, bool) {
-	data = trimBOM(data)
-	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !utf8.Valid(data) {
+func parseJSON(name string, r io.Reader) (*File, bool) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if b, _ := br.Peek(len(bom)); bytes.Equal(b, bom) {
+		_, _ = br.Discard(len(bom))
+	}
+	jr := &jsonReader{dec: jsontext.NewDecoder(br), p: &fileParser{name: name}}
+	if jr.dec.PeekKind() != '{' {
 		return nil, false
 	}
-	r := &jsonReader{dec: json.NewDecoder(bytes.NewReader(trimmed))}
-	r.dec.UseNumber()
-	raw, ok := r.file()
+	f, ok := jr.file()
 	if !ok {
 		return nil, false
 	}
-	if _, err := r.dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := jr.dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, false // more than one value
-	}
-	p := &fileParser{name: name}
-	f, err := p.convert(raw)
-	if err != nil {
-		return nil, false // the YAML reader says where
 	}
 	return f, true
 }
 
 // jsonReader reads the parts of a task file from a JSON token stream; each method
-// reports false for anything it does not take.
-type jsonReader struct{ dec *json.Decoder }
-
-func (r *jsonReader) delim(want json.Delim) bool {
-	tok, err := r.dec.Token()
-	d, ok := tok.(json.Delim)
-	return err == nil && ok && d == want
+// reports false for anything it does not take. The decoder refuses a key given twice
+// in an object, and invalid UTF-8.
+type jsonReader struct {
+	dec *jsontext.Decoder
+	p   *fileParser
 }
 
-// object reads a JSON object, calling field for each key, which must read the value;
-// a key given twice is refused.
+func (r *jsonReader) delim(want jsontext.Kind) bool {
+	tok, err := r.dec.ReadToken()
+	return err == nil && tok.Kind() == want
+}
+
+// object reads a JSON object, calling field for each key, which must read the value.
 func (r *jsonReader) object(field func(key string) bool) bool {
 	if !r.delim('{') {
 		return false
 	}
-	seen := map[string]bool{}
-	for r.dec.More() {
-		tok, err := r.dec.Token()
-		key, ok := tok.(string)
-		if err != nil || !ok || seen[key] || !field(key) {
+	for r.dec.PeekKind() != '}' {
+		key, ok := r.str()
+		if !ok || !field(key) {
 			return false
 		}
-		seen[key] = true
 	}
 	return r.delim('}')
 }
 
-func (r *jsonReader) str() (*string, bool) {
-	tok, err := r.dec.Token()
-	s, ok := tok.(string)
-	return &s, err == nil && ok
+func (r *jsonReader) str() (string, bool) {
+	tok, err := r.dec.ReadToken()
+	if err != nil || tok.Kind() != '"' {
+		return "", false
+	}
+	return tok.String(), true
+}
+
+func (r *jsonReader) strPtr() (*string, bool) {
+	s, ok := r.str()
+	return &s, ok
 }
 
 func (r *jsonReader) integer() (*int, bool) {
-	tok, err := r.dec.Token()
-	n, ok := tok.(json.Number)
-	if err != nil || !ok {
+	tok, err := r.dec.ReadToken()
+	if err != nil || tok.Kind() != '0' {
 		return nil, false
 	}
-	i, err := strconv.Atoi(n.String()) // a whole number, as written: no fraction, no exponent
+	i, err := strconv.Atoi(tok.String()) // a whole number, as written: no fraction, no exponent
 	return &i, err == nil
 }
 
@@ -90,18 +95,22 @@ func (r *jsonReader) strings() ([]string, bool) {
 		return nil, false
 	}
 	list := []string{}
-	for r.dec.More() {
+	for r.dec.PeekKind() != ']' {
 		s, ok := r.str()
 		if !ok {
 			return nil, false
 		}
-		list = append(list, *s)
+		list = append(list, s)
 	}
 	return list, r.delim(']')
 }
 
-func (r *jsonReader) file() (*rawFile, bool) {
+// file reads the whole file: its settings, and its tasks, each checked as it is read.
+// The settings are checked once the file is read, since `defaults` may follow `tasks`.
+func (r *jsonReader) file() (*File, bool) {
 	var raw rawFile
+	var specs specList
+	tasks := false
 	ok := r.object(func(key string) bool {
 		var ok bool
 		switch key {
@@ -110,83 +119,76 @@ func (r *jsonReader) file() (*rawFile, bool) {
 		case "workers":
 			raw.Workers, ok = r.integer()
 		case "rate":
-			raw.Rate, ok = r.str()
+			raw.Rate, ok = r.strPtr()
 		case "defaults":
 			raw.Defaults = &RawSettings{}
 			ok = r.object(func(k string) bool { return r.setting(k, raw.Defaults) })
 		case "tasks":
-			raw.Tasks, ok = r.tasks()
+			tasks = true
+			specs, ok = r.tasks()
 		}
 		return ok
 	})
-	return &raw, ok
-}
-
-func (r *jsonReader) tasks() (*[]rawTask, bool) {
-	if !r.delim('[') {
+	if !ok || !tasks {
 		return nil, false
 	}
-	tasks := []rawTask{}
-	for r.dec.More() {
-		var t rawTask
-		ok := r.object(func(key string) bool {
-			var ok bool
-			switch key {
-			case "id":
-				t.ID, ok = r.str()
-			case "run":
-				t.Run, ok = r.str()
-			case "cmd":
-				t.Cmd, ok = r.strings()
-			case "needs":
-				t.Needs, ok = r.strings()
-			case "matrix":
-				t.Matrix, ok = r.matrix()
-			default:
-				ok = r.setting(key, &t.RawSettings)
-			}
-			return ok
-		})
-		if !ok {
-			return nil, false
-		}
-		tasks = append(tasks, t)
+	f, err := r.p.head(&raw)
+	if err != nil {
+		return nil, false // the YAML reader says where
 	}
-	return &tasks, r.delim(']')
+	f.specList = specs
+	if r.p.check(f) != nil {
+		return nil, false
+	}
+	return f, true
 }
 
-// matrix reads a task's matrix: an object of lists of strings, numbers and booleans,
-// each number as written (1.50 stays 1.50, as the YAML reader keeps it). The axes
-// keep the order of the keys in the file.
-func (r *jsonReader) matrix() (*rawMatrix, bool) {
-	m := &rawMatrix{}
-	ok := r.object(func(name string) bool {
-		if !r.delim('[') {
-			return false
+// tasks reads the tasks array, checking each task as it is read.
+func (r *jsonReader) tasks() (specList, bool) {
+	var specs specList
+	if !r.delim('[') {
+		return specs, false
+	}
+	for r.dec.PeekKind() != ']' {
+		sp, ok := r.task(specs.Len())
+		if !ok {
+			return specs, false
 		}
-		ax := rawAxis{name: name}
-		for r.dec.More() {
-			tok, err := r.dec.Token()
-			if err != nil {
-				return false
-			}
-			var text string
-			switch v := tok.(type) {
-			case string:
-				text = v
-			case json.Number:
-				text = v.String()
-			case bool:
-				text = strconv.FormatBool(v)
-			default: // null, a list, an object
-				return false
-			}
-			ax.values = append(ax.values, rawValue{text: text})
+		specs.add(&sp)
+	}
+	return specs, r.delim(']')
+}
+
+// task reads the task at 0-based position i and checks it.
+func (r *jsonReader) task(i int) (jobs.Spec, bool) {
+	var t rawTask
+	ok := r.object(func(key string) bool {
+		var ok bool
+		switch key {
+		case "id":
+			t.ID, ok = r.strPtr()
+		case "run":
+			t.Run, ok = r.strPtr()
+		case "cmd":
+			t.Cmd, ok = r.strings()
+		case "needs":
+			t.Needs, ok = r.strings()
+		case "priority":
+			t.Priority, ok = r.integer()
+		case "estimate":
+			t.Estimate, ok = r.strPtr()
+		case "limits":
+			t.Limits, ok = r.strings()
+		default:
+			ok = r.setting(key, &t.RawSettings)
 		}
-		m.axes = append(m.axes, ax)
-		return r.delim(']')
+		return ok
 	})
-	return m, ok
+	if !ok {
+		return jobs.Spec{}, false
+	}
+	sp, err := r.p.task(i, &t)
+	return sp, err == nil
 }
 
 // setting reads the value of a per-task setting into s.
@@ -194,15 +196,15 @@ func (r *jsonReader) setting(key string, s *RawSettings) bool {
 	var ok bool
 	switch key {
 	case "timeout":
-		s.Timeout, ok = r.str()
+		s.Timeout, ok = r.strPtr()
 	case "retries":
 		s.Retries, ok = r.integer()
 	case "retry_delay":
-		s.RetryDelay, ok = r.str()
+		s.RetryDelay, ok = r.strPtr()
 	case "shell":
-		s.Shell, ok = r.str()
+		s.Shell, ok = r.strPtr()
 	case "dir":
-		s.Dir, ok = r.str()
+		s.Dir, ok = r.strPtr()
 	case "env":
 		s.Env = map[string]envValue{}
 		ok = r.object(func(name string) bool {
@@ -216,29 +218,20 @@ func (r *jsonReader) setting(key string, s *RawSettings) bool {
 
 // envValue reads a string, or {"from_worker": NAME} as the YAML decoder gives it.
 func (r *jsonReader) envValue() (envValue, bool) {
-	if !r.dec.More() {
-		return envValue{}, false
-	}
-	tok, err := r.dec.Token()
-	if err != nil {
-		return envValue{}, false
-	}
-	switch x := tok.(type) {
-	case string:
-		return envValue{raw: x}, true
-	case json.Delim:
-		if x != '{' {
-			return envValue{}, false
-		}
-		tok, err := r.dec.Token()
-		if key, ok := tok.(string); err != nil || !ok || key != "from_worker" {
+	switch r.dec.PeekKind() {
+	case '"':
+		s, ok := r.str()
+		return envValue{raw: s}, ok
+	case '{':
+		r.delim('{')
+		if key, ok := r.str(); !ok || key != "from_worker" {
 			return envValue{}, false
 		}
 		name, ok := r.str()
 		if !ok || !r.delim('}') {
 			return envValue{}, false
 		}
-		return envValue{raw: map[string]any{"from_worker": *name}}, true
+		return envValue{raw: map[string]any{"from_worker": name}}, true
 	}
 	return envValue{}, false
 }

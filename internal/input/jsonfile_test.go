@@ -1,7 +1,7 @@
 package input
 
 import (
-	"reflect"
+	"bytes"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,7 +12,7 @@ import (
 // it to the very same File.
 func sameAsYAML(t *testing.T, data []byte) {
 	t.Helper()
-	fast, ok := parseJSON("f.json", data)
+	fast, ok := parseJSON("f.json", bytes.NewReader(data))
 	if !ok {
 		return
 	}
@@ -21,7 +21,7 @@ func sameAsYAML(t *testing.T, data []byte) {
 		t.Errorf("the JSON reader takes %q, the YAML reader refuses it: %v", data, err)
 		return
 	}
-	if !reflect.DeepEqual(fast, slow) {
+	if !sameFile(fast, slow) {
 		t.Errorf("%q: the JSON reader gives\n%+v\nthe YAML reader\n%+v", data, fast, slow)
 	}
 }
@@ -42,7 +42,7 @@ func TestJSONFileReadsAsYAML(t *testing.T) {
 		`{"tasks": []}`,
 	}
 	for _, doc := range taken {
-		if _, ok := parseJSON("f.json", []byte(doc)); !ok {
+		if _, ok := parseJSON("f.json", strings.NewReader(doc)); !ok {
 			t.Errorf("%q: the JSON reader gives up, want it read", doc)
 		}
 		sameAsYAML(t, []byte(doc))
@@ -71,7 +71,7 @@ func TestJSONFileReadsAsYAML(t *testing.T) {
 		`{"version": 1}`,
 	}
 	for _, doc := range refused {
-		if _, ok := parseJSON("f.json", []byte(doc)); ok {
+		if _, ok := parseJSON("f.json", strings.NewReader(doc)); ok {
 			t.Errorf("%q: the JSON reader takes it, want it left to the YAML reader", doc)
 		}
 	}
@@ -98,7 +98,7 @@ func TestJSONFileOfManyTasks(t *testing.T) {
 	start := time.Now()
 	f, err := Parse("big.json", []byte(b.String()))
 	took := time.Since(start)
-	if err != nil || len(f.Specs) != n || f.Specs[n-1].Run != "echo "+strconv.Itoa(n-1) {
+	if err != nil || f.Len() != n || f.Spec(n-1).Run != "echo "+strconv.Itoa(n-1) {
 		t.Fatalf("got %v, want %d tasks", err, n)
 	}
 	t.Logf("%d tasks in %v", n, took)

@@ -1,6 +1,8 @@
 package input
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +32,7 @@ type File struct {
 	Workers  *int        // nil: not set
 	Rate     *rate.Limit // nil: not set; rate.Inf: unlimited
 	Defaults jobs.Defaults
-	Specs    []jobs.Spec
+	specList // the tasks as written: Spec, ID, and specList.Len (Len counts a matrix's combinations)
 	// Needs are, by position in Tasks, the positions each task needs; nil when no task
 	// has needs. A need of a matrix task's id is a need of each of its combinations.
 	Needs  [][]int
@@ -52,28 +54,24 @@ type File struct {
 // (unless it names an axis), its command template and its needs.
 //
 // The id of a task without one is task-N, N its position in the file (not in Tasks),
-// so that adding a matrix does not rename the tasks after it.
+// so that adding a matrix does not rename the tasks after it. A large file without
+// matrices is better run from NewFileSource, which resolves each task as it starts.
 func (f *File) Tasks(s jobs.Settings) []jobs.Task {
+	r := NewResolver(f, s)
+	if f.matrices == nil {
+		tasks := make([]jobs.Task, f.specList.Len())
+		for i := range tasks {
+			tasks[i] = r.Task(i)
+		}
+		return tasks
+	}
 	tasks := make([]jobs.Task, 0, f.Len())
-	var (
-		shared     bool // sharedEnv and sharedFrom are set
-		sharedEnv  []string
-		sharedFrom []jobs.EnvRef
-	)
-	for i := range f.Specs {
-		sp := &f.Specs[i]
-		t := jobs.Resolve(len(tasks)+1, sp, s, &f.Defaults)
-		if sp.ID == "" {
-			t.ID = jobs.DefaultID(i + 1)
-		}
-		if len(sp.Env) == 0 && len(sp.EnvFrom) == 0 {
-			if !shared {
-				shared, sharedEnv, sharedFrom = true, t.Env, t.EnvFrom
-			}
-			t.Env, t.EnvFrom = sharedEnv, sharedFrom
-		}
+	for i := range f.specList.Len() {
+		sp := f.Spec(i)
+		t := r.resolve(len(tasks), &sp)
+		t.ID = f.ID(i)
 		if m := f.matrix(i); m != nil {
-			tasks = m.expand(tasks, t, sp, s, &f.Defaults)
+			tasks = m.expand(tasks, t, &sp, s, &f.Defaults)
 			continue
 		}
 		tasks = append(tasks, t)
@@ -83,11 +81,29 @@ func (f *File) Tasks(s jobs.Settings) []jobs.Task {
 
 // Len returns the number of tasks of Tasks: a matrix task counts its combinations.
 func (f *File) Len() int {
+	if f.matrices == nil {
+		return f.specList.Len()
+	}
 	n := 0
-	for i := range f.Specs {
+	for i := range f.specList.Len() {
 		n += f.size(i)
 	}
 	return n
+}
+
+// Plain reports whether the tasks of f can run in file order as they come: no task
+// needs another, gives a priority or an estimate, is a matrix, or asks for resources
+// or labels.
+func (f *File) Plain() bool {
+	if f.Needs != nil || f.matrices != nil || f.parser != nil {
+		return false
+	}
+	for i := range f.specList.Len() {
+		if sp := f.Spec(i); sp.Priority != 0 || sp.Estimate != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // matrix returns the matrix of the spec at position i, or nil.
@@ -106,20 +122,28 @@ func (f *File) size(i int) int {
 	return 1
 }
 
-// ReadFile reads and checks the task file at path (YAML or JSON: JSON is read as the
-// YAML it is). Every problem is an *InputError naming the file; a problem of its
-// contents also names the line and column, and the key when there is one.
+// ReadFile reads and checks the task file at path: a file of plain JSON with a
+// streaming JSON reader, straight from the file (parseJSON), and anything else, or
+// JSON that reader gives up on, with the YAML reader, which reads JSON too. Every
+// problem is an *InputError naming the file; a problem of its contents also names the
+// line and column, and the key when there is one.
 func ReadFile(path string) (*File, error) {
 	fh, err := Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	if f, ok := parseJSON(path, fh); ok {
+		return f, nil
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
+	}
 	data, err := io.ReadAll(fh)
 	if err != nil {
 		return nil, &jobs.InputError{File: path, Msg: unwrapPathError(err)}
 	}
-	return Parse(path, data)
+	return parseYAMLFile(path, data)
 }
 
 // Open opens the input file at path for reading. A file that cannot be opened, or a
@@ -216,7 +240,7 @@ type rawFile struct {
 // times faster and smaller than the YAML reader; whatever that reader does not take
 // exactly as the YAML reader would, errors included, goes to the YAML reader.
 func Parse(name string, data []byte) (*File, error) {
-	if f, ok := parseJSON(name, data); ok {
+	if f, ok := parseJSON(name, bytes.NewReader(data)); ok {
 		return f, nil
 	}
 	return parseYAMLFile(name, data)
@@ -224,7 +248,12 @@ func Parse(name string, data []byte) (*File, error) {
 
 // parseYAMLFile is Parse with the YAML reader, which reads JSON too.
 func parseYAMLFile(name string, data []byte) (*File, error) {
-	p := &fileParser{name: name}
+	return parseYAMLFileWith(&fileParser{name: name}, data)
+}
+
+// parseYAMLFileWith is parseYAMLFile with the parser p.
+func parseYAMLFileWith(p *fileParser, data []byte) (*File, error) {
+	name := p.name
 	af, err := parseYAML(name, data)
 	if err != nil {
 		return nil, p.yamlError(err)
@@ -244,7 +273,7 @@ func parseYAMLFile(name string, data []byte) (*File, error) {
 	}
 	p.root = docs[0].Body
 	var raw rawFile
-	if err := p.decodeNode(p.root, &raw); err != nil {
+	if err := p.decodeFile(p.root, &raw); err != nil {
 		return nil, p.yamlError(err)
 	}
 	return p.convert(&raw)
@@ -280,9 +309,11 @@ func nodePos(n ast.Node) (line, col int) {
 }
 
 type fileParser struct {
-	name   string
-	root   ast.Node
-	single bool // the root is one task (a JSON Lines line), not a task file
+	name    string
+	root    ast.Node
+	single  bool // the root is one task (a JSON Lines line), not a task file
+	element bool // the root is one task of a task file read as a stream (JSONStream)
+	slow    bool // decode the whole file with the YAML library (decodeFile), to check its quick way
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
@@ -301,6 +332,43 @@ func (p *fileParser) errAt(path, key, format string, args ...any) error {
 }
 
 func (p *fileParser) convert(raw *rawFile) (*File, error) {
+	f, err := p.head(raw)
+	if err != nil {
+		return nil, err
+	}
+	if raw.Tasks == nil {
+		line, col := nodePos(p.root)
+		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
+	}
+	fromMatrices := 0 // tasks the matrices make
+	for i := range *raw.Tasks {
+		rt := &(*raw.Tasks)[i]
+		sp, err := p.task(i, rt)
+		if err != nil {
+			return nil, err
+		}
+		f.add(&sp)
+		if rt.Matrix == nil {
+			continue
+		}
+		m, err := p.matrix(i, f.ID(i), rt, &sp)
+		if err != nil {
+			return nil, err
+		}
+		if fromMatrices += m.size; fromMatrices > MaxMatrixTasks {
+			return nil, p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", f.ID(i)),
+				"the file's matrices make more than %d tasks", MaxMatrixTasks)
+		}
+		if f.matrices == nil {
+			f.matrices = make([]*matrix, len(*raw.Tasks))
+		}
+		f.matrices[i] = m
+	}
+	return f, p.check(f)
+}
+
+// head converts the run-wide settings of raw: everything but its tasks.
+func (p *fileParser) head(raw *rawFile) (*File, error) {
 	f := &File{Name: p.name, Workers: raw.Workers}
 	if raw.Version != nil && *raw.Version != FileVersion {
 		return nil, p.errAt("$.version", "version", "unsupported version %d (this gorun reads version %d)", *raw.Version, FileVersion)
@@ -329,46 +397,30 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 		}
 		f.Defaults = d
 	}
-	if raw.Tasks == nil {
-		line, col := nodePos(p.root)
-		return nil, &jobs.InputError{File: p.name, Line: line, Col: col, Key: "tasks", Msg: "missing: a task file lists its tasks under `tasks:`"}
-	}
-	f.Specs = make([]jobs.Spec, len(*raw.Tasks))
-	fromMatrices := 0 // tasks the matrices make
-	for i := range *raw.Tasks {
-		rt := &(*raw.Tasks)[i]
-		sp, err := p.task(i, rt)
-		if err != nil {
-			return nil, err
+	return f, nil
+}
+
+// check checks what holds between the tasks of f, each checked on its own: unique
+// ids (a matrix's combinations' too), known pools and the labels their keys read,
+// and needs that name tasks of the file without a cycle. It keeps p in f when a task
+// asks for resources or labels, for CheckCapacity.
+func (p *fileParser) check(f *File) error {
+	var ids map[string]idPos
+	if f.matrices != nil {
+		var err error
+		if ids, err = p.checkMatrixIDs(f); err != nil {
+			return err
 		}
-		f.Specs[i] = sp
-		if rt.Matrix == nil {
-			continue
-		}
-		m, err := p.matrix(i, specID(f.Specs, i), rt, &f.Specs[i])
-		if err != nil {
-			return nil, err
-		}
-		if fromMatrices += m.size; fromMatrices > MaxMatrixTasks {
-			return nil, p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", specID(f.Specs, i)),
-				"the file's matrices make more than %d tasks", MaxMatrixTasks)
-		}
-		if f.matrices == nil {
-			f.matrices = make([]*matrix, len(*raw.Tasks))
-		}
-		f.matrices[i] = m
-	}
-	ids, err := p.checkIDs(f)
-	if err != nil {
-		return nil, err
+	} else if err := p.checkIDs(f); err != nil {
+		return err
 	}
 	if err := p.taskLimits(f); err != nil {
-		return nil, err
+		return err
 	}
 	if askResources(f) {
 		f.parser = p
 	}
-	return f, p.needs(f, ids)
+	return p.needs(f, ids)
 }
 
 // limit converts the pool name of `limits:`.
@@ -413,16 +465,17 @@ func (p *fileParser) limit(name string, r *rawLimit) (jobs.Limit, error) {
 // taskLimits refuses a task that names a pool `limits:` does not define, or a pool
 // whose key reads a label the task has not.
 func (p *fileParser) taskLimits(f *File) error {
-	for i := range f.Specs {
-		for j, name := range f.Specs[i].Limits {
+	for i := range f.specList.Len() {
+		sp := f.Spec(i)
+		for j, name := range sp.Limits {
 			k := slices.IndexFunc(f.Limits, func(l jobs.Limit) bool { return l.Name == name })
 			if k < 0 {
-				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
+				return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", f.ID(i)),
 					"unknown pool %q: name one of the file's `limits:`", name)
 			}
 			for _, label := range f.Limits[k].Labels {
-				if _, ok := f.Specs[i].Labels[label]; !ok {
-					return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", specID(f.Specs, i)),
+				if _, ok := sp.Labels[label]; !ok {
+					return p.errAt(fmt.Sprintf("$.tasks[%d].limits[%d]", i, j), fmt.Sprintf("task %q: limits", f.ID(i)),
 						"pool %q is keyed by %s, but the task has no label %q: give it `labels: {%s: ...}`", name, f.Limits[k].KeySource, label, label)
 				}
 			}
@@ -439,28 +492,36 @@ func (p *fileParser) taskLimits(f *File) error {
 // between their combinations too (a matrix task's needs are each combination's), so
 // cycles are looked for between the tasks as written.
 func (p *fileParser) needs(f *File, ids map[string]idPos) error {
+	specs := f.specList.Len()
 	hasNeeds := false
-	for i := range f.Specs {
-		hasNeeds = hasNeeds || len(f.Specs[i].Needs) > 0
+	for i := range specs {
+		hasNeeds = hasNeeds || len(f.Spec(i).Needs) > 0
 	}
 	if !hasNeeds {
 		return nil
 	}
-	bySpec := make([][]int, len(f.Specs)) // the specs each spec needs, for cycles
-	byTask := make([][]int, len(f.Specs)) // the positions in Tasks each spec's tasks need
-	start := make([]int, len(f.Specs))    // the position in Tasks of each spec's first task
-	for i := 1; i < len(f.Specs); i++ {
+	if ids == nil { // no matrix: each id is one spec's
+		ids = make(map[string]idPos, specs)
+		for i := range specs {
+			ids[f.ID(i)] = idPos{spec: i, combo: -1}
+		}
+	}
+	bySpec := make([][]int, specs) // the specs each spec needs, for cycles
+	byTask := make([][]int, specs) // the positions in Tasks each spec's tasks need
+	start := make([]int, specs)    // the position in Tasks of each spec's first task
+	for i := 1; i < specs; i++ {
 		start[i] = start[i-1] + f.size(i-1)
 	}
 	edges := 0
-	for i := range f.Specs {
-		if len(f.Specs[i].Needs) == 0 {
+	for i := range specs {
+		needs := f.Spec(i).Needs
+		if len(needs) == 0 {
 			continue
 		}
 		seenSpec, seenTask := map[int]bool{}, map[int]bool{}
-		for j, id := range f.Specs[i].Needs {
+		for j, id := range needs {
 			path := fmt.Sprintf("$.tasks[%d].needs[%d]", i, j)
-			where := fmt.Sprintf("task %q: needs", specID(f.Specs, i))
+			where := fmt.Sprintf("task %q: needs", f.ID(i))
 			n, ok := ids[id]
 			switch {
 			case !ok:
@@ -486,14 +547,14 @@ func (p *fileParser) needs(f *File, ids map[string]idPos) error {
 			}
 		}
 		if edges += len(byTask[i]) * f.size(i); f.matrices != nil && edges > MaxMatrixNeeds {
-			return p.errAt(fmt.Sprintf("$.tasks[%d].needs", i), fmt.Sprintf("task %q: needs", specID(f.Specs, i)),
+			return p.errAt(fmt.Sprintf("$.tasks[%d].needs", i), fmt.Sprintf("task %q: needs", f.ID(i)),
 				"the needs between the combinations of the file's matrices are more than %d", MaxMatrixNeeds)
 		}
 	}
 	if cycle := findCycle(bySpec); cycle != nil {
 		names := make([]string, len(cycle))
 		for k, i := range cycle {
-			names[k] = specID(f.Specs, i)
+			names[k] = f.ID(i)
 		}
 		return p.errAt(fmt.Sprintf("$.tasks[%d].needs", cycle[0]), fmt.Sprintf("task %q: needs", names[0]),
 			"cycle: %s", strings.Join(names, " → "))
@@ -503,19 +564,12 @@ func (p *fileParser) needs(f *File, ids map[string]idPos) error {
 		return nil
 	}
 	f.Needs = make([][]int, f.Len())
-	for i := range f.Specs {
+	for i := range specs {
 		for k := range f.size(i) {
 			f.Needs[start[i]+k] = byTask[i] // shared: never written to
 		}
 	}
 	return nil
-}
-
-func specID(specs []jobs.Spec, i int) string {
-	if specs[i].ID != "" {
-		return specs[i].ID
-	}
-	return jobs.DefaultID(i + 1)
 }
 
 // findCycle returns a cycle of needs (its first position repeated at the end), or nil.
@@ -560,11 +614,11 @@ func findCycle(needs [][]int) []int {
 }
 
 func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
-	path := fmt.Sprintf("$.tasks[%d]", i)
-	if p.single {
+	path := "$.tasks[" + strconv.Itoa(i) + "]" // not fmt: this runs once a task, and a file may hold millions
+	if p.single || p.element {
 		path = "$"
 	}
-	where := fmt.Sprintf("task %d: ", i+1)
+	where := "task " + strconv.Itoa(i+1) + ": "
 	var sp jobs.Spec
 	if rt.ID != nil {
 		id := *rt.ID
@@ -572,7 +626,7 @@ func (p *fileParser) task(i int, rt *rawTask) (jobs.Spec, error) {
 			return sp, p.errAt(path+".id", where+"id", "must be a non-empty single line, got %q", id)
 		}
 		sp.ID = id
-		where = fmt.Sprintf("task %q: ", id)
+		where = "task " + strconv.Quote(id) + ": "
 	}
 	switch {
 	case rt.Run != nil && rt.Cmd != nil:
@@ -725,14 +779,76 @@ func (p *fileParser) duration(path, where, key string, s *string) (*time.Duratio
 	return &d, nil
 }
 
+// checkIDs refuses an id used twice: the first task whose id an earlier task used,
+// naming that earlier one. It sorts the positions of the named tasks by id instead of
+// keeping a map of ids: 4 bytes a task where a map takes some 40, which is most of
+// what a file of a million tasks would need at its peak.
+func (p *fileParser) checkIDs(f *File) error {
+	var named []int32
+	for i := range f.Len() {
+		if f.rawID(i) != "" {
+			named = append(named, int32(i))
+		}
+	}
+	slices.SortFunc(named, func(a, b int32) int {
+		return cmp.Or(strings.Compare(f.rawID(int(a)), f.rawID(int(b))), cmp.Compare(a, b))
+	})
+	later, first := -1, -1 // the earliest task to repeat an id, and the task that used it first
+	for k := 0; k < len(named); {
+		id := f.rawID(int(named[k]))
+		e := k + 1
+		for e < len(named) && f.rawID(int(named[e])) == id {
+			e++
+		}
+		// The tasks of this id, by position; a task without an id whose default id
+		// is this one joins them.
+		a, b := int(named[k]), -1
+		if e-k > 1 {
+			b = int(named[k+1])
+		}
+		if u, ok := defaultIDPos(id, f.Len()); ok && f.rawID(u) == "" {
+			switch {
+			case u < a:
+				a, b = u, a
+			case b < 0 || u < b:
+				b = u
+			}
+		}
+		if b >= 0 && (later < 0 || b < later) {
+			later, first = b, a
+		}
+		k = e
+	}
+	if later < 0 {
+		return nil
+	}
+	at := p.errAt(fmt.Sprintf("$.tasks[%d]", first), "", "").(*jobs.InputError)
+	return p.errAt(fmt.Sprintf("$.tasks[%d]", later), fmt.Sprintf("task %d: id", later+1),
+		"duplicate id %q (first used by task %d at line %d)", f.ID(later), first+1, at.Line)
+}
+
+// defaultIDPos returns the 0-based position of the task whose default id is id, when
+// there is one among n tasks.
+func defaultIDPos(id string, n int) (int, bool) {
+	num, ok := strings.CutPrefix(id, "task-")
+	if !ok {
+		return 0, false
+	}
+	k, err := strconv.Atoi(num)
+	if err != nil || k < 1 || k > n || jobs.DefaultID(k) != id {
+		return 0, false
+	}
+	return k - 1, true
+}
+
 // idPos is where an id stands: a task of the file (spec, its position in Specs), and
 // for the id of one combination of a matrix, the combination (combo; else -1).
 type idPos struct{ spec, combo int }
 
 // checkIDs refuses an id given twice, the id of a combination of a matrix included,
 // and returns where each id stands.
-func (p *fileParser) checkIDs(f *File) (map[string]idPos, error) {
-	seen := make(map[string]idPos, len(f.Specs))
+func (p *fileParser) checkMatrixIDs(f *File) (map[string]idPos, error) {
+	seen := make(map[string]idPos, f.Len())
 	add := func(id string, i, combo int) error {
 		if first, dup := seen[id]; dup {
 			line := p.errAt(fmt.Sprintf("$.tasks[%d]", first.spec), "", "").(*jobs.InputError).Line
@@ -742,8 +858,8 @@ func (p *fileParser) checkIDs(f *File) (map[string]idPos, error) {
 		seen[id] = idPos{spec: i, combo: combo}
 		return nil
 	}
-	for i := range f.Specs {
-		if err := add(specID(f.Specs, i), i, -1); err != nil {
+	for i := range f.specList.Len() {
+		if err := add(f.ID(i), i, -1); err != nil {
 			return nil, err
 		}
 		if m := f.matrix(i); m != nil {

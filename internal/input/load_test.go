@@ -221,19 +221,19 @@ func TestTrailingEmptyDocument(t *testing.T) {
 			t.Errorf("%q: got %v, want the one task", src, err)
 			continue
 		}
-		if len(f.Specs) != 1 || f.Specs[0].Run != "echo hi" {
-			t.Errorf("%q: got %+v, want the one task", src, f.Specs)
+		if f.Len() != 1 || f.Spec(0).Run != "echo hi" {
+			t.Errorf("%q: got %d tasks, want the one task", src, f.Len())
 		}
 	}
 }
 
 func TestByteOrderMark(t *testing.T) {
 	f, err := Parse("f.yaml", []byte("\ufeffversion: 1\ntasks:\n  - run: echo hi\n"))
-	if err != nil || len(f.Specs) != 1 || f.Specs[0].Run != "echo hi" {
+	if err != nil || f.Len() != 1 || f.Spec(0).Run != "echo hi" {
 		t.Fatalf("got %+v, %v, want the task without the mark", f, err)
 	}
 	f, err = Parse("f.json", []byte("\ufeff{\"tasks\": [{\"run\": \"echo hi\"}]}"))
-	if err != nil || len(f.Specs) != 1 {
+	if err != nil || f.Len() != 1 {
 		t.Fatalf("JSON: got %+v, %v, want the task", f, err)
 	}
 }
@@ -301,8 +301,8 @@ func TestNestingWithinLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Specs) != 6 {
-		t.Errorf("got %d tasks, want 6", len(f.Specs))
+	if f.Len() != 6 {
+		t.Errorf("got %d tasks, want 6", f.Len())
 	}
 }
 

@@ -1,6 +1,7 @@
 package input
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -117,11 +118,12 @@ func TestMatrixExpands(t *testing.T) {
 	}
 }
 
-// TestMatrixJSONReadsAsYAML: the JSON reader takes a matrix, to the same File as the
-// YAML reader's, and leaves what it does not take exactly so to the YAML reader.
+// TestMatrixJSONReadsAsYAML: a JSON task file with a matrix is read by the YAML
+// reader (the streaming JSON reader leaves it), to the same File a YAML file gives,
+// and its errors are placed.
 func TestMatrixJSONReadsAsYAML(t *testing.T) {
-	if _, ok := parseJSON("f.json", []byte(`{"tasks": [{"id": "a", "matrix": {"y": [1, 2.50, false], "x": ["q"]}, "run": "echo {x}{y}", "needs": []}]}`)); !ok {
-		t.Error("the JSON reader gives up on a matrix")
+	if _, ok := parseJSON("f.json", bytes.NewReader([]byte(`{"tasks": [{"id": "a", "matrix": {"y": [1, 2.50, false], "x": ["q"]}, "run": "echo {x}{y}", "needs": []}]}`))); ok {
+		t.Error("the JSON reader takes a matrix, want it left to the YAML reader")
 	}
 	for _, doc := range []string{
 		`{"tasks": [{"id": "a", "matrix": {"y": [1, 2.50, false, "s"], "x": ["q"]}, "run": "echo {x}{y}"}]}`,
@@ -138,7 +140,7 @@ func TestMatrixJSONReadsAsYAML(t *testing.T) {
 		`{"tasks": [{"matrix": {"x": []}, "run": "echo {x}"}]}`,
 		`{"tasks": [{"matrix": {"x": ["a"]}, "run": "echo {xx}"}]}`,
 	} {
-		if _, ok := parseJSON("f.json", []byte(doc)); ok {
+		if _, ok := parseJSON("f.json", bytes.NewReader([]byte(doc))); ok {
 			t.Errorf("%s: the JSON reader takes it, want it left to the YAML reader", doc)
 		}
 		if _, err := Parse("f.json", []byte(doc)); err == nil {

@@ -131,7 +131,12 @@ func askResources(f *File) bool {
 	if asks(&f.Defaults) {
 		return true
 	}
-	return slices.ContainsFunc(f.Specs, func(sp jobs.Spec) bool { return asks(&sp.Defaults) })
+	for i := range f.specList.Len() {
+		if sp := f.Spec(i); asks(&sp.Defaults) {
+			return true
+		}
+	}
+	return false
 }
 
 // AsksResources reports whether a task of f asks for resources or labels: only then
@@ -147,7 +152,7 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool) e
 		return nil
 	}
 	next := 0 // the first task of spec i: a matrix's combinations ask for the same
-	for i := range f.Specs {
+	for i := range f.specList.Len() {
 		if next >= len(tasks) {
 			break
 		}
@@ -156,7 +161,8 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool) e
 		if m := f.matrix(i); m != nil {
 			next += m.size - 1
 		}
-		sp := &f.Specs[i].Defaults
+		spec := f.Spec(i)
+		sp := &spec.Defaults
 		if res := c.Over(t.Resources); res != "" {
 			own := map[string]bool{"cpu": sp.MilliCPU != nil, "memory": sp.Memory != nil, "gpu": sp.GPU != nil}[res]
 			asked := map[string]string{"cpu": jobs.FormatCPU(t.Resources.MilliCPU), "memory": jobs.FormatBytes(t.Resources.Memory),
@@ -184,9 +190,9 @@ func (f *File) CheckCapacity(tasks []jobs.Task, c *jobs.Capacity, labels bool) e
 // errAt places an error at key of task i when the task gives it itself (own), else at
 // the key of `defaults` it inherits.
 func (f *File) errAt(i int, own bool, key, format string, args ...any) error {
-	path, where := "$.defaults."+key, fmt.Sprintf("task %q: defaults.%s", specID(f.Specs, i), key)
+	path, where := "$.defaults."+key, fmt.Sprintf("task %q: defaults.%s", f.ID(i), key)
 	if own {
-		path, where = fmt.Sprintf("$.tasks[%d].%s", i, key), fmt.Sprintf("task %q: %s", specID(f.Specs, i), key)
+		path, where = fmt.Sprintf("$.tasks[%d].%s", i, key), fmt.Sprintf("task %q: %s", f.ID(i), key)
 	}
 	return f.parser.errAt(path, where, format, args...)
 }

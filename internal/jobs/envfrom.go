@@ -48,6 +48,9 @@ func ResolveEnvFrom(refs []EnvRef, env []string) ([]string, error) {
 // of the same name. The literal pairs come out as mergeEnv makes them.
 func mergeEnvFrom(d, sp *Defaults) ([]string, []EnvRef) {
 	envD, fromD := d.Env, d.EnvFrom
+	if len(fromD) == 0 && len(sp.EnvFrom) == 0 {
+		return mergeEnv(envD, sp.Env), nil
+	}
 	if len(sp.EnvFrom) > 0 && len(envD) > 0 {
 		envD = maps.Clone(envD)
 		for k := range sp.EnvFrom {

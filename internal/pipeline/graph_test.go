@@ -32,8 +32,8 @@ func graphRun(t *testing.T, yaml string, opts Options) (map[string]jobs.Result, 
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(f.Specs) {
-		t.Fatalf("got %d results, want %d", len(got), len(f.Specs))
+	if len(got) != f.Len() {
+		t.Fatalf("got %d results, want %d", len(got), f.Len())
 	}
 	return got, sc
 }

@@ -79,8 +79,8 @@ func runFileResults(t testing.TB, src string, opts Options) (*sleeper, map[strin
 	if err := Run(context.Background(), input.NewGraphSource(f.Tasks(jobs.Settings{}), f.Needs), opts, func(r jobs.Result) { results[r.ID] = r }); err != nil {
 		t.Fatal(err)
 	}
-	if len(results) != len(f.Specs) {
-		t.Fatalf("got %d results, want %d", len(results), len(f.Specs))
+	if len(results) != f.Len() {
+		t.Fatalf("got %d results, want %d", len(results), f.Len())
 	}
 	return sl, results
 }
