@@ -265,7 +265,9 @@ func slowStarted(dir string) bool {
 // same command prints locally: the plan carries the sources and those settings.
 func TestE2EAttachKeepsSourcesTagsAndLimits(t *testing.T) {
 	c := startCluster(t, 1, "-j", "2")
-	cmd := []string{"-k", "--tag", "--timeout", "1000%", "--limit-by", "{1}", "--limit-concurrency", "1", "--", "echo", "{1}-{2}", ":::", "a", "b", ":::", "x", "y"}
+	// The percent timeout is far above an echo's few milliseconds, so that a loaded
+	// machine does not time a task out (1000% of a 2 ms median is 20 ms).
+	cmd := []string{"-k", "--tag", "--timeout", "100000%", "--limit-by", "{1}", "--limit-concurrency", "1", "--", "echo", "{1}-{2}", ":::", "a", "b", ":::", "x", "y"}
 	want, stderr, code := gorunDo(t, append([]string{"exec"}, cmd...)...)
 	if code != 0 || strings.Count(want, "\n") != 4 {
 		t.Fatalf("local run: exit %d, stdout %q, stderr %q; want 4 lines", code, want, stderr)
