@@ -24,21 +24,6 @@ func writeFile(t *testing.T, name, data string) string {
 	return path
 }
 
-// drainStream reads src to its end: the tasks, and the error that ended it (nil at EOF).
-func drainStream(src jobs.Source) ([]jobs.Task, error) {
-	var tasks []jobs.Task
-	for {
-		task, err := src.Next()
-		if errors.Is(err, io.EOF) {
-			return tasks, nil
-		}
-		if err != nil {
-			return tasks, err
-		}
-		tasks = append(tasks, task)
-	}
-}
-
 // TestJSONStreamTasksAsWholeFile: a streamed file yields the very tasks the whole
 // file resolves to, defaults and the run-wide settings included.
 func TestJSONStreamTasksAsWholeFile(t *testing.T) {
@@ -58,7 +43,7 @@ func TestJSONStreamTasksAsWholeFile(t *testing.T) {
 	if *src.Workers() != 3 || src.Rate() == nil || src.Len() != 3 {
 		t.Errorf("workers %v, rate %v, len %d; want 3, 2/s, 3", src.Workers(), src.Rate(), src.Len())
 	}
-	got, err := drainStream(src)
+	got, err := drain(t, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +112,7 @@ func TestJSONStreamErrorsAsWholeFile(t *testing.T) {
 		if !ok || err != nil {
 			t.Fatalf("%s: not streamed (%v)", bad, err)
 		}
-		tasks, err := drainStream(src)
+		tasks, err := drain(t, src)
 		src.Close()
 		if len(tasks) < 2 || tasks[0].ID != "a" || tasks[1].ID != "b" {
 			t.Errorf("%s: got %d tasks before the error, want a and b", bad, len(tasks))

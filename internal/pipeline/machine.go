@@ -124,7 +124,7 @@ func (g *machineGate) sample(now time.Time) {
 		if free, err := g.m.MemAvailable(); err == nil && free < g.minFree {
 			g.short = free < g.minFree/2
 			if why == "" {
-				why = fmt.Sprintf("memfree: %s available, below %s", FormatSize(free), FormatSize(g.minFree))
+				why = fmt.Sprintf("memfree: %s available, below %s", jobs.FormatBytes(free), jobs.FormatBytes(g.minFree))
 			}
 		}
 	}
@@ -145,14 +145,3 @@ func (g *machineGate) Start(jobs.Task, time.Time) {}
 
 // Done implements pool.Gate.
 func (g *machineGate) Done(jobs.Task) {}
-
-// FormatSize writes a number of bytes as 1.5GiB, 512MiB, 300KiB or 12B.
-func FormatSize(n uint64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	f, u := float64(n), 0
-	for f >= 1024 && u < len(units)-1 {
-		f /= 1024
-		u++
-	}
-	return strings.TrimSuffix(strconv.FormatFloat(f, 'f', 1, 64), ".0") + units[u]
-}
