@@ -112,22 +112,13 @@ func (r *jsonReader) file() (*File, bool) {
 	var specs specList
 	tasks := false
 	ok := r.object(func(key string) bool {
-		var ok bool
-		switch key {
-		case "version":
-			raw.Version, ok = r.integer()
-		case "workers":
-			raw.Workers, ok = r.integer()
-		case "rate":
-			raw.Rate, ok = r.strPtr()
-		case "defaults":
-			raw.Defaults = &RawSettings{}
-			ok = r.object(func(k string) bool { return r.setting(k, raw.Defaults) })
-		case "tasks":
+		if key == "tasks" {
 			tasks = true
+			var ok bool
 			specs, ok = r.tasks()
+			return ok
 		}
-		return ok
+		return r.headKey(key, &raw)
 	})
 	if !ok || !tasks {
 		return nil, false
@@ -141,6 +132,25 @@ func (r *jsonReader) file() (*File, bool) {
 		return nil, false
 	}
 	return f, true
+}
+
+// headKey reads the value of key into raw when it is a run-wide key that may come
+// before the tasks (version, workers, rate, defaults). It is false for any other key,
+// or a value it does not take exactly so.
+func (r *jsonReader) headKey(key string, raw *rawFile) bool {
+	var ok bool
+	switch key {
+	case "version":
+		raw.Version, ok = r.integer()
+	case "workers":
+		raw.Workers, ok = r.integer()
+	case "rate":
+		raw.Rate, ok = r.strPtr()
+	case "defaults":
+		raw.Defaults = &RawSettings{}
+		ok = r.object(func(k string) bool { return r.setting(k, raw.Defaults) })
+	}
+	return ok
 }
 
 // tasks reads the tasks array, checking each task as it is read.

@@ -177,25 +177,14 @@ func (j *JSONStream) head() (*File, bool) {
 	var raw rawFile
 	for j.dec.PeekKind() == '"' {
 		key, _ := jr.str()
-		ok := false
-		switch key {
-		case "version":
-			raw.Version, ok = jr.integer()
-		case "workers":
-			raw.Workers, ok = jr.integer()
-		case "rate":
-			raw.Rate, ok = jr.strPtr()
-		case "defaults":
-			raw.Defaults = &RawSettings{}
-			ok = jr.object(func(k string) bool { return jr.setting(k, raw.Defaults) })
-		case "tasks":
+		if key == "tasks" {
 			if !jr.delim('[') {
 				return nil, false
 			}
 			f, err := jr.p.head(&raw)
 			return f, err == nil
 		}
-		if !ok {
+		if !jr.headKey(key, &raw) {
 			return nil, false
 		}
 	}
