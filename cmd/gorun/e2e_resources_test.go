@@ -262,17 +262,22 @@ func TestE2EWorkersHonourTheirCapacity(t *testing.T) {
 		t.Fatalf("exit %d; stderr:\n%s\n%s", code, r.stderr, c.workerLogs())
 	}
 	worker := map[string]string{}
+	heldFor := 0 // results that say their worker held them
 	for line := range strings.Lines(r.stdout.String()) {
 		var res struct {
-			ID       string `json:"id"`
-			Status   string `json:"status"`
-			Worker   string `json:"worker"`
-			Attempts int    `json:"attempts"`
+			ID        string   `json:"id"`
+			Status    string   `json:"status"`
+			Worker    string   `json:"worker"`
+			Attempts  int      `json:"attempts"`
+			WaitedFor []string `json:"waited_for"`
 		}
 		if err := json.Unmarshal([]byte(line), &res); err != nil {
 			t.Fatalf("result line %q: %v", line, err)
 		}
 		worker[res.ID] = res.Worker
+		if slices.ContainsFunc(res.WaitedFor, func(why string) bool { return strings.HasPrefix(why, "worker resources") }) {
+			heldFor++
+		}
 		if res.Status != "succeeded" || res.Attempts != 1 {
 			t.Errorf("%s: %s after %d attempts, want succeeded after 1", res.ID, res.Status, res.Attempts)
 		}
@@ -297,7 +302,11 @@ func TestE2EWorkersHonourTheirCapacity(t *testing.T) {
 		}
 		split[worker[f[1]]].WriteString(line)
 	}
-	t.Logf("attempts held on their worker until they fitted: %d", strings.Count(c.workerLogs(), "attempt held"))
+	held := strings.Count(c.workerLogs(), "attempt held")
+	t.Logf("attempts held on their worker until they fitted: %d; results that say so: %d", held, heldFor)
+	if heldFor != held {
+		t.Errorf("%d results say their worker held them (waited_for: worker resources), and the workers held %d attempts", heldFor, held)
+	}
 	for name, capacity := range map[string]float64{"big": 4, "small": 2} {
 		sub := filepath.Join(dir, name)
 		if err := os.Mkdir(sub, 0o755); err != nil {

@@ -344,7 +344,7 @@ func (e *Executor) ended(index int, st *remote, end *endMsg) jobs.Attempt {
 	execs, dups := st.finish()
 	a := jobs.Attempt{Start: end.Start, Duration: end.Duration, ExitCode: end.ExitCode, Signal: syscall.Signal(end.Signal),
 		Stopped: end.Stopped, Leftovers: end.Leftovers, Executions: execs, Duplicates: e.addDups(index, dups),
-		Worker: end.Worker, Host: end.Host}
+		Worker: end.Worker, Host: end.Host, HeldFor: end.Held}
 	if end.Err != "" {
 		a.Err = errors.New(end.Err)
 	}

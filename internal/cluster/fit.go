@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,12 +36,21 @@ func (g *fitGate) holds(r jobs.Resources) bool {
 	return r.MilliCPU <= g.capacity.MilliCPU && r.Memory <= g.capacity.Memory && r.GPU <= len(g.capacity.GPUs)
 }
 
-// fitsLocked reports whether r fits in what is free.
-func (g *fitGate) fitsLocked(r jobs.Resources) bool {
-	return (r.MilliCPU == 0 || g.used.MilliCPU+r.MilliCPU <= g.capacity.MilliCPU) &&
-		(r.Memory == 0 || g.used.Memory+r.Memory <= g.capacity.Memory) &&
-		(r.GPU == 0 || g.used.GPU+r.GPU <= len(g.capacity.GPUs))
+// shortLocked returns the first resource of r that what is free cannot give: "cpu",
+// "memory", "gpu"; "" when r fits.
+func (g *fitGate) shortLocked(r jobs.Resources) string {
+	switch {
+	case r.MilliCPU > 0 && g.used.MilliCPU+r.MilliCPU > g.capacity.MilliCPU:
+		return "cpu"
+	case r.Memory > 0 && g.used.Memory+r.Memory > g.capacity.Memory:
+		return "memory"
+	case r.GPU > 0 && g.used.GPU+r.GPU > len(g.capacity.GPUs):
+		return "gpu"
+	}
+	return ""
 }
+
+func (g *fitGate) fitsLocked(r jobs.Resources) bool { return g.shortLocked(r) == "" }
 
 func (g *fitGate) changeLocked() {
 	close(g.changed)
@@ -49,18 +59,22 @@ func (g *fitGate) changeLocked() {
 
 // acquire takes r for an attempt about to start, waiting (held) while it does not
 // fit in what is free or an attempt held before it waits, until ctx or gone ends. It
-// returns the GPUs the attempt is handed and how long it was held; ok false: it was
-// not taken (ctx or gone ended). The caller gives r and the GPUs back with release.
-// r must fit the capacity (holds).
-func (g *fitGate) acquire(ctx context.Context, gone <-chan struct{}, r jobs.Resources) (gpus []string, waited time.Duration, ok bool) {
+// returns the GPUs the attempt is handed, how long it was held and why ("worker
+// resources cpu": what was short on the worker when it came; "worker resources":
+// only attempts held before it);
+// ok false: it was not taken (ctx or gone ended). The caller gives r and the GPUs
+// back with release. r must fit the capacity (holds).
+func (g *fitGate) acquire(ctx context.Context, gone <-chan struct{}, r jobs.Resources) (gpus []string, waited time.Duration, why string, ok bool) {
 	if r.IsZero() {
-		return nil, 0, true
+		return nil, 0, "", true
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.held) == 0 && g.fitsLocked(r) {
-		return g.takeLocked(r), 0, true
+	short := g.shortLocked(r)
+	if len(g.held) == 0 && short == "" {
+		return g.takeLocked(r), 0, "", true
 	}
+	why = strings.TrimSpace("worker resources " + short)
 	since := time.Now()
 	me := new(int)
 	g.held = append(g.held, me)
@@ -82,13 +96,13 @@ func (g *fitGate) acquire(ctx context.Context, gone <-chan struct{}, r jobs.Reso
 				}
 			}
 			g.changeLocked()
-			return nil, time.Since(since), false
+			return nil, time.Since(since), why, false
 		}
 	}
 	g.held = g.held[1:]
 	gpus = g.takeLocked(r)
 	g.changeLocked()
-	return gpus, time.Since(since), true
+	return gpus, time.Since(since), why, true
 }
 
 func (g *fitGate) takeLocked(r jobs.Resources) []string {

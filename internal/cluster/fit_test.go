@@ -24,7 +24,7 @@ func TestFitGateHoldsInOrder(t *testing.T) {
 		if !g.holds(two) || g.holds(jobs.Resources{MilliCPU: 2001}) || g.holds(jobs.Resources{GPU: 3}) {
 			t.Fatal("holds: want 2 CPUs held, not 2.001 CPUs nor 3 GPUs")
 		}
-		a, waited, ok := g.acquire(ctx, nil, one)
+		a, waited, _, ok := g.acquire(ctx, nil, one)
 		if !ok || waited != 0 || !slices.Equal(a, []string{"0"}) {
 			t.Fatalf("first: %v %v %v, want GPU 0 at once", a, waited, ok)
 		}
@@ -34,9 +34,9 @@ func TestFitGateHoldsInOrder(t *testing.T) {
 		var order []string
 		done := make(chan struct{}, 2)
 		go func() { // needs both CPUs: held until the first ends
-			_, waited, ok := g.acquire(ctx, nil, two)
-			if !ok || waited != 3*time.Second {
-				t.Errorf("two: waited %v ok %v, want 3s (until the first released)", waited, ok)
+			_, waited, why, ok := g.acquire(ctx, nil, two)
+			if !ok || waited != 3*time.Second || why != "worker resources cpu" {
+				t.Errorf("two: waited %v for %q, ok %v; want 3s (until the first released) for worker resources cpu", waited, why, ok)
 			}
 			order = append(order, "two")
 			time.Sleep(time.Second)
@@ -48,7 +48,7 @@ func TestFitGateHoldsInOrder(t *testing.T) {
 			t.Fatal("an attempt is held, and holding says none: the worker would pull more")
 		}
 		go func() { // fits what is free now (1 CPU, GPU 1), but came after a held one
-			ids, _, ok := g.acquire(ctx, nil, one)
+			ids, _, _, ok := g.acquire(ctx, nil, one)
 			if !ok || !slices.Equal(ids, []string{"0"}) {
 				t.Errorf("late one: %v %v, want GPU 0", ids, ok)
 			}
@@ -59,7 +59,7 @@ func TestFitGateHoldsInOrder(t *testing.T) {
 		synctest.Wait()
 		stopped, cancel := context.WithCancel(ctx)
 		go func() { // held, then its context ends: not taken
-			if _, _, ok := g.acquire(stopped, nil, one); ok {
+			if _, _, _, ok := g.acquire(stopped, nil, one); ok {
 				t.Error("a held attempt whose context ended was taken")
 			}
 			done <- struct{}{}
@@ -67,7 +67,7 @@ func TestFitGateHoldsInOrder(t *testing.T) {
 		synctest.Wait()
 		cancel()
 		<-done
-		if ids, waited, ok := g.acquire(ctx, nil, jobs.Resources{}); !ok || waited != 0 || ids != nil {
+		if ids, waited, _, ok := g.acquire(ctx, nil, jobs.Resources{}); !ok || waited != 0 || ids != nil {
 			t.Errorf("nothing asked: %v %v %v, want no wait", ids, waited, ok)
 		}
 		time.Sleep(3 * time.Second)

@@ -120,6 +120,9 @@ type endMsg struct {
 	Err       string        `json:"error,omitempty"`
 	Stopped   bool          `json:"stopped,omitempty"`
 	Leftovers int           `json:"leftovers,omitempty"`
+	// Held: what the worker held the execution back for before it started ("worker
+	// resources cpu"): what it asks for was not free on the worker (see fitGate).
+	Held string `json:"held,omitempty"`
 	// LeaseLost: the execution was stopped and does not count, and the broker
 	// delivers the attempt again: its worker could not renew its lease, or was
 	// draining and handed the attempt back.

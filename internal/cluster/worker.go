@@ -460,7 +460,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 		_ = msg.NakWithDelay(lease)
 		return
 	}
-	gpus, held, ok := w.fit.acquire(ctx, drainCtx.Done(), am.Resources)
+	gpus, held, heldFor, ok := w.fit.acquire(ctx, drainCtx.Done(), am.Resources)
 	if !ok { // draining, stopped or its lease lost while held: hand it back, never started
 		_ = msg.Nak()
 		return
@@ -468,7 +468,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	release := sync.OnceFunc(func() { w.fit.release(am.Resources, gpus) })
 	defer release()
 	if held > 0 {
-		w.logf("attempt held", "run", am.Run, "id", am.ID, "asks", am.Resources.String(), "held", held)
+		w.logf("attempt held", "run", am.Run, "id", am.ID, "asks", am.Resources.String(), "for", heldFor, "held", held)
 	}
 
 	var rep startReply
@@ -504,7 +504,7 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 
 	cause := context.Cause(ctx)
 	end := endMsg{Exec: exec, Worker: w.Name, Host: a.Host, Start: a.Start, Duration: a.Duration, ExitCode: a.ExitCode,
-		Signal: int(a.Signal), Stopped: a.Stopped, Leftovers: a.Leftovers}
+		Signal: int(a.Signal), Stopped: a.Stopped, Leftovers: a.Leftovers, Held: heldFor}
 	if a.Err != nil {
 		end.Err = a.Err.Error()
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -561,6 +562,9 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	r.Duplicates = a.Duplicates
 	r.Worker, r.Host = a.Worker, a.Host
 	r.Waited = waited(d.Taken, a.Start)
+	if a.HeldFor != "" && !slices.Contains(r.WaitedFor, a.HeldFor) { // on its worker: the time is in Waited
+		r.WaitedFor = append(slices.Clip(r.WaitedFor), a.HeldFor)
+	}
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")
