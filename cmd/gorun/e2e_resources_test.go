@@ -228,3 +228,112 @@ func TestE2ELabelsRouteAttemptsWithBroker(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 and the task's key", code, r.stderr)
 	}
 }
+
+// TestE2EWorkersHonourTheirCapacity: two workers of -j 4, one of 4 CPUs and GPUs 0,1,
+// one of 2 CPUs and no GPU, run 24 tasks of 1 and 2 CPUs, some asking for a GPU and
+// some for 3 CPUs. The submitter gates on the 6 CPUs summed; each worker must keep to
+// its own: the ledger of the tasks each ran (by the worker in each result) never
+// holds more CPUs than that worker's --cpus, no two of the big worker's running
+// tasks share a GPU, the GPU and 3-CPU tasks all ran on the big worker, and no
+// attempt ran twice (an attempt a worker held until it fitted is not an execution).
+func TestE2EWorkersHonourTheirCapacity(t *testing.T) {
+	c := startCluster(t, 0)
+	c.addWorker(t, "--name", "big", "-j", "4", "--cpus", "4", "--gpus", "0,1")
+	c.addWorker(t, "--name", "small", "-j", "4", "--cpus", "2", "--gpus", "none")
+	dir := t.TempDir()
+	cpu := func(i int) string {
+		switch {
+		case i%8 == 5:
+			return "3"
+		case i%3 == 0:
+			return "2"
+		}
+		return "1"
+	}
+	gpu := func(i int) int {
+		if i%4 == 1 {
+			return 1
+		}
+		return 0
+	}
+	file := ledgerFile(t, dir, 24, cpu, gpu, "")
+	r := startGorun(t, nil, "exec", file, "--broker", c.URL, "-j", "8", "-o", "jsonl")
+	if code := r.wait(t, 180*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s\n%s", code, r.stderr, c.workerLogs())
+	}
+	worker := map[string]string{}
+	heldFor := 0 // results that say their worker held them
+	for line := range strings.Lines(r.stdout.String()) {
+		var res struct {
+			ID        string   `json:"id"`
+			Status    string   `json:"status"`
+			Worker    string   `json:"worker"`
+			Attempts  int      `json:"attempts"`
+			WaitedFor []string `json:"waited_for"`
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			t.Fatalf("result line %q: %v", line, err)
+		}
+		worker[res.ID] = res.Worker
+		if slices.ContainsFunc(res.WaitedFor, func(why string) bool { return strings.HasPrefix(why, "worker resources") }) {
+			heldFor++
+		}
+		if res.Status != "succeeded" || res.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts, want succeeded after 1", res.ID, res.Status, res.Attempts)
+		}
+		i, _ := strconv.Atoi(strings.TrimPrefix(res.ID, "t"))
+		if (gpu(i) > 0 || cpu(i) == "3") && res.Worker != "big" {
+			t.Errorf("%s asks for cpu %s, gpu %d and ran on %q: want big, the only worker with room for it", res.ID, cpu(i), gpu(i), res.Worker)
+		}
+	}
+	if len(worker) != 24 {
+		t.Fatalf("%d results, want 24:\n%s", len(worker), r.stdout)
+	}
+	// Split the ledger by worker and replay each against that worker's capacity.
+	data, err := os.ReadFile(filepath.Join(dir, "ledger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := map[string]*strings.Builder{"big": {}, "small": {}}
+	for line := range strings.Lines(string(data)) {
+		f := strings.Fields(line)
+		if len(f) < 2 || split[worker[f[1]]] == nil {
+			t.Fatalf("ledger line %q: of no worker's task", line)
+		}
+		split[worker[f[1]]].WriteString(line)
+	}
+	held := strings.Count(c.workerLogs(), "attempt held")
+	t.Logf("attempts held on their worker until they fitted: %d; results that say so: %d", held, heldFor)
+	if heldFor != held {
+		t.Errorf("%d results say their worker held them (waited_for: worker resources), and the workers held %d attempts", heldFor, held)
+	}
+	for name, capacity := range map[string]float64{"big": 4, "small": 2} {
+		sub := filepath.Join(dir, name)
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, "ledger"), []byte(split[name].String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		most, tasks := replayLedger(t, sub, capacity, gpu)
+		t.Logf("worker %s: %d tasks, at most %g CPUs held at once", name, tasks, most)
+		if tasks == 0 {
+			t.Errorf("worker %s ran no task", name)
+		}
+		if most > capacity {
+			t.Errorf("worker %s held %g CPUs at once, more than its --cpus %g\n%s", name, most, capacity, c.workerLogs())
+		}
+	}
+
+	// 5 CPUs fit the 6 the workers have together, but no one worker: the run says so,
+	// and the task waits in its queue until a worker with room for it comes.
+	huge := writeFile(t, "huge.yaml", "version: 1\ntasks:\n  - {id: huge, run: 'echo ran', resources: {cpu: 5}}\n")
+	r = startGorun(t, nil, "exec", huge, "--broker", c.URL, "--cpus", "5")
+	waitFor(t, 60*time.Second, "the warning", func() bool {
+		return strings.Contains(r.stderr.String(), "gorun: no live worker has room for cpu 5: their tasks wait for one")
+	})
+	c.addWorker(t, "--name", "huge", "--cpus", "5")
+	if code := r.wait(t, 60*time.Second); code != 0 || !strings.Contains(r.stdout.String(), "ran") {
+		t.Errorf("exit %d, stdout %q; want 0 and the task's output, once a worker with room came\n%s\n%s", code, r.stdout, r.stderr, c.workerLogs())
+	}
+}

@@ -58,10 +58,22 @@ func openRemote(ctx context.Context, opts *ExecOptions, runID string, total int)
 			return nil, err
 		}
 		r.capacity = &c
-		meta.On = cluster.LabelSets(opts.fit.tasks)
-		for _, on := range meta.On {
-			if !slices.ContainsFunc(workers, func(w cluster.WorkerInfo) bool { return jobs.Missing(on, w.Labels) == "" }) && !opts.Quiet {
-				fmt.Fprintf(opts.IO.ErrOut, "gorun: no live worker has the labels %s: their tasks wait for one\n", jobs.FormatLabels(on))
+		meta.On, meta.Needs = cluster.Routes(opts.fit.tasks)
+		said := map[string]bool{}
+		for n, on := range meta.On {
+			var why string
+			switch need := meta.Needs[n]; {
+			case !slices.ContainsFunc(workers, func(w cluster.WorkerInfo) bool { return jobs.Missing(on, w.Labels) == "" }):
+				why = "has the labels " + jobs.FormatLabels(on)
+			case !slices.ContainsFunc(workers, func(w cluster.WorkerInfo) bool { return jobs.Missing(on, w.Labels) == "" && w.Holds(need) }):
+				why = "has room for " + need.String()
+				if len(on) > 0 {
+					why = "with the labels " + jobs.FormatLabels(on) + " " + why
+				}
+			}
+			if why != "" && !said[why] && !opts.Quiet {
+				said[why] = true
+				fmt.Fprintf(opts.IO.ErrOut, "gorun: no live worker %s: their tasks wait for one\n", why)
 			}
 		}
 	}

@@ -95,9 +95,9 @@ elsewhere), and exits. A second signal kills its tasks at once.`,
 	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "log task events on stderr")
 	f.StringVar(&opts.Name, "name", "", "this worker's name in reports and logs (default: HOST/PID)")
 	f.StringSliceVar(&opts.Res.Labels, "label", nil, "what this worker is: KEY=VALUE, repeated or comma-separated (gpu=a100); it also takes the tasks whose on: requires labels it all has")
-	f.StringVar(&opts.Res.CPUs, "cpus", "", "CPUs this worker announces, for runs whose tasks ask for resources (default: this machine's)")
-	f.StringVar(&opts.Res.Memory, "memory", "", "memory this worker announces (default: the memory available when it starts)")
-	f.StringVar(&opts.Res.GPUs, "gpus", "", "GPUs this worker announces: a list (0,1) or a count (default: CUDA_VISIBLE_DEVICES, else none)")
+	f.StringVar(&opts.Res.CPUs, "cpus", "", "CPUs this worker has: it announces them and runs no more tasks at once than their resources.cpu fit (default: this machine's)")
+	f.StringVar(&opts.Res.Memory, "memory", "", "memory this worker has, announced and kept to as the CPUs (default: the memory available when it starts)")
+	f.StringVar(&opts.Res.GPUs, "gpus", "", "GPUs this worker has: a list (0,1) or a count N (0 to N-1), handed to its tasks in CUDA_VISIBLE_DEVICES (default: CUDA_VISIBLE_DEVICES, else none)")
 	opts.Conn.addFlags(f)
 	return cmd
 }
@@ -137,7 +137,7 @@ func runWorker(ctx context.Context, opts *WorkerOptions) error {
 	}
 	defer release()
 	w := &cluster.Worker{Conn: conn, Runner: runner, Slots: opts.Slots, Grace: opts.Grace, Name: opts.Name,
-		Labels: opts.Capacity.Labels, MilliCPU: opts.Capacity.MilliCPU, Memory: opts.Capacity.Memory, GPUs: len(opts.Capacity.GPUs)}
+		Labels: opts.Capacity.Labels, MilliCPU: opts.Capacity.MilliCPU, Memory: opts.Capacity.Memory, GPUs: opts.Capacity.GPUs}
 	if w.Log = newLogger(opts.Verbose, "text", opts.IO.ErrOut); w.Log != nil {
 		w.Log.Info("worker containment", "containment", containment)
 		if why != nil {

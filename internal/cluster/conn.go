@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorun/gorun/internal/jobs"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,7 +62,8 @@ func consumerName(run string) string { return "gorun-run-" + run }
 type runInfo struct {
 	State string              `json:"state"`
 	Lease time.Duration       `json:"lease"`
-	On    []map[string]string `json:"on,omitempty"` // the label sets of its tasks: see LabelSets
+	On    []map[string]string `json:"on,omitempty"`    // the label sets of its routes: see Routes
+	Needs []jobs.Resources    `json:"needs,omitempty"` // the requests of its routes
 }
 
 // MinServer is the oldest server gorun accepts: older ones stall other runs when one

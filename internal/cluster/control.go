@@ -73,9 +73,12 @@ type RunRecord struct {
 	Counts      map[string]int `json:"counts,omitempty"`       // finished tasks per status
 	Running     []RunningTask  `json:"running,omitempty"`      // the longest running, at most maxListed
 	RunningN    int            `json:"running_count"`          // all that run
-	// On are the label sets the run's tasks require (LabelSets): the attempts of
-	// the set at N go to gorun.task.<run>.on<N>, which workers with those labels serve.
-	On []map[string]string `json:"on,omitempty"`
+	// On and Needs are the routes of the run's tasks (Routes): the attempts of the
+	// tasks that require the labels On[N] and ask for Needs[N] go to
+	// gorun.task.<run>.on<N>, which the workers with those labels and room for that
+	// request serve.
+	On    []map[string]string `json:"on,omitempty"`
+	Needs []jobs.Resources    `json:"needs,omitempty"`
 }
 
 // maxListed bounds the running tasks a record lists, so that a heartbeat of a run
@@ -97,7 +100,8 @@ type RunMeta struct {
 	OrphanAfter time.Duration // 0: never cancelled as an orphan
 	Retain      time.Duration // 0: MaxRetain
 	Detach      bool
-	On          []map[string]string // the label sets the run's tasks require (LabelSets)
+	On          []map[string]string // the label sets of the run's routes (Routes)
+	Needs       []jobs.Resources    // the requests of the run's routes
 }
 
 // RunEntry is a run's record as the broker holds it.
@@ -291,7 +295,7 @@ func startControl(ctx context.Context, conn *Conn, run string, lease time.Durati
 	host, _ := os.Hostname()
 	now := time.Now()
 	rec := RunRecord{State: StateRunning, Lease: lease, Host: host, PID: os.Getpid(), Started: now, Heartbeat: now,
-		Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}, On: meta.On}
+		Detach: meta.Detach, OrphanAfter: meta.OrphanAfter, Retain: meta.Retain, Total: meta.Total, Counts: map[string]int{}, On: meta.On, Needs: meta.Needs}
 	data, _ := json.Marshal(rec)
 	rev, err := conn.Runs.Put(ctx, run, data)
 	if err != nil {

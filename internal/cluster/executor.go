@@ -39,7 +39,8 @@ type Executor struct {
 	lease time.Duration
 	grace time.Duration
 	epoch int                 // the run's takeovers: its attempts' subjects carry it (see TakeOver)
-	on    []map[string]string // the label sets of its tasks, each with a queue of its own
+	on    []map[string]string // the label sets of its routes, each with a queue of its own
+	needs []jobs.Resources    // the requests of its routes
 
 	hurry     chan struct{} // closed by KillAll
 	hurryOnce sync.Once
@@ -63,7 +64,7 @@ func Open(ctx context.Context, conn *Conn, run string, lease, grace time.Duratio
 // OpenRun is Open with what the run's record says of it beyond its state and lease.
 // The record is kept up to date while the run lasts (see Control).
 func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, meta RunMeta) (*Executor, error) {
-	e, err := openExecutor(ctx, conn, run, lease, grace, meta.On)
+	e, err := openExecutor(ctx, conn, run, lease, grace, meta.On, meta.Needs)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +76,9 @@ func OpenRun(ctx context.Context, conn *Conn, run string, lease, grace time.Dura
 }
 
 // openExecutor makes the run's consumer and its subscription to its attempts.
-// on are the label sets of the run's tasks, each with a consumer of its own.
-func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, on []map[string]string) (*Executor, error) {
+// on and needs are the routes of the run's tasks (Routes), each with a consumer of
+// its own.
+func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time.Duration, on []map[string]string, needs []jobs.Resources) (*Executor, error) {
 	if lease < MinLease {
 		return nil, fmt.Errorf("run %s: lease %v is shorter than %v", run, lease, MinLease)
 	}
@@ -87,11 +89,11 @@ func openExecutor(ctx context.Context, conn *Conn, run string, lease, grace time
 	if _, err := conn.JS.CreateOrUpdateConsumer(ctx, TasksStream, cfg); err != nil {
 		return nil, fmt.Errorf("run %s: create its consumer: %w", run, err)
 	}
-	if err := createLabelConsumers(ctx, conn, run, on, cfg); err != nil {
+	if err := createLabelConsumers(ctx, conn, run, on, needs, cfg); err != nil {
 		return nil, err
 	}
 	e := &Executor{conn: conn, run: run, lease: lease, grace: grace, hurry: make(chan struct{}), dups: map[int]int{}, attempts: map[string]*remote{},
-		on: on}
+		on: on, needs: needs}
 	// One subscription for the whole run, made before any attempt is published.
 	sub, err := conn.NC.Subscribe(attemptsOf(run), e.dispatch)
 	if err != nil {
@@ -192,7 +194,7 @@ func (e *Executor) Run(ctx context.Context, t *jobs.Task, slot, attempt int, std
 		e.mu.Unlock()
 	}()
 	subject := taskSubject(e.run)
-	if n := setOf(e.on, t.On); n >= 0 { // only the workers with its labels take it
+	if n := routeOf(e.on, e.needs, t); n >= 0 { // only the workers with its labels and room for it take it
 		subject = labelSubject(e.run, n)
 	}
 	seq, err := e.publish(ctx, subject, &msg)
@@ -342,7 +344,7 @@ func (e *Executor) ended(index int, st *remote, end *endMsg) jobs.Attempt {
 	execs, dups := st.finish()
 	a := jobs.Attempt{Start: end.Start, Duration: end.Duration, ExitCode: end.ExitCode, Signal: syscall.Signal(end.Signal),
 		Stopped: end.Stopped, Leftovers: end.Leftovers, Executions: execs, Duplicates: e.addDups(index, dups),
-		Worker: end.Worker, Host: end.Host}
+		Worker: end.Worker, Host: end.Host, HeldFor: end.Held}
 	if end.Err != "" {
 		a.Err = errors.New(end.Err)
 	}

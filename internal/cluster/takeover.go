@@ -31,7 +31,7 @@ func TakeOver(ctx context.Context, conn *Conn, rec RunEntry, grace time.Duration
 	if rec.State != StateRunning {
 		return nil, fmt.Errorf("run %s is %s, not running", rec.ID, rec.State)
 	}
-	e, err := openExecutor(ctx, conn, rec.ID, rec.Lease, grace, rec.On)
+	e, err := openExecutor(ctx, conn, rec.ID, rec.Lease, grace, rec.On, rec.Needs)
 	if err != nil {
 		return nil, err
 	}

@@ -70,11 +70,14 @@ type attemptMsg struct {
 	EnvFrom []jobs.EnvRef `json:"env_from,omitempty"` // names only: the worker reads the values
 	Grace   time.Duration `json:"grace"`
 	Subject string        `json:"subject"`
+	// Resources are what the task asks for: its worker starts it only when they fit
+	// in what its running attempts leave of its capacity (see fitGate).
+	Resources jobs.Resources `json:"resources,omitzero"`
 }
 
 func toMsg(run string, t *jobs.Task, slot, attempt int, grace time.Duration) attemptMsg {
 	return attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env, EnvFrom: t.EnvFrom,
-		Grace: grace, Subject: attemptSubject(run, t.Index, attempt)}
+		Grace: grace, Subject: attemptSubject(run, t.Index, attempt), Resources: t.Resources}
 }
 
 // task rebuilds the task a worker runs: its argv as resolved by the submitter, and
@@ -117,6 +120,9 @@ type endMsg struct {
 	Err       string        `json:"error,omitempty"`
 	Stopped   bool          `json:"stopped,omitempty"`
 	Leftovers int           `json:"leftovers,omitempty"`
+	// Held: what the worker held the execution back for before it started ("worker
+	// resources cpu"): what it asks for was not free on the worker (see fitGate).
+	Held string `json:"held,omitempty"`
 	// LeaseLost: the execution was stopped and does not count, and the broker
 	// delivers the attempt again: its worker could not renew its lease, or was
 	// draining and handed the attempt back.

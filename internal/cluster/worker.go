@@ -34,14 +34,19 @@ type Worker struct {
 	Log    *slog.Logger  // may be nil
 	Name   string        // default host/pid
 	// Labels are what this worker is (gpu=a100): it also serves the queues of the
-	// attempts whose tasks require labels it all has (see LabelSets).
+	// attempts whose tasks require labels it all has (see Routes).
 	Labels map[string]string
-	// MilliCPU, Memory and GPUs are what it announces of its machine, which a run
-	// with tasks that ask for resources takes as its capacity (summed over the live
-	// workers) unless its submitter sets one.
+	// MilliCPU, Memory and GPUs are its capacity, which it announces: a run with
+	// tasks that ask for resources takes them as its capacity (summed over the live
+	// workers) unless its submitter sets one. The worker serves only the queues of
+	// requests its capacity holds, and starts an attempt only when its request fits
+	// in what the running ones leave, handing it GPUs of its own list in
+	// CUDA_VISIBLE_DEVICES (see fitGate).
 	MilliCPU int64
 	Memory   uint64
-	GPUs     int
+	GPUs     []string
+
+	fit *fitGate
 }
 
 // handBackPatience is how long a draining worker tries to tell the submitter of an
@@ -63,6 +68,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		host, _ := os.Hostname()
 		w.Name = host + "/" + strconv.Itoa(os.Getpid())
 	}
+	w.fit = newFitGate(jobs.Capacity{MilliCPU: w.MilliCPU, Memory: w.Memory, GPUs: w.GPUs})
 	runs := &runSet{cons: map[string]jetstream.Consumer{}, changed: make(chan struct{})}
 	stops := &stopBoard{subject: stopSubject(nuid.Next()), execs: map[string]map[string]func(){}}
 	stopSub, err := w.Conn.NC.Subscribe(stops.subject, func(m *nats.Msg) { stops.stop(string(m.Data)) })
@@ -139,7 +145,7 @@ func (w *Worker) announceKey() string {
 }
 
 func (w *Worker) slotsValue() []byte {
-	data, _ := json.Marshal(WorkerInfo{Slots: max(w.Slots, 1), MilliCPU: w.MilliCPU, Memory: w.Memory, GPUs: w.GPUs, Labels: w.Labels})
+	data, _ := json.Marshal(WorkerInfo{Slots: max(w.Slots, 1), MilliCPU: w.MilliCPU, Memory: w.Memory, GPUs: len(w.GPUs), Labels: w.Labels})
 	return data
 }
 
@@ -171,9 +177,9 @@ func (w *Worker) track(ctx context.Context, runs *runSet, e jetstream.KeyValueEn
 	if runs.has(e.Key()) { // a heartbeat of its submitter
 		return
 	}
-	// The queues of label sets first: the run's own queue is what marks the run known.
+	// The queues of routes first: the run's own queue is what marks the run known.
 	for n, on := range info.On {
-		if jobs.Missing(on, w.Labels) != "" {
+		if jobs.Missing(on, w.Labels) != "" || !w.fit.holds(needAt(info.Needs, n)) {
 			continue
 		}
 		if cons, err := w.Conn.JS.Consumer(ctx, TasksStream, labelConsumer(e.Key(), n)); err == nil {
@@ -219,6 +225,9 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, sto
 	// ask sends the pull of the run whose turn it is; with no run, it sends nothing
 	// and returns a channel closed when the runs change.
 	ask := func() (<-chan struct{}, error) {
+		if held := w.fit.holding(); held != nil { // a held attempt starts first
+			return held, nil
+		}
 		run, cons, n, changed := runs.pick(turn)
 		turn++
 		if cons == nil {
@@ -232,9 +241,9 @@ func (w *Worker) serve(ctx, taskCtx context.Context, slot int, runs *runSet, sto
 	}
 	// next: the slot is free again. With run the only one served, it returns its
 	// consumer and the pull's wait, for the pull to ride in the end; otherwise it
-	// sends the pull now and returns nil.
+	// sends the pull now and returns nil. While an attempt is held, it sends none.
 	next := func(run string) (jetstream.Consumer, time.Duration) {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || w.fit.holding() != nil {
 			return nil, 0
 		}
 		if r, cons, n, _ := runs.pick(turn); n == 1 && r == run {
@@ -444,6 +453,24 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	stopLease := w.keepLease(msg, lease, taken, beat, func() { cancel(errLeaseLost) })
 	defer stopLease()
 
+	// What it asks for must be free on this worker: until it is, the attempt is held
+	// (its lease kept, not started).
+	if !w.fit.holds(am.Resources) { // never delivered here by a run that routes requests
+		w.logf("attempt not started", "run", am.Run, "id", am.ID, "error", "asks for "+am.Resources.String()+": more than this worker has")
+		_ = msg.NakWithDelay(lease)
+		return
+	}
+	gpus, held, heldFor, ok := w.fit.acquire(ctx, drainCtx.Done(), am.Resources)
+	if !ok { // draining, stopped or its lease lost while held: hand it back, never started
+		_ = msg.Nak()
+		return
+	}
+	release := sync.OnceFunc(func() { w.fit.release(am.Resources, gpus) })
+	defer release()
+	if held > 0 {
+		w.logf("attempt held", "run", am.Run, "id", am.ID, "asks", am.Resources.String(), "for", heldFor, "held", held)
+	}
+
 	var rep startReply
 	if err := w.ask(ctx, am.Subject+".start", startMsg{Exec: exec, Worker: w.Name, Delivered: delivered, Stop: stops.subject}, lease, &rep); err != nil {
 		// The submitter did not answer: it may be gone, or away while the broker
@@ -467,13 +494,17 @@ func (w *Worker) handle(drainCtx, taskCtx context.Context, slot int, lease time.
 	out := newStreamer(nc, am.Subject+".out", exec, chunk, lease)
 	errOut := newStreamer(nc, am.Subject+".err", exec, chunk, lease)
 	task := am.task()
+	if len(gpus) > 0 {
+		task.Env = jobs.WithGPUs(task.Env, gpus)
+	}
 	a := w.Runner.Run(ctx, &task, slot, rep.Attempt, process.NewForwardingCapture(out), process.NewForwardingCapture(errOut))
 	out.Close()
 	errOut.Close()
+	release() // before the end: the slot's next attempt may take them
 
 	cause := context.Cause(ctx)
 	end := endMsg{Exec: exec, Worker: w.Name, Host: a.Host, Start: a.Start, Duration: a.Duration, ExitCode: a.ExitCode,
-		Signal: int(a.Signal), Stopped: a.Stopped, Leftovers: a.Leftovers}
+		Signal: int(a.Signal), Stopped: a.Stopped, Leftovers: a.Leftovers, Held: heldFor}
 	if a.Err != nil {
 		end.Err = a.Err.Error()
 	}

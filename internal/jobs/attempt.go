@@ -30,6 +30,10 @@ type Attempt struct {
 	// Worker and Host name where the attempt ran: the gorun worker (remote runs
 	// only) and its machine's host name; Host is the local one for a local run.
 	Worker, Host string
+	// HeldFor is what its worker held it back for, delivered, before it started
+	// ("worker resources cpu"; remote runs only): the time is part of the wait from the
+	// slot to the start.
+	HeldFor string
 }
 
 // StatusOf decides how an attempt ended. ctx is the attempt's context: when gorun

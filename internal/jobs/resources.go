@@ -11,9 +11,9 @@ import (
 // so that half a CPU is exact), memory and GPUs. The zero value asks for nothing; such
 // a task is bounded by the run's workers alone.
 type Resources struct {
-	MilliCPU int64  // thousandths of a CPU: 500 is cpu: 0.5
-	Memory   uint64 // bytes
-	GPU      int    // GPUs, each a whole device
+	MilliCPU int64  `json:"cpu_milli,omitempty"` // thousandths of a CPU: 500 is cpu: 0.5
+	Memory   uint64 `json:"memory,omitempty"`    // bytes
+	GPU      int    `json:"gpu,omitempty"`       // GPUs, each a whole device
 }
 
 // IsZero reports whether r asks for nothing.

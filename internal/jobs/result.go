@@ -48,7 +48,9 @@ type Result struct {
 	Slot       int `json:"slot,omitempty"` // the worker slot that ran the last attempt
 	// Wait is how long the task was ready to start but did not, over all its
 	// attempts (retry delays not counted), and WaitedFor what held it back:
-	// "workers", "rate", "limit NAME", "back-off", "load", "memfree".
+	// "workers", "rate", "limit NAME", "back-off", "load", "memfree", "resources
+	// cpu"; and "worker resources cpu" when its remote worker held the last attempt
+	// until what it asks for was free there (that time is in Waited, not Wait).
 	Wait        Seconds   `json:"wait_s,omitempty"`
 	WaitedFor   []string  `json:"waited_for,omitempty"`
 	StartedAt   time.Time `json:"started_at,omitzero"`

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,7 +244,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 				return sched.follow(startCtx, d)
 			}
 		}
-		var gpus *gpuPool
+		var gpus *jobs.GPUPool
 		if opts.Capacity != nil {
 			rg := newResourceGate(*opts.Capacity, popts.Less, opts.Workers, opts.Log)
 			if sched != nil {
@@ -253,7 +254,7 @@ func Run(ctx context.Context, src jobs.Source, opts Options, emit func(jobs.Resu
 			}
 			gs = append(gs, rg)
 			if opts.GPUEnv && len(opts.Capacity.GPUs) > 0 {
-				gpus = newGPUPool(opts.Capacity.GPUs)
+				gpus = jobs.NewGPUPool(opts.Capacity.GPUs)
 			}
 		}
 		if len(gs) > 0 {
@@ -487,14 +488,14 @@ func (o *outcome) close() {
 	}
 }
 
-func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag func(*jobs.Task, int) string, gpus *gpuPool) pool.Func[jobs.Task, outcome] {
+func runTask(runner Runner, pr *printer, log *slog.Logger, bound boundFunc, tag func(*jobs.Task, int) string, gpus *jobs.GPUPool) pool.Func[jobs.Task, outcome] {
 	return func(ctx context.Context, slot, attempt int, t jobs.Task) outcome {
 		ctx, cancel := bound(ctx, &t)
 		defer cancel()
 		if gpus != nil && t.Resources.GPU > 0 {
-			ids := gpus.take(t.Resources.GPU)
-			defer gpus.put(ids) // before the end reaches the gate
-			t.Env = withGPUs(t.Env, ids)
+			ids := gpus.Take(t.Resources.GPU)
+			defer gpus.Put(ids) // before the end reaches the gate
+			t.Env = jobs.WithGPUs(t.Env, ids)
 		}
 		if log != nil {
 			log.Info("task started", "id", t.ID, "index", t.Index, "slot", slot, "attempt", attempt, "command", t.Command())
@@ -561,6 +562,9 @@ func result(startCtx context.Context, d pool.Done[jobs.Task, outcome]) jobs.Resu
 	r.Duplicates = a.Duplicates
 	r.Worker, r.Host = a.Worker, a.Host
 	r.Waited = waited(d.Taken, a.Start)
+	if a.HeldFor != "" && !slices.Contains(r.WaitedFor, a.HeldFor) { // on its worker: the time is in Waited
+		r.WaitedFor = append(slices.Clip(r.WaitedFor), a.HeldFor)
+	}
 	r.StdoutTail, r.StdoutBytes = o.outTail, o.outLen
 	r.StderrTail, r.StderrBytes = o.errTail, o.errLen
 	r.Error = strings.Join(o.errs, "; ")

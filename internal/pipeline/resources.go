@@ -1,11 +1,7 @@
 package pipeline
 
 import (
-	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorun/gorun/internal/jobs"
@@ -168,47 +164,4 @@ func (g *resourceGate) Done(t jobs.Task) {
 func (g *resourceGate) free() jobs.Resources {
 	return jobs.Resources{MilliCPU: g.capacity.MilliCPU - g.used.MilliCPU, Memory: g.capacity.Memory - g.used.Memory,
 		GPU: len(g.capacity.GPUs) - g.used.GPU}
-}
-
-// gpuPool hands out the run's GPUs to the attempts that start: the gate counts them,
-// so that the attempts running never ask for more than are free, and the pool names
-// which. It is safe for concurrent use: attempts take and give back on their own
-// goroutines.
-type gpuPool struct {
-	mu   sync.Mutex
-	free []string // in the order of the capacity's list: the first free go first
-	all  []string
-}
-
-func newGPUPool(gpus []string) *gpuPool {
-	return &gpuPool{free: slices.Clone(gpus), all: gpus}
-}
-
-// take returns n free GPUs. The gate admits an attempt only when n are free, and an
-// attempt gives its GPUs back before its end reaches the gate, so there are always
-// enough: fewer is a fault of gorun's, and panics (the attempt fails, with the stack).
-func (p *gpuPool) take(n int) []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if n > len(p.free) {
-		panic(fmt.Sprintf("gpu pool: %d GPUs asked for, %d free", n, len(p.free)))
-	}
-	ids := slices.Clone(p.free[:n])
-	p.free = p.free[n:]
-	return ids
-}
-
-// put gives GPUs back.
-func (p *gpuPool) put(ids []string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.free = append(p.free, ids...)
-	slices.SortFunc(p.free, func(a, b string) int { return slices.Index(p.all, a) - slices.Index(p.all, b) })
-}
-
-// withGPUs returns the environment of an attempt that holds ids: CUDA_VISIBLE_DEVICES
-// names them. (Not GORUN_GPUS too: a gorun inside the task would read it as its
-// --gpus, where one device, 3, is a count.) env is not written to.
-func withGPUs(env []string, ids []string) []string {
-	return append(slices.Clip(env), "CUDA_VISIBLE_DEVICES="+strings.Join(ids, ","))
 }
