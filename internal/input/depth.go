@@ -106,7 +106,7 @@ func prescanDepth(data []byte) (line, col int) {
 		}
 		c := data[i]
 		switch {
-		case c == '\n':
+		case c == '\n' || c == '\r' && (i+1 == len(data) || data[i+1] != '\n'): // a lone CR ends a line too, as the scanner reads it
 			i++
 			lineNo++
 			lineStart = i
