@@ -30,7 +30,11 @@ func (p *fileParser) fast(root ast.Node, raw *rawFile) bool {
 	}
 	at := -1
 	for i, mv := range m.Values {
-		if k, ok := mv.Key.(*ast.StringNode); ok && k.Value == "tasks" {
+		k, ok := mv.Key.(*ast.StringNode)
+		if !ok { // a key that is not a string (0:, a tag): what it means is the library's to say
+			return false
+		}
+		if k.Value == "tasks" {
 			if at >= 0 {
 				return false
 			}
