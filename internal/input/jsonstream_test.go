@@ -245,3 +245,23 @@ func TestDuplicateIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecListKeepsWhatATaskGives: a task kept in the compact form keeps every key it
+// gives beside its id and command: labels and resources too, not only needs and
+// settings.
+func TestSpecListKeepsWhatATaskGives(t *testing.T) {
+	cpu, mem, gpu := int64(500), uint64(1<<30), 1
+	for _, sp := range []jobs.Spec{
+		{ID: "a", Run: "x", Labels: map[string]string{"host": "db1"}},
+		{ID: "b", Run: "x", Defaults: jobs.Defaults{MilliCPU: &cpu}},
+		{ID: "c", Run: "x", Defaults: jobs.Defaults{Memory: &mem}},
+		{ID: "d", Run: "x", Defaults: jobs.Defaults{GPU: &gpu}},
+		{ID: "e", Run: "x", Defaults: jobs.Defaults{On: map[string]string{"gpu": "a100"}}},
+	} {
+		var l specList
+		l.add(&sp)
+		if got := l.Spec(0); !reflect.DeepEqual(got, sp) {
+			t.Errorf("kept %+v, want %+v", got, sp)
+		}
+	}
+}
