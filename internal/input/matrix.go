@@ -23,8 +23,9 @@ const MaxMatrixNeeds = 1 << 22
 
 // rawMatrix is a task's `matrix:` as written: its axes, in the order written. The YAML
 // reader fills it from the node (keeping the order and the positions, which a Go map
-// would lose), the JSON reader from the token stream. A value that is not an axis of
-// values is recorded in bad, for the parser to report where it stands.
+// would lose); the streaming JSON reader leaves a file with a matrix to it. A value
+// that is not an axis of values is recorded in bad, for the parser to report where it
+// stands.
 type rawMatrix struct {
 	axes []rawAxis
 	bad  *rawBad
@@ -32,7 +33,7 @@ type rawMatrix struct {
 
 type rawAxis struct {
 	name      string
-	line, col int // of the name; 0 from the JSON reader, which reports no errors
+	line, col int // of the name
 	values    []rawValue
 }
 
@@ -224,7 +225,7 @@ func (p *fileParser) matrix(i int, id string, rt *rawTask, sp *jobs.Spec) (*matr
 	where := fmt.Sprintf("task %q: ", id)
 	raw := rt.Matrix
 	at := func(line, col int, key, format string, args ...any) error {
-		if line == 0 { // from the JSON reader, whose errors the YAML reader gives again
+		if line == 0 { // a node without a position: the matrix's key
 			return p.errAt(path+".matrix", where+key, format, args...)
 		}
 		return &jobs.InputError{File: p.name, Line: line, Col: col, Key: where + key, Msg: fmt.Sprintf(format, args...)}
