@@ -524,3 +524,31 @@ func fetchAttempt(t *testing.T, conn *Conn, run string) (jetstream.Consumer, jet
 	}
 	return cons, msg
 }
+
+// TestWorkerStartsSimpleCommandsWithoutAShell: a worker starts a command line that is a
+// simple command as a local run does, without a shell, and a task that asks for the
+// shell always through /bin/sh. The task prints the name of its parent process.
+func TestWorkerStartsSimpleCommandsWithoutAShell(t *testing.T) {
+	conn := serveInProcess(t)
+	startWorker(t, conn, 1)
+	e := openRun(t, conn, "simple", 5*time.Second)
+	self, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = `awk 'BEGIN { getline s < "/proc/self/stat"; split(s, f, " "); getline c < ("/proc/" f[4] "/comm"); print c }'`
+	for i, tc := range []struct {
+		always bool
+		want   string
+	}{{false, string(self)}, {true, "sh\n"}} {
+		task := shellTask(i+1, parent)
+		task.ShellAlways = tc.always
+		out := capture()
+		if a := e.Run(context.Background(), task, 1, 1, out, capture()); a.Err != nil || a.ExitCode != 0 {
+			t.Fatalf("shell always %v: got %+v", tc.always, a)
+		}
+		if got := contents(t, out); got != tc.want {
+			t.Errorf("shell always %v: the task's parent is %q, want %q", tc.always, got, tc.want)
+		}
+	}
+}

@@ -60,11 +60,18 @@ func attemptsOf(run string) string { return "gorun.att." + run + ".>" }
 // attemptMsg is one attempt of a task on the wire: everything a worker needs to run
 // it, resolved by the submitter.
 type attemptMsg struct {
-	Run     string        `json:"run"`
-	Index   int           `json:"index"`
-	ID      string        `json:"id"`
-	Attempt int           `json:"attempt"` // the number of its first execution
-	Args    []string      `json:"args"`
+	Run     string   `json:"run"`
+	Index   int      `json:"index"`
+	ID      string   `json:"id"`
+	Attempt int      `json:"attempt"` // the number of its first execution
+	Args    []string `json:"args"`
+	// Line is the task's command line when its worker may start it as a local run
+	// does: without a shell when it is a simple command whose program the worker
+	// finds in its PATH, else through the default shell (process.Runner decides, on
+	// the worker). Empty for an argv, a template, another shell, or a task that asks
+	// for the shell always: the worker then runs Args. Args is sent either way, for
+	// workers that do not read Line.
+	Line    string        `json:"line,omitempty"`
 	Dir     string        `json:"dir,omitempty"`
 	Env     []string      `json:"env,omitempty"`
 	EnvFrom []jobs.EnvRef `json:"env_from,omitempty"` // names only: the worker reads the values
@@ -76,15 +83,24 @@ type attemptMsg struct {
 }
 
 func toMsg(run string, t *jobs.Task, slot, attempt int, grace time.Duration) attemptMsg {
-	return attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env, EnvFrom: t.EnvFrom,
+	m := attemptMsg{Run: run, Index: t.Index, ID: t.ID, Attempt: attempt, Args: t.Args(slot), Dir: t.Dir, Env: t.Env, EnvFrom: t.EnvFrom,
 		Grace: grace, Subject: attemptSubject(run, t.Index, attempt), Resources: t.Resources}
+	if t.Template == nil && t.Argv == nil && !t.ShellAlways && t.Shell == jobs.DefaultShell {
+		m.Line = t.Run
+	}
+	return m
 }
 
-// task rebuilds the task a worker runs: its argv as resolved by the submitter, and
-// GORUN_RUN_ID the submitter's run.
+// task rebuilds the task a worker runs: its command line for the default shell (which
+// the worker's runner may start without a shell, as a local run would), else its argv
+// as resolved by the submitter; and GORUN_RUN_ID the submitter's run.
 func (m *attemptMsg) task() jobs.Task {
 	env := append(m.Env[:len(m.Env):len(m.Env)], process.RunIDVar+"="+m.Run)
-	return jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env, EnvFrom: m.EnvFrom, Grace: m.Grace}
+	t := jobs.Task{Index: m.Index, ID: m.ID, Argv: m.Args, Dir: m.Dir, Env: env, EnvFrom: m.EnvFrom, Grace: m.Grace}
+	if m.Line != "" {
+		t.Argv, t.Run, t.Shell = nil, m.Line, jobs.DefaultShell
+	}
+	return t
 }
 
 // startMsg asks whether an execution may start.
