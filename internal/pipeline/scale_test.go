@@ -293,3 +293,61 @@ func TestAbortStopsStarts(t *testing.T) {
 		t.Errorf("skip reason: got %q, want %q", r.Error, errFull)
 	}
 }
+
+// heldRunner blocks every task until release is closed; the first one to start says
+// so on started.
+type heldRunner struct {
+	started chan struct{}
+	once    *sync.Once
+	release chan struct{}
+}
+
+func (h heldRunner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdout, stderr *process.Capture) jobs.Attempt {
+	h.once.Do(func() { close(h.started) })
+	<-h.release
+	return jobs.Attempt{Start: time.Now(), ExitCode: 0}
+}
+
+// TestWaitingTasksAreHeldOnce: the tasks of a source known whole (a task file with
+// priorities) that wait to start cost the run their Task and one entry in the pool's
+// queue each: the run keeps no second list of them. Measured as the live heap, after
+// a collection, while every task but the running ones waits.
+func TestWaitingTasksAreHeldOnce(t *testing.T) {
+	const n = 50_000
+	cmds := make([]string, n)
+	for i := range cmds {
+		cmds[i] = "true"
+	}
+	base := liveHeap()
+	tasks := shellTasks(cmds...)
+	for i := range tasks {
+		tasks[i].Priority = i % 7
+	}
+	withTasks := liveHeap()
+	h := heldRunner{started: make(chan struct{}), once: &sync.Once{}, release: make(chan struct{})}
+	ran := make(chan error, 1)
+	go func() {
+		opts := Options{Workers: 2, Runner: h, Output: Grouped, Stdout: io.Discard, Stderr: io.Discard}
+		ran <- Run(context.Background(), input.NewSliceSource(tasks), opts, func(jobs.Result) {})
+	}()
+	<-h.started
+	waiting := liveHeap()
+	close(h.release)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	task := float64(withTasks-base) / n
+	run := float64(waiting-withTasks) / n
+	t.Logf("per waiting task: %.0f bytes its Task, %.0f bytes the run's own", task, run)
+	if run > 800 {
+		t.Errorf("the run holds %.0f bytes per waiting task beyond the Task itself, want at most 800: a second copy of the tasks?", run)
+	}
+}
+
+// liveHeap returns the bytes of the heap a full collection finds live.
+func liveHeap() uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
+}

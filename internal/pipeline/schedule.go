@@ -49,9 +49,17 @@ func newSchedule(tasks []jobs.Task, needs [][]int, opts *Options) (*schedule, []
 	return s, resumed
 }
 
-// start returns the tasks ready at the start, taken: those whose needs are met.
+// start returns the tasks ready at the start, taken: those whose needs are met. The
+// slice is allocated at its final size: with no needs every task is ready, and a
+// slice grown by appending would hold up to twice them while it grows.
 func (s *schedule) start() []pool.Job[jobs.Task] {
-	var ready []pool.Job[jobs.Task]
+	n := 0
+	for pos := range s.g.Len() {
+		if !s.g.Final(pos) && s.g.Ready(pos) {
+			n++
+		}
+	}
+	ready := make([]pool.Job[jobs.Task], 0, n)
 	for pos := range s.g.Len() {
 		if !s.g.Final(pos) && s.g.Ready(pos) {
 			ready = append(ready, s.take(pos))

@@ -43,7 +43,9 @@ type Options[T, R any] struct {
 	// alone.
 	Less func(a, b Job[T]) bool
 	// Ready are jobs ready from the start, as if received from in before anything
-	// else: all of them are ordered by Less before the first one starts.
+	// else: all of them are ordered by Less before the first one starts. Run queues
+	// them and keeps no reference to the slice: a caller that drops it holds each
+	// waiting job once, in the queue.
 	Ready []Job[T]
 	// Follow, when not nil, is called on the dispatching goroutine with each job's
 	// final Done, after Finished, before another attempt is handed out. It returns
@@ -155,6 +157,8 @@ type Func[T, R any] func(ctx context.Context, slot, attempt int, v T) R
 // received has been sent to out. It never closes out. It runs one dispatching
 // goroutine (the caller's) and opts.Workers workers, and waits for all of them.
 func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-chan Job[T], fn Func[T, R], out chan<- Done[T, R]) {
+	ready := opts.Ready
+	opts.Ready = nil // the queue holds them from now on: the run keeps no second copy
 	n := max(opts.Workers, 1)
 	work := make(chan attempt[T, R])
 	results := make(chan Done[T, R])
@@ -169,7 +173,8 @@ func Run[T, R any](startCtx, runCtx context.Context, opts Options[T, R], in <-ch
 	}
 	d := dispatcher[T, R]{opts: opts, in: in, out: out, work: work, results: results, startDone: startCtx.Done()}
 	d.ready.less, d.ready.preempt = opts.Less, opts.Preempt != nil
-	for _, j := range opts.Ready {
+	d.ready.items = make([]attempt[T, R], 0, len(ready))
+	for _, j := range ready {
 		d.ready.add(attempt[T, R]{job: j, n: 1})
 	}
 	d.loop()
