@@ -5,7 +5,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 FUZZTIME    ?= 30s
 
-.PHONY: all build run test fuzz lint bench bench-cluster bench-sched docs clean
+.PHONY: all build run test fuzz lint bench bench-cluster bench-cluster-ab bench-sched docs clean
 
 all: lint test
 
@@ -45,6 +45,10 @@ bench-sched:
 ## bench-cluster: distributed against local runs: per-task broker overhead, the CPU of each process, scaling over workers (QUICK=1 for a smoke run; DIST_GOMAXPROCS=N)
 bench-cluster:
 	bash scripts/bench-cluster.sh
+
+## bench-cluster-ab: builds or settings of the distributed side against each other and a local run, in one sitting (AB="NAME=BINARY[:VAR=VALUE,...] ...")
+bench-cluster-ab:
+	bash scripts/bench-cluster-ab.sh $(AB)
 
 ## docs: man pages for every command, generated into docs/man/ (not committed)
 docs: build
