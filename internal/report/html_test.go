@@ -77,6 +77,44 @@ func TestHTMLKeepsTaskFieldsOutOfTheMarkup(t *testing.T) {
 	}
 }
 
+func TestHTMLTitleIsText(t *testing.T) {
+	var buf bytes.Buffer
+	run := Run{ID: `</title><script>alert(3)</script>&"'`, StartedAt: start}
+	if err := WriteHTML(&buf, run, Summarize(hostile()), SliceResults(hostile())); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	want := "gorun: 3 tasks, 1 not ok (&lt;/title&gt;&lt;script&gt;alert(3)&lt;/script&gt;&amp;&#34;&#39;)"
+	if got := strings.Count(page, want); got != 2 {
+		t.Errorf("escaped title found %d times, want 2 (title and heading)", got)
+	}
+	if strings.Contains(page, "alert(3)</script>") {
+		t.Error("the run id is in the page as markup")
+	}
+}
+
+// TestHTMLPageHolesAreClosed holds what WriteHTML relies on when it fills the page
+// without html/template: the page has exactly its four holes and no other template
+// syntax, and neither the style nor the script can end its element early (nor open
+// an HTML comment, which changes how a script element ends).
+func TestHTMLPageHolesAreClosed(t *testing.T) {
+	holes := regexp.MustCompile(`\{\{[^}]*\}\}`).FindAllString(htmlPage, -1)
+	slices.Sort(holes)
+	holes = slices.Compact(holes)
+	if want := []string{"{{.Data}}", "{{.Script}}", "{{.Style}}", "{{.Title}}"}; !slices.Equal(holes, want) {
+		t.Errorf("holes in the page: got %q, want %q", holes, want)
+	}
+	for _, f := range []struct{ name, text, end string }{
+		{"report.css", htmlStyle, "</style"},
+		{"report.js", htmlScript, "</script"},
+		{"report.js", htmlScript, "<!--"},
+	} {
+		if strings.Contains(strings.ToLower(f.text), f.end) {
+			t.Errorf("%s contains %q: it would end its element early", f.name, f.end)
+		}
+	}
+}
+
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "") == s }
 
 func TestHTMLDrawsEveryAttemptInItsSlot(t *testing.T) {
