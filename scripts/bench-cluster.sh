@@ -44,7 +44,7 @@ if [[ -n "${GORUN:-}" ]]; then
 	G=$GORUN
 else
 	echo "building gorun..." >&2
-	go build -o "$TMP/gorun" ./cmd/gorun
+	CGO_ENABLED=0 go build -o "$TMP/gorun" ./cmd/gorun # as make build does
 	G=$TMP/gorun
 fi
 

@@ -69,7 +69,7 @@ trap 'exit 143' TERM
 # --- build -----------------------------------------------------------------------------
 
 echo "building gorun..." >&2
-go build -o "$TMP/gorun" ./cmd/gorun
+CGO_ENABLED=0 go build -o "$TMP/gorun" ./cmd/gorun # as make build does
 
 have_spawnlimit=0
 if [[ -d ../shared/bench/spawnlimit ]]; then

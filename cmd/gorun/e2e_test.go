@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	gorunBin = filepath.Join(dir, "gorun")
 	build := exec.Command("go", "build", "-o", gorunBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build does
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build gorun:", err)
