@@ -125,6 +125,7 @@ func (r *Runner) Close() error {
 		err = r.cgroups.Close()
 		r.cgroups = nil
 	}
+	r.paths.close()
 	r.mu.Lock()
 	if r.devNull != nil {
 		_ = r.devNull.Close()

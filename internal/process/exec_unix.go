@@ -46,6 +46,7 @@ type Runner struct {
 	running map[int]*proc.Cgroup // main process (= process group) of each running attempt → its cgroup, or nil
 	hurried bool                 // KillAll was called: no more grace for anyone
 	devNull *os.File
+	paths   pathCache // where simple commands' programs were found
 }
 
 // Run runs one attempt of t in worker slot (1-based) and blocks until the attempt's
