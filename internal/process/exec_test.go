@@ -230,3 +230,38 @@ func TestGuardLeavesProcessesAloneAfterGoodbye(t *testing.T) {
 		t.Error("the guard killed a process after a normal end, want it left alone")
 	}
 }
+
+// A copy whose pipe some escaped process still holds open is abandoned at the
+// deadline, and so is every later one: waitCopies returns in time whichever copies
+// are still going, and gives up the read ends.
+func TestWaitCopiesAbandonsAtTheDeadline(t *testing.T) {
+	for _, held := range [][]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
+		var copies []*copier
+		for _, h := range held {
+			c, err := startCopy(NewCapture(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h {
+				c.closeWriter() // end-of-file: the copy ends at once
+			}
+			copies = append(copies, c)
+		}
+		start := time.Now()
+		waitCopies(start.Add(50*time.Millisecond), copies...)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("held %v: waitCopies took %v, want about 50ms", held, took)
+		}
+		for i, c := range copies {
+			select {
+			case <-c.done:
+			default:
+				t.Errorf("held %v: copy %d still running after waitCopies", held, i)
+			}
+			if err := c.r.Close(); err == nil {
+				t.Errorf("held %v: copy %d's read end still open after waitCopies", held, i)
+			}
+			_ = c.w.Close()
+		}
+	}
+}
