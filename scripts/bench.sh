@@ -30,6 +30,9 @@
 #   SCALE=1      also print gorun's peak RSS for 100000 and 1000000 tasks at -j 8
 #                (slow: about an hour on 2 CPUs at ~300 tasks/s)
 #
+# Each row also gives CPU per task: user + system time of the runner and every process
+# it waited for (/usr/bin/time), which other sessions' load on a shared machine disturbs
+# far less than wall time; gorun's own cost shows best as its CPU against the floor's.
 # Quote results as the ratio to spawnlimit measured in the same run: the machine's
 # speed drifts between runs. Peak RSS is the largest single process in the runner's
 # tree (getrusage), which for gorun is gorun itself, not the sum over its children.
@@ -166,24 +169,25 @@ runner_cmd() {
 }
 
 # measure RUNNER J INPUT: runs the runner once with stdin from INPUT, its output
-# discarded, in an empty directory. Prints "WALL_S RSS_KIB" (RSS "n/a" without
-# /usr/bin/time); returns non-zero if the runner failed.
+# discarded, in an empty directory. Prints "WALL_S RSS_KIB CPU_S", CPU being user +
+# system time of the runner and every process it waited for (RSS and CPU "n/a"
+# without /usr/bin/time); returns non-zero if the runner failed.
 measure() {
 	local r=$1 j=$2 in=$3 rc=0 out cmd
 	runner_cmd "$r" "$j"
 	if ((have_time)); then
-		(cd "$TMP/cwd" && exec /usr/bin/time -f '%e %M' -o "$TMP/time.out" "${cmd[@]}") \
+		(cd "$TMP/cwd" && exec /usr/bin/time -f '%e %M %U %S' -o "$TMP/time.out" "${cmd[@]}") \
 			<"$in" >/dev/null 2>/dev/null || rc=$?
 		# On failure time(1) writes a "Command exited with non-zero status" line first.
-		out=$(tail -n 1 "$TMP/time.out")
+		out=$(tail -n 1 "$TMP/time.out" | awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }')
 	else
 		local TIMEFORMAT='%R'
 		# The redirections stay inside the subshell (on `time` itself they would swallow
 		# its report too), and the subshell must not exec (that loses the report).
 		{ time (cd "$TMP/cwd" && "${cmd[@]}" <"$in" >/dev/null 2>/dev/null); } 2>"$TMP/time.out" || rc=$?
-		out="$(tail -n 1 "$TMP/time.out") n/a"
+		out="$(tail -n 1 "$TMP/time.out") n/a n/a"
 	fi
-	[[ "$out" =~ ^[0-9.]+\ ([0-9]+|n/a)$ ]] || { echo "bench: cannot read the time of $r: '$out'" >&2; return 1; }
+	[[ "$out" =~ ^[0-9.]+\ ([0-9]+\ [0-9.]+|n/a\ n/a)$ ]] || { echo "bench: cannot read the time of $r: '$out'" >&2; return 1; }
 	echo "$out"
 	return "$rc"
 }
@@ -218,9 +222,9 @@ echo
 
 any_failed=0
 for j in $JOBS; do
-	declare -A walls=() rsss=() fails=()
+	declare -A walls=() rsss=() cpus=() fails=()
 	for r in "${runners[@]}"; do
-		walls[$r]="" rsss[$r]="" fails[$r]=0
+		walls[$r]="" rsss[$r]="" cpus[$r]="" fails[$r]=0
 	done
 	for ((round = 1; round <= ROUNDS; round++)); do
 		# Odd rounds run the runners in order, even rounds in reverse, so drift in the
@@ -236,12 +240,16 @@ for j in $JOBS; do
 			[[ $r == gorun-direct ]] && in=$INPUT_JSONL
 			[[ $r == parallel ]] && in=$INPUT_PARALLEL
 			if res=$(measure "$r" "$j" "$in"); then
-				read -r wall rss <<<"$res"
-				# GNU parallel ran PARALLEL_N tasks: scale its time to N.
-				[[ $r == parallel ]] && wall=$(awk -v w="$wall" -v n="$N" -v p="$PARALLEL_N" 'BEGIN { printf "%.2f", w * n / p }')
+				read -r wall rss cpu <<<"$res"
+				# GNU parallel ran PARALLEL_N tasks: scale its times to N.
+				if [[ $r == parallel ]]; then
+					wall=$(awk -v w="$wall" -v n="$N" -v p="$PARALLEL_N" 'BEGIN { printf "%.2f", w * n / p }')
+					[[ "$cpu" != n/a ]] && cpu=$(awk -v w="$cpu" -v n="$N" -v p="$PARALLEL_N" 'BEGIN { printf "%.2f", w * n / p }')
+				fi
 				walls[$r]+="$wall"$'\n'
 				[[ "$rss" != n/a ]] && rsss[$r]+="$rss"$'\n'
-				echo "${wall}s ${rss}KiB" >&2
+				[[ "$cpu" != n/a ]] && cpus[$r]+="$cpu"$'\n'
+				echo "${wall}s ${rss}KiB ${cpu}s CPU" >&2
 			else
 				fails[$r]=$((fails[$r] + 1))
 				any_failed=1
@@ -251,39 +259,46 @@ for j in $JOBS; do
 	done
 
 	# Medians first: every row's ratio needs spawnlimit's.
-	declare -A mwall=() mrss=()
+	declare -A mwall=() mrss=() mcpu=()
 	for r in "${runners[@]}"; do
 		mwall[$r]=$(printf '%s' "${walls[$r]}" | sed '/^$/d' | median)
 		mrss[$r]=$(printf '%s' "${rsss[$r]}" | sed '/^$/d' | median)
+		mcpu[$r]=$(printf '%s' "${cpus[$r]}" | sed '/^$/d' | median)
 	done
 	# A shell runner compares with spawnlimit, a -direct one with spawnlimit-direct.
-	declare -A base=([shell]=- [direct]=-)
+	declare -A base=([shell]=- [direct]=-) cbase=([shell]=- [direct]=-)
 	for kind in shell direct; do
 		s=spawnlimit
 		[[ $kind == direct ]] && s=spawnlimit-direct
 		if [[ -n "${fails[$s]+x}" ]] && ((fails[$s] == 0)); then
 			base[$kind]=${mwall[$s]}
+			[[ "${mcpu[$s]}" != n/a ]] && cbase[$kind]=${mcpu[$s]}
 		fi
 	done
 
 	echo "N=$N tasks of \`true\`, -j $j, $ROUNDS round(s) (median), load average now $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo n/a)"
 	echo "  shell: each line through sh -c; gorun: simple command, no shell; -direct: /bin/true exec'd; parallel: $PARALLEL_N tasks, scaled to N"
-	printf '%-18s %8s %9s %13s %11s %13s\n' runner wall_s tasks/s peak_rss_MiB vs_sh_floor vs_exec_floor
+	echo "  cpu: user + system time of the runner and its processes, which other load on the machine disturbs less than wall time"
+	printf '%-18s %8s %9s %13s %11s %13s %12s %10s %10s\n' runner wall_s tasks/s peak_rss_MiB vs_sh_floor vs_exec_floor cpu_ms/task cpu_vs_sh cpu_vs_exec
 	for r in "${runners[@]}"; do
 		if ((fails[$r] > 0)); then
-			printf '%-18s %8s %9s %13s %11s %13s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - - -
+			printf '%-18s %8s %9s %13s %11s %13s %12s %10s %10s\n' "$r" FAILED "(${fails[$r]}/$ROUNDS)" - - - - - -
 			continue
 		fi
-		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v bs="${base[shell]}" -v bd="${base[direct]}" 'BEGIN {
+		awk -v r="$r" -v n="$N" -v w="${mwall[$r]}" -v m="${mrss[$r]}" -v c="${mcpu[$r]}" \
+			-v bs="${base[shell]}" -v bd="${base[direct]}" -v cs="${cbase[shell]}" -v cd="${cbase[direct]}" 'BEGIN {
 			tps = (w > 0) ? sprintf("%.1f", n / w) : "inf"
 			rss = (m == "n/a") ? "n/a" : sprintf("%.1f", m / 1024)
 			rs = (bs == "-" || bs <= 0) ? "-" : sprintf("%.2f", w / bs)
 			rd = (bd == "-" || bd <= 0) ? "-" : sprintf("%.2f", w / bd)
-			printf "%-18s %8.2f %9s %13s %11s %13s\n", r, w, tps, rss, rs, rd
+			cpt = (c == "n/a") ? "n/a" : sprintf("%.3f", c * 1000 / n)
+			crs = (c == "n/a" || cs == "-" || cs <= 0) ? "-" : sprintf("%.2f", c / cs)
+			crd = (c == "n/a" || cd == "-" || cd <= 0) ? "-" : sprintf("%.2f", c / cd)
+			printf "%-18s %8.2f %9s %13s %11s %13s %12s %10s %10s\n", r, w, tps, rss, rs, rd, cpt, crs, crd
 		}'
 	done
 	echo
-	unset walls rsss fails mwall mrss base
+	unset walls rsss cpus fails mwall mrss mcpu base cbase
 done
 
 echo "spawn cost at the end: $(spawn_cost) ms a process; load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo n/a)"

@@ -148,3 +148,50 @@ func TestKilledCgroupIsNotReused(t *testing.T) {
 		t.Errorf("a process in the new cgroup: got %q, %v; want ok", out, err)
 	}
 }
+
+// Empty reads cgroup.events again through the descriptor it keeps, without allocating:
+// each answer follows the cgroup's processes as they come and go, and the moment the
+// main process of an attempt has been waited for, it is gone from the answer.
+func TestCgroupEmptyFollowsProcesses(t *testing.T) {
+	cg, err := OpenCgroups("gorun-proctest-empty-" + strconv.Itoa(os.Getpid()))
+	if err != nil {
+		t.Skipf("no cgroups here: %v", err)
+	}
+	defer func() { _ = cg.Close() }()
+	g, err := cg.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what string, populated bool) {
+		t.Helper()
+		got, err := g.populated()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got != populated {
+			t.Errorf("%s: got populated %v, want %v", what, got, populated)
+		}
+	}
+	want("before any process", false)
+	for round := range 3 {
+		cmd := exec.Command("sh", "-c", "read line; true")
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: g.FD()}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		want("round "+strconv.Itoa(round)+", while it runs", true)
+		_ = stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		want("round "+strconv.Itoa(round)+", once waited for", false)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = g.Empty() }); allocs != 0 && !raceEnabled {
+		t.Errorf("Empty: got %v allocations, want 0", allocs)
+	}
+	cg.Put(g)
+}

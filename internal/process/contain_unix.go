@@ -125,6 +125,7 @@ func (r *Runner) Close() error {
 		err = r.cgroups.Close()
 		r.cgroups = nil
 	}
+	r.paths.close()
 	r.mu.Lock()
 	if r.devNull != nil {
 		_ = r.devNull.Close()
@@ -159,6 +160,9 @@ func (r *Runner) putCgroup(g *proc.Cgroup) {
 // adopted by gorun that carry the run's mark and the attempt's slot.
 func (r *Runner) leftovers(box *proc.Cgroup, pid, slot int) []int {
 	if box != nil {
+		if box.Empty() { // the usual answer, for one system call
+			return nil
+		}
 		return box.PIDs()
 	}
 	var left []int

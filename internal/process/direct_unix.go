@@ -43,7 +43,7 @@ func (r *Runner) direct(t *jobs.Task, env []string) directCmd {
 	if !ok {
 		return directCmd{}
 	}
-	path, ok := lookPath(argv[0], lastValue(env, "PATH"))
+	path, ok := r.paths.lookPath(argv[0], lastValue(env, "PATH"))
 	if !ok {
 		return directCmd{}
 	}
@@ -80,16 +80,21 @@ func lookPath(name, path string) (string, bool) {
 		if !filepath.IsAbs(dir) {
 			return "", false
 		}
-		file := filepath.Join(dir, name)
-		var st unix.Stat_t
-		if unix.Stat(file, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-			continue
-		}
-		if unix.Faccessat(unix.AT_FDCWD, file, unix.X_OK, unix.AT_EACCESS) == nil {
+		if file, ok := lookIn(dir, name); ok {
 			return file, true
 		}
 	}
 	return "", false
+}
+
+// lookIn reports whether dir holds an executable regular file name, and its path.
+func lookIn(dir, name string) (string, bool) {
+	file := filepath.Join(dir, name)
+	var st unix.Stat_t
+	if unix.Stat(file, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", false
+	}
+	return file, unix.Faccessat(unix.AT_FDCWD, file, unix.X_OK, unix.AT_EACCESS) == nil
 }
 
 // shellPWD returns the PWD a POSIX shell started in dir ("" for gorun's own working

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -228,5 +230,95 @@ func TestGuardLeavesProcessesAloneAfterGoodbye(t *testing.T) {
 	}
 	if n := len(testutil.Survivors(t, mark)); n == 0 {
 		t.Error("the guard killed a process after a normal end, want it left alone")
+	}
+}
+
+// A copy whose pipe some escaped process still holds open is abandoned at the
+// deadline, and so is every later one: waitCopies returns in time whichever copies
+// are still going, and gives up the read ends.
+func TestWaitCopiesAbandonsAtTheDeadline(t *testing.T) {
+	for _, held := range [][]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
+		var copies []*copier
+		for _, h := range held {
+			c, err := startCopy(NewCapture(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h {
+				c.closeWriter() // end-of-file: the copy ends at once
+			}
+			copies = append(copies, c)
+		}
+		start := time.Now()
+		waitCopies(start.Add(50*time.Millisecond), copies...)
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("held %v: waitCopies took %v, want about 50ms", held, took)
+		}
+		for i, c := range copies {
+			select {
+			case <-c.done:
+			default:
+				t.Errorf("held %v: copy %d still running after waitCopies", held, i)
+			}
+			if err := c.r.Close(); err == nil {
+				t.Errorf("held %v: copy %d's read end still open after waitCopies", held, i)
+			}
+			_ = c.w.Close()
+		}
+	}
+}
+
+// maxAllocsPerTrueTask bounds the allocations of a whole `true` task in Runner.Run,
+// os/exec's included (its environment de-duplication, argv and env conversion): the
+// simple command's parse, and the look-up in PATH that a run remembers (a search
+// would add one allocation per PATH directory before the program's).
+const maxAllocsPerTrueTask = 75
+
+// TestAllocsPerTrueTask holds what Runner.Run allocates for a `true` task, started
+// directly (with a PATH of twenty directories before the program's) and through the
+// shell, under maxAllocsPerTrueTask and 12 KiB.
+func TestAllocsPerTrueTask(t *testing.T) {
+	var dirs []string
+	for range 20 {
+		dirs = append(dirs, t.TempDir())
+	}
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true program")
+	}
+	path := strings.Join(append(dirs, filepath.Dir(truePath)), ":")
+	for _, always := range []bool{false, true} {
+		name := map[bool]string{false: "direct", true: "shell"}[always]
+		t.Run(name, func(t *testing.T) {
+			r := &Runner{Grace: time.Second, BaseEnv: []string{"PATH=" + path, "HOME=/nonexistent", "LANG=C"}}
+			defer r.Close()
+			task := jobs.Task{Index: 1, ID: "true", Run: "true", Shell: jobs.DefaultShell, ShellAlways: always}
+			run := func() {
+				stdout, stderr := NewCapture(false), NewCapture(false)
+				if a := r.Run(context.Background(), &task, 1, 1, stdout, stderr); a.ExitCode != 0 {
+					t.Fatalf("true: exit %d, %v", a.ExitCode, a.Err)
+				}
+				_ = stdout.Close()
+				_ = stderr.Close()
+			}
+			run() // warm up: /dev/null, the remembered look-up, buffers
+			const n = 200
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for range n {
+				run()
+			}
+			runtime.ReadMemStats(&after)
+			allocs := float64(after.Mallocs-before.Mallocs) / n
+			bytes := float64(after.TotalAlloc-before.TotalAlloc) / n
+			t.Logf("%s: %.1f allocations, %.0f bytes per task", name, allocs, bytes)
+			if allocs > maxAllocsPerTrueTask {
+				t.Errorf("got %.1f allocations per task, want at most %d", allocs, maxAllocsPerTrueTask)
+			}
+			if bytes > 12<<10 {
+				t.Errorf("got %.0f bytes allocated per task, want at most 12 KiB", bytes)
+			}
+		})
 	}
 }

@@ -46,6 +46,7 @@ type Runner struct {
 	running map[int]*proc.Cgroup // main process (= process group) of each running attempt → its cgroup, or nil
 	hurried bool                 // KillAll was called: no more grace for anyone
 	devNull *os.File
+	paths   pathCache // where simple commands' programs were found
 }
 
 // Run runs one attempt of t in worker slot (1-based) and blocks until the attempt's
@@ -145,9 +146,7 @@ func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 	r.untrack(pgid)
 	// The tree is gone, so the pipes are closed, unless a process escaped every
 	// containment (see Contain): give it a moment, then stop reading.
-	linger := time.Now().Add(100 * time.Millisecond)
-	out.wait(linger)
-	errOut.wait(linger)
+	waitCopies(time.Now().Add(100*time.Millisecond), out, errOut)
 	r.putCgroup(box)
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		switch {
@@ -370,15 +369,30 @@ func startCopy(dst *Capture) (*copier, error) {
 
 func (c *copier) closeWriter() { _ = c.w.Close() }
 
-// wait waits for the copy to reach end-of-file until deadline, then abandons it.
-func (c *copier) wait(deadline time.Time) {
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-c.done:
-	case <-t.C:
+// waitCopies waits for each copy to reach end-of-file until deadline, then abandons
+// it. The timer is made only when a copy is not done yet: after most tasks both are.
+func waitCopies(deadline time.Time, copies ...*copier) {
+	var timer *time.Timer
+	expired := false
+	for _, c := range copies {
+		select {
+		case <-c.done:
+		default:
+			if expired {
+				break
+			}
+			if timer == nil {
+				timer = time.NewTimer(time.Until(deadline))
+				defer timer.Stop()
+			}
+			select {
+			case <-c.done:
+			case <-timer.C:
+				expired = true
+			}
+		}
+		c.abandon()
 	}
-	c.abandon()
 }
 
 // abandon closes gorun's read end, which ends the copy, and waits for it.
