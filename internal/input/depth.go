@@ -211,7 +211,10 @@ func skipQuoted(data []byte, i, lineNo, lineStart int) (int, int, int) {
 // tokenDepth returns the token at which collections nest deeper than MaxDepth, as
 // the parser will build them from tokens, or nil. Flow collections count by their
 // brackets; block collections by the columns of their indicators and keys.
-func tokenDepth(tokens token.Tokens) *token.Token {
+func tokenDepth(tokens token.Tokens) *token.Token { return tokensDeeper(tokens, MaxDepth) }
+
+// tokensDeeper is tokenDepth with the limit limit.
+func tokensDeeper(tokens token.Tokens, limit int) *token.Token {
 	type level struct {
 		col int
 		seq bool // a block sequence; else a block mapping
@@ -257,7 +260,7 @@ func tokenDepth(tokens token.Tokens) *token.Token {
 		default:
 			continue
 		}
-		if flow+len(block) > MaxDepth {
+		if flow+len(block) > limit {
 			return tk
 		}
 	}

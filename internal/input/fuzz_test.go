@@ -76,6 +76,9 @@ func FuzzLoad(f *testing.F) {
 	for _, s := range badInputs {
 		f.Add([]byte(s))
 	}
+	for _, c := range itemCases {
+		f.Add([]byte(c.doc))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		done := make(chan struct{})
 		go func() { defer close(done); fuzzLoad(t, data) }()
@@ -135,8 +138,8 @@ func fuzzLoad(t *testing.T, data []byte) {
 	}
 }
 
-// sameAsLibrary fails when the YAML reader's quick way (decodeFile) reads data to
-// anything but what the YAML library reads it to, error included.
+// sameAsLibrary fails when the YAML reader's quick ways (parseItems, decodeFile) read
+// data to anything but what the YAML library reads it to, error included.
 func sameAsLibrary(t *testing.T, data []byte) {
 	t.Helper()
 	fast, ferr := parseYAMLFile("f.yaml", data)
@@ -150,6 +153,15 @@ func sameAsLibrary(t *testing.T, data []byte) {
 	}
 	if !sameFile(fast, slow) {
 		t.Errorf("%q: the quick way gives\n%+v\nthe library\n%+v", data, fast, slow)
+	}
+	// The item-by-item reader, when it takes a file, reads it as the library does;
+	// it takes no file the library refuses.
+	if items, ok := (&fileParser{name: "f.yaml"}).parseItems(data); ok {
+		if serr != nil {
+			t.Errorf("%q: read item by item, but the library gives %v", data, serr)
+		} else if !sameFile(items, slow) {
+			t.Errorf("%q: item by item gives\n%+v\nthe library\n%+v", data, items, slow)
+		}
 	}
 }
 

@@ -254,6 +254,11 @@ func parseYAMLFile(name string, data []byte) (*File, error) {
 // parseYAMLFileWith is parseYAMLFile with the parser p.
 func parseYAMLFileWith(p *fileParser, data []byte) (*File, error) {
 	name := p.name
+	if !p.slow {
+		if f, ok := (&fileParser{name: name}).parseItems(data); ok {
+			return f, nil
+		}
+	}
 	af, err := parseYAML(name, data)
 	if err != nil {
 		return nil, p.yamlError(err)
@@ -342,29 +347,44 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 	}
 	fromMatrices := 0 // tasks the matrices make
 	for i := range *raw.Tasks {
-		rt := &(*raw.Tasks)[i]
-		sp, err := p.task(i, rt)
-		if err != nil {
+		if err := p.addTask(f, &(*raw.Tasks)[i], &fromMatrices); err != nil {
 			return nil, err
 		}
-		f.add(&sp)
-		if rt.Matrix == nil {
-			continue
-		}
-		m, err := p.matrix(i, f.ID(i), rt, &sp)
-		if err != nil {
-			return nil, err
-		}
-		if fromMatrices += m.size; fromMatrices > MaxMatrixTasks {
-			return nil, p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", f.ID(i)),
-				"the file's matrices make more than %d tasks", MaxMatrixTasks)
-		}
-		if f.matrices == nil {
-			f.matrices = make([]*matrix, len(*raw.Tasks))
-		}
-		f.matrices[i] = m
 	}
+	f.padMatrices()
 	return f, p.check(f)
+}
+
+// addTask converts rt, the next task of the file, and adds it to f. fromMatrices
+// counts the tasks the file's matrices make so far.
+func (p *fileParser) addTask(f *File, rt *rawTask, fromMatrices *int) error {
+	i := f.specList.Len()
+	sp, err := p.task(i, rt)
+	if err != nil {
+		return err
+	}
+	f.add(&sp)
+	if rt.Matrix == nil {
+		return nil
+	}
+	m, err := p.matrix(i, f.ID(i), rt, &sp)
+	if err != nil {
+		return err
+	}
+	if *fromMatrices += m.size; *fromMatrices > MaxMatrixTasks {
+		return p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", f.ID(i)),
+			"the file's matrices make more than %d tasks", MaxMatrixTasks)
+	}
+	f.matrices = append(f.matrices, make([]*matrix, i+1-len(f.matrices))...)
+	f.matrices[i] = m
+	return nil
+}
+
+// padMatrices gives f.matrices, once a task has a matrix, one entry per spec.
+func (f *File) padMatrices() {
+	if f.matrices != nil {
+		f.matrices = append(f.matrices, make([]*matrix, f.specList.Len()-len(f.matrices))...)
+	}
 }
 
 // head converts the run-wide settings of raw: everything but its tasks.
