@@ -27,10 +27,11 @@ const itemBatch = 64
 // gives up on: no `tasks:` key line at column 1 with the items on the lines below it,
 // a sequence that is flow-style or empty, anchors, aliases, tags, merge keys or
 // complex keys anywhere, tabs, a carriage return not followed by a line feed, a line
-// that starts with `---`, `...` or `%`, a block scalar with an indentation indicator
-// or without content, anything the scanner cannot place, and a file whose tasks ask
-// for resources or labels (checked later against the run's capacity, whose errors
-// point into the whole tree).
+// that starts with `---` (but for a lone `---` before anything else: the document's
+// start), `...` or `%`, a block scalar with an indentation indicator or without
+// content, anything the scanner cannot place, and a file whose tasks ask for
+// resources or labels (checked later against the run's capacity, whose errors point
+// into the whole tree).
 //
 // The tokens of an item carry their lines in the file, so that its nodes are where
 // they are in the file.
@@ -191,6 +192,7 @@ func scanItems(data []byte) (*itemScan, bool) {
 	)
 	phase := head
 	lineNo := 0
+	seen := false // a structural line
 	for start := 0; start < len(data); {
 		lineNo++
 		end := bytes.IndexByte(data[start:], '\n')
@@ -205,6 +207,9 @@ func scanItems(data []byte) (*itemScan, bool) {
 		lineStart := start
 		start = next
 		if bytes.HasPrefix(text, []byte("---")) || bytes.HasPrefix(text, []byte("...")) || bytes.HasPrefix(text, []byte("%")) {
+			if phase == head && !seen && isDocumentStart(text) {
+				continue // the document's start, before anything: the rest keeps it
+			}
 			return nil, false // documents and directives
 		}
 		indent, structural, ok := s.line(text)
@@ -214,6 +219,7 @@ func scanItems(data []byte) (*itemScan, bool) {
 		if !structural {
 			continue
 		}
+		seen = true
 		entry := isEntry(text[indent:])
 		switch phase {
 		case head, tail:
@@ -256,6 +262,16 @@ func scanItems(data []byte) (*itemScan, bool) {
 		return nil, false
 	}
 	return sc, true
+}
+
+// isDocumentStart reports whether line is `---` alone, but for blanks and a comment.
+func isDocumentStart(line []byte) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	if !ok {
+		return false
+	}
+	trimmed := bytes.TrimLeft(rest, " ")
+	return len(trimmed) == 0 || (trimmed[0] == '#' && len(trimmed) < len(rest))
 }
 
 // isTasksKey reports whether line is `tasks:` alone, but for blanks and a comment.
