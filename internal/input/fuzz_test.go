@@ -3,6 +3,7 @@ package input
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -153,6 +154,13 @@ func sameAsLibrary(t *testing.T, data []byte) {
 	}
 	if !sameFile(fast, slow) {
 		t.Errorf("%q: the quick way gives\n%+v\nthe library\n%+v", data, fast, slow)
+	}
+	if fast != nil && slow != nil { // a task that never fits is refused at the same key
+		fc := fast.CheckCapacity(fast.Tasks(jobs.Settings{}), &jobs.Capacity{}, true)
+		sc := slow.CheckCapacity(slow.Tasks(jobs.Settings{}), &jobs.Capacity{}, true)
+		if fmt.Sprint(fc) != fmt.Sprint(sc) {
+			t.Errorf("%q: the quick way's capacity error is %v, the library's %v", data, fc, sc)
+		}
 	}
 	// The item-by-item reader, when it takes a file, reads it as the library does;
 	// it takes no file the library refuses.

@@ -319,21 +319,47 @@ type fileParser struct {
 	single  bool // the root is one task (a JSON Lines line), not a task file
 	element bool // the root is one task of a task file read as a stream (JSONStream)
 	slow    bool // decode the whole file with the YAML library (decodeFile), to check its quick way
+	// text is the file's text when it was read item by item (parseItems) and its tasks
+	// ask for resources or labels: an error of CheckCapacity is placed in the whole
+	// file's tree, parsed then (wholeRoot).
+	text []byte
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
 // selects, or at the start of the document when that node cannot be found.
 func (p *fileParser) errAt(path, key, format string, args ...any) error {
 	e := &jobs.InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
-	e.Line, e.Col = nodePos(p.root)
+	root := p.wholeRoot()
+	e.Line, e.Col = nodePos(root)
 	if yp, err := yaml.PathString(path); err == nil {
-		if n, err := yp.FilterNode(p.root); err == nil && n != nil {
+		if n, err := yp.FilterNode(root); err == nil && n != nil {
 			if tk := n.GetToken(); tk != nil && tk.Position != nil && tk.Position.Line > 0 {
 				e.Line, e.Col = tk.Position.Line, max(tk.Position.Column, 1)
 			}
 		}
 	}
 	return e
+}
+
+// wholeRoot returns the root of the file's tree: p.root, or, for a file read item by
+// item whose text p keeps, the root of its whole tree, parsed now (once).
+func (p *fileParser) wholeRoot() ast.Node {
+	if p.text == nil {
+		return p.root
+	}
+	text := p.text
+	p.text = nil
+	af, err := parseYAML(p.name, text)
+	if err != nil {
+		return p.root
+	}
+	for _, d := range af.Docs {
+		if d != nil && d.Body != nil {
+			p.root = d.Body
+			break
+		}
+	}
+	return p.root
 }
 
 func (p *fileParser) convert(raw *rawFile) (*File, error) {

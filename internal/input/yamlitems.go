@@ -29,12 +29,12 @@ const itemBatch = 64
 // complex keys anywhere, tabs, a carriage return not followed by a line feed, a line
 // that starts with `---` (but for a lone `---` before anything else: the document's
 // start), `...` or `%`, a block scalar with an indentation indicator or without
-// content, anything the scanner cannot place, and a file whose tasks ask for
-// resources or labels (checked later against the run's capacity, whose errors point
-// into the whole tree).
+// content, and anything the scanner cannot place.
 //
 // The tokens of an item carry their lines in the file, so that its nodes are where
-// they are in the file.
+// they are in the file. When the tasks ask for resources or labels, which are checked
+// later against the run's capacity (CheckCapacity), the parser keeps the file's text:
+// such an error is placed in the whole file's tree, parsed then.
 func (p *fileParser) parseItems(data []byte) (*File, bool) {
 	data = trimBOM(data)
 	if line, _ := prescanDepth(data); line > 0 {
@@ -72,8 +72,11 @@ func (p *fileParser) parseItems(data []byte) (*File, bool) {
 		}
 	}
 	f.padMatrices()
-	if p.check(f) != nil || f.parser != nil {
+	if p.check(f) != nil {
 		return nil, false
+	}
+	if f.parser != nil { // for an error of CheckCapacity, in the whole tree
+		p.text = data
 	}
 	return f, true
 }

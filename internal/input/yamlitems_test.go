@@ -12,6 +12,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	"github.com/gorun/gorun/internal/jobs"
 )
 
 // itemCases are task files at the edges of what parseItems reads item by item:
@@ -53,7 +54,7 @@ var itemCases = []struct {
 	{"an unknown key", "tasks:\n  - run: a\n    timout: 1s\n", false},
 	{"a bad value", "tasks:\n  - run: a\n    retries: x\n", false},
 	{"an unknown need", "tasks:\n  - run: a\n    needs: [b]\n", false},
-	{"resources", "tasks:\n  - run: a\n    resources: {cpu: 1}\n", false},
+	{"resources", "defaults:\n  resources: {memory: 1GiB}\ntasks:\n  - run: a\n    resources: {cpu: 1}\n  - run: b\n    on: {gpu: a100}\n", true},
 	{"an item less indented", "tasks:\n  - run: a\n - run: b\n", false},
 	{"an item more indented", "tasks:\n  - run: a\n    - run: b\n", false},
 	{"a dash without a space", "tasks:\n  - run: a\n  -- x\n", false},
@@ -184,4 +185,27 @@ func TestYAMLPeakBytesPerTask(t *testing.T) {
 		t.Errorf("the heap peaked at %d bytes a task beyond the file's text while reading, want at most 1000", per)
 	}
 	runtime.KeepAlive(f)
+}
+
+// TestYAMLItemsCapacityError: a file read item by item whose task never fits the
+// run's capacity is refused at the task's key in the file, as when read whole.
+func TestYAMLItemsCapacityError(t *testing.T) {
+	data := []byte("version: 1\ndefaults:\n  resources: {memory: 1GiB}\ntasks:\n  - run: a\n  - run: b\n    resources: {cpu: 2}\n")
+	f, ok := (&fileParser{name: "f.yaml"}).parseItems(data)
+	if !ok {
+		t.Fatal("not read item by item")
+	}
+	c := &jobs.Capacity{MilliCPU: 1000, Memory: 4 << 30}
+	err := f.CheckCapacity(f.Tasks(jobs.Settings{}), c, true)
+	want := `f.yaml:7:22: task "task-2": resources.cpu: asks for cpu 2, and the run has 1 CPUs (--cpus): it could never start`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	slow, serr := parseYAMLFileWith(&fileParser{name: "f.yaml", slow: true}, data)
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	if werr := slow.CheckCapacity(slow.Tasks(jobs.Settings{}), c, true); fmt.Sprint(werr) != fmt.Sprint(err) {
+		t.Errorf("read whole, the error is %v", werr)
+	}
 }
