@@ -147,3 +147,70 @@ func countLines(t *testing.T, path string) (int, []byte) {
 	}
 	return n, append([]byte(nil), last...)
 }
+
+// TestE2EYAMLTaskFile: a YAML task file of 100,000 tasks is validated, and exec
+// starts its first task, in at most 150 MB of peak memory (VmHWM): the file is read
+// item by item, never as the YAML library's tree of the whole file (about 350 MB).
+func TestE2EYAMLTaskFile(t *testing.T) {
+	const n = 100_000
+	dir := t.TempDir()
+	first := filepath.Join(dir, "first")
+	path := filepath.Join(dir, "tasks.yaml")
+	var b bytes.Buffer
+	b.WriteString("version: 1\ndefaults:\n  timeout: 1h\ntasks:\n  - id: t0\n    cmd: [touch, " + strconv.Quote(first) + "]\n")
+	for i := 1; i < n; i++ {
+		b.WriteString("  - id: t" + strconv.Itoa(i) + "\n    run: sleep 60 # " + strconv.Itoa(i) + "\n")
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("validate", func(t *testing.T) {
+		out, err := os.Create(filepath.Join(dir, "validate.out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		var stderr bytes.Buffer
+		cmd := exec.Command(gorunBin, "validate", path)
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+		cmd.Stdout, cmd.Stderr = out, &stderr
+		start := time.Now()
+		err = cmd.Run()
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("validate: %v\n%s", err, stderr.String())
+		}
+		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024 // KiB on Linux
+		t.Logf("validate of %d YAML tasks: %v, peak RSS %.1f MiB", n, took.Round(time.Millisecond), float64(peak)/(1<<20))
+		if peak > 150e6 {
+			t.Errorf("peak RSS %d bytes, want at most 150 MB", peak)
+		}
+		if took > 60*time.Second { // about 1.2 s of CPU; the peak RSS is the firm check
+			t.Errorf("validate took %v", took)
+		}
+		lines, last := countLines(t, out.Name())
+		if lines != n+1 || !bytes.HasPrefix(last, []byte("t99999 ")) {
+			t.Errorf("validate printed %d lines ending %q, want a header and %d tasks", lines, last, n)
+		}
+	})
+
+	t.Run("exec", func(t *testing.T) {
+		r := startGorun(t, nil, "exec", "-j", "2", "-o", "none", path)
+		waitFor(t, 60*time.Second, "the first task", func() bool {
+			_, err := os.Stat(first)
+			return err == nil
+		})
+		hwm := vmHWM(t, r.cmd.Process.Pid)
+		t.Logf("first of %d YAML tasks started; gorun's peak RSS so far %.1f MiB", n, float64(hwm)/(1<<20))
+		if hwm > 150e6 {
+			t.Errorf("gorun's peak RSS is %d bytes at its first task, want at most 150 MB", hwm)
+		}
+		if err := r.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if code := r.wait(t, 30*time.Second); code != 130 {
+			t.Errorf("exit %d after an interrupt, want 130; stderr:\n%s", code, r.stderr.String())
+		}
+	})
+}

@@ -54,7 +54,8 @@ func depthError(name string, line, col int) error {
 //
 // It counts flow collections ([ and { where a value starts) and the block indicators
 // (- and ?) that open a line, and steps over quoted scalars, comments and block
-// scalars. It is built to count only nesting that the YAML scanner sees too, so that
+// scalars; a line that may continue a plain scalar does not open with an indicator.
+// It is built to count only nesting that the YAML scanner sees too, so that
 // it never refuses what the parser reads within the limit; nesting it misses, the
 // token count of tokenDepth finds.
 func prescanDepth(data []byte) (line, col int) {
@@ -66,6 +67,11 @@ func prescanDepth(data []byte) (line, col int) {
 		lineNo      = 1
 		lineStart   = 0
 		indent      = 0 // of the current line
+		// plain: the last thing read was plain scalar text, which a line that
+		// follows may continue ("0" then "[[["): that line's first `[`, `{`, `-` or
+		// `?` is then not counted, as it may be text.
+		plain bool
+		cont  bool // the current line may continue a plain scalar: plain at its start
 	)
 	pos := func(i int) (int, int) { return lineNo, utf8.RuneCount(data[lineStart:i]) + 1 }
 	space := func(i int) bool {
@@ -97,6 +103,7 @@ func prescanDepth(data []byte) (line, col int) {
 			if flow == 0 {
 				valueStart = true
 			}
+			cont = flow == 0 && plain && !blank
 			if j == i { // an empty indentation: go on with the line's first byte
 				indent = 0
 			} else {
@@ -118,7 +125,12 @@ func prescanDepth(data []byte) (line, col int) {
 			i = skipLine(data, i)
 			continue
 		}
+		if valueStart && cont && (c == '[' || c == '{' || c == '-' || c == '?') {
+			valueStart = false // may be text of the scalar the line continues
+		}
+		cont = false
 		if valueStart {
+			plain = false
 			switch c {
 			case '[', '{':
 				flow++
@@ -153,6 +165,7 @@ func prescanDepth(data []byte) (line, col int) {
 				continue
 			}
 		}
+		plain = false
 		switch {
 		case (c == ']' || c == '}') && flow > 0:
 			flow--
@@ -169,7 +182,7 @@ func prescanDepth(data []byte) (line, col int) {
 			i++
 			continue
 		}
-		valueStart = false // plain scalar text
+		valueStart, plain = false, true // plain scalar text
 		i++
 	}
 	return 0, 0
@@ -211,7 +224,10 @@ func skipQuoted(data []byte, i, lineNo, lineStart int) (int, int, int) {
 // tokenDepth returns the token at which collections nest deeper than MaxDepth, as
 // the parser will build them from tokens, or nil. Flow collections count by their
 // brackets; block collections by the columns of their indicators and keys.
-func tokenDepth(tokens token.Tokens) *token.Token {
+func tokenDepth(tokens token.Tokens) *token.Token { return tokensDeeper(tokens, MaxDepth) }
+
+// tokensDeeper is tokenDepth with the limit limit.
+func tokensDeeper(tokens token.Tokens, limit int) *token.Token {
 	type level struct {
 		col int
 		seq bool // a block sequence; else a block mapping
@@ -257,7 +273,7 @@ func tokenDepth(tokens token.Tokens) *token.Token {
 		default:
 			continue
 		}
-		if flow+len(block) > MaxDepth {
+		if flow+len(block) > limit {
 			return tk
 		}
 	}

@@ -3,6 +3,7 @@ package input
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -76,6 +77,9 @@ func FuzzLoad(f *testing.F) {
 	for _, s := range badInputs {
 		f.Add([]byte(s))
 	}
+	for _, c := range itemCases {
+		f.Add([]byte(c.doc))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		done := make(chan struct{})
 		go func() { defer close(done); fuzzLoad(t, data) }()
@@ -135,8 +139,8 @@ func fuzzLoad(t *testing.T, data []byte) {
 	}
 }
 
-// sameAsLibrary fails when the YAML reader's quick way (decodeFile) reads data to
-// anything but what the YAML library reads it to, error included.
+// sameAsLibrary fails when the YAML reader's quick ways (parseItems, decodeFile) read
+// data to anything but what the YAML library reads it to, error included.
 func sameAsLibrary(t *testing.T, data []byte) {
 	t.Helper()
 	fast, ferr := parseYAMLFile("f.yaml", data)
@@ -150,6 +154,22 @@ func sameAsLibrary(t *testing.T, data []byte) {
 	}
 	if !sameFile(fast, slow) {
 		t.Errorf("%q: the quick way gives\n%+v\nthe library\n%+v", data, fast, slow)
+	}
+	if fast != nil && slow != nil { // a task that never fits is refused at the same key
+		fc := fast.CheckCapacity(fast.Tasks(jobs.Settings{}), &jobs.Capacity{}, true)
+		sc := slow.CheckCapacity(slow.Tasks(jobs.Settings{}), &jobs.Capacity{}, true)
+		if fmt.Sprint(fc) != fmt.Sprint(sc) {
+			t.Errorf("%q: the quick way's capacity error is %v, the library's %v", data, fc, sc)
+		}
+	}
+	// The item-by-item reader, when it takes a file, reads it as the library does;
+	// it takes no file the library refuses.
+	if items, ok := (&fileParser{name: "f.yaml"}).parseItems(data); ok {
+		if serr != nil {
+			t.Errorf("%q: read item by item, but the library gives %v", data, serr)
+		} else if !sameFile(items, slow) {
+			t.Errorf("%q: item by item gives\n%+v\nthe library\n%+v", data, items, slow)
+		}
 	}
 }
 

@@ -254,6 +254,11 @@ func parseYAMLFile(name string, data []byte) (*File, error) {
 // parseYAMLFileWith is parseYAMLFile with the parser p.
 func parseYAMLFileWith(p *fileParser, data []byte) (*File, error) {
 	name := p.name
+	if !p.slow {
+		if f, ok := (&fileParser{name: name}).parseItems(data); ok {
+			return f, nil
+		}
+	}
 	af, err := parseYAML(name, data)
 	if err != nil {
 		return nil, p.yamlError(err)
@@ -314,21 +319,47 @@ type fileParser struct {
 	single  bool // the root is one task (a JSON Lines line), not a task file
 	element bool // the root is one task of a task file read as a stream (JSONStream)
 	slow    bool // decode the whole file with the YAML library (decodeFile), to check its quick way
+	// text is the file's text when it was read item by item (parseItems) and its tasks
+	// ask for resources or labels: an error of CheckCapacity is placed in the whole
+	// file's tree, parsed then (wholeRoot).
+	text []byte
 }
 
 // errAt returns an InputError positioned at the node that path ($-rooted, goccy syntax)
 // selects, or at the start of the document when that node cannot be found.
 func (p *fileParser) errAt(path, key, format string, args ...any) error {
 	e := &jobs.InputError{File: p.name, Key: key, Msg: fmt.Sprintf(format, args...)}
-	e.Line, e.Col = nodePos(p.root)
+	root := p.wholeRoot()
+	e.Line, e.Col = nodePos(root)
 	if yp, err := yaml.PathString(path); err == nil {
-		if n, err := yp.FilterNode(p.root); err == nil && n != nil {
+		if n, err := yp.FilterNode(root); err == nil && n != nil {
 			if tk := n.GetToken(); tk != nil && tk.Position != nil && tk.Position.Line > 0 {
 				e.Line, e.Col = tk.Position.Line, max(tk.Position.Column, 1)
 			}
 		}
 	}
 	return e
+}
+
+// wholeRoot returns the root of the file's tree: p.root, or, for a file read item by
+// item whose text p keeps, the root of its whole tree, parsed now (once).
+func (p *fileParser) wholeRoot() ast.Node {
+	if p.text == nil {
+		return p.root
+	}
+	text := p.text
+	p.text = nil
+	af, err := parseYAML(p.name, text)
+	if err != nil {
+		return p.root
+	}
+	for _, d := range af.Docs {
+		if d != nil && d.Body != nil {
+			p.root = d.Body
+			break
+		}
+	}
+	return p.root
 }
 
 func (p *fileParser) convert(raw *rawFile) (*File, error) {
@@ -342,29 +373,44 @@ func (p *fileParser) convert(raw *rawFile) (*File, error) {
 	}
 	fromMatrices := 0 // tasks the matrices make
 	for i := range *raw.Tasks {
-		rt := &(*raw.Tasks)[i]
-		sp, err := p.task(i, rt)
-		if err != nil {
+		if err := p.addTask(f, &(*raw.Tasks)[i], &fromMatrices); err != nil {
 			return nil, err
 		}
-		f.add(&sp)
-		if rt.Matrix == nil {
-			continue
-		}
-		m, err := p.matrix(i, f.ID(i), rt, &sp)
-		if err != nil {
-			return nil, err
-		}
-		if fromMatrices += m.size; fromMatrices > MaxMatrixTasks {
-			return nil, p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", f.ID(i)),
-				"the file's matrices make more than %d tasks", MaxMatrixTasks)
-		}
-		if f.matrices == nil {
-			f.matrices = make([]*matrix, len(*raw.Tasks))
-		}
-		f.matrices[i] = m
 	}
+	f.padMatrices()
 	return f, p.check(f)
+}
+
+// addTask converts rt, the next task of the file, and adds it to f. fromMatrices
+// counts the tasks the file's matrices make so far.
+func (p *fileParser) addTask(f *File, rt *rawTask, fromMatrices *int) error {
+	i := f.specList.Len()
+	sp, err := p.task(i, rt)
+	if err != nil {
+		return err
+	}
+	f.add(&sp)
+	if rt.Matrix == nil {
+		return nil
+	}
+	m, err := p.matrix(i, f.ID(i), rt, &sp)
+	if err != nil {
+		return err
+	}
+	if *fromMatrices += m.size; *fromMatrices > MaxMatrixTasks {
+		return p.errAt(fmt.Sprintf("$.tasks[%d].matrix", i), fmt.Sprintf("task %q: matrix", f.ID(i)),
+			"the file's matrices make more than %d tasks", MaxMatrixTasks)
+	}
+	f.matrices = append(f.matrices, make([]*matrix, i+1-len(f.matrices))...)
+	f.matrices[i] = m
+	return nil
+}
+
+// padMatrices gives f.matrices, once a task has a matrix, one entry per spec.
+func (f *File) padMatrices() {
+	if f.matrices != nil {
+		f.matrices = append(f.matrices, make([]*matrix, f.specList.Len()-len(f.matrices))...)
+	}
 }
 
 // head converts the run-wide settings of raw: everything but its tasks.
