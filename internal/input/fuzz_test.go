@@ -108,6 +108,8 @@ func fuzzLoad(t *testing.T, data []byte) {
 			t.Errorf("ReadJSONL returned %d tasks with its error, want none", len(tasks))
 		}
 
+		sameJSONLReaders(t, data)
+
 		src := NewJSONLSource("stdin", io.NopCloser(bytes.NewReader(data)), jobs.Settings{})
 		for {
 			task, err := src.Next()
@@ -221,5 +223,24 @@ func TestYAMLQuickWayAsLibrary(t *testing.T) {
 		"tasks:\n  - {run: a, shell: always, dir: /tmp, retry_delay: 2s}\n",
 	} {
 		sameAsLibrary(t, []byte(doc))
+	}
+}
+
+// sameJSONLReaders: every line of data that the JSON reader takes as a task is the
+// task the YAML reader makes of it, without an error.
+func sameJSONLReaders(t *testing.T, data []byte) {
+	j := NewJSONLSource("f.jsonl", io.NopCloser(bytes.NewReader(nil)), jobs.Settings{})
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		j.index++
+		sp, _, ok := j.plainJSON(line)
+		if !ok {
+			continue
+		}
+		want, _, err := j.parseYAML(line)
+		if err != nil {
+			t.Errorf("line %q: the JSON reader takes it, the YAML reader says %v", line, err)
+		} else if !reflect.DeepEqual(sp, want) {
+			t.Errorf("line %q: the JSON reader reads %+v, the YAML reader %+v", line, sp, want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package input
 import (
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -132,5 +133,61 @@ func TestLineSourceByteOrderMark(t *testing.T) {
 	}
 	if len(tasks) != 2 || tasks[0].Run != "echo a" || tasks[1].Run != "\ufeffecho b" {
 		t.Errorf("got %+v, want the mark dropped at the start of the stream only", tasks)
+	}
+}
+
+// TestJSONLPlainJSONLines: a line of plain JSON is read by the JSON reader, and gives
+// the task the YAML reader gives; YAML's other forms, unknown keys and bad values go
+// to the YAML reader, whose errors they get (TestJSONLErrors, FuzzLoad).
+func TestJSONLPlainJSONLines(t *testing.T) {
+	for line, plain := range map[string]bool{
+		`{"cmd": ["/bin/true"]}`: true,
+		`{"id": "a", "run": "echo a", "timeout": "2s", "retries": 2, "env": {"X": "1"}}`: true,
+		`{"run": "a", "labels": {"host": "db1"}}`:                                        false, // a key the JSON reader leaves to the YAML reader
+		`{"run": "a"}` + "\r":                       true,
+		`{run: a}`:                                  false, // YAML's flow mapping
+		`{"run": "a", "bogus": 1}`:                  false,
+		`{"run": "a", "timeout": "soon"}`:           false,
+		`{"run": "a"} {"run": "b"}`:                 false,
+		`{"run": "a", "run": "b"}`:                  false,
+		`{"run": "a", "matrix": {"x": ["1", "2"]}}`: false,
+		`["run"]`: false,
+	} {
+		j := NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader("")), jobs.Settings{})
+		j.index = 1
+		sp, _, ok := j.plainJSON([]byte(line))
+		if ok != plain {
+			t.Errorf("%q: read as plain JSON %v, want %v", line, ok, plain)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		want, _, err := j.parseYAML([]byte(line))
+		if err != nil || !reflect.DeepEqual(sp, want) {
+			t.Errorf("%q: JSON reader %+v, YAML reader %+v (%v)", line, sp, want, err)
+		}
+	}
+}
+
+func BenchmarkJSONLLine(b *testing.B) {
+	line := []byte(`{"cmd": ["/bin/true"]}`)
+	j := NewJSONLSource("t.jsonl", io.NopCloser(strings.NewReader("")), jobs.Settings{})
+	j.index = 1
+	for _, way := range []struct {
+		name string
+		read func() error
+	}{
+		{"json", func() error { _, _, err := j.parse(line); return err }},
+		{"yaml", func() error { _, _, err := j.parseYAML(line); return err }},
+	} {
+		b.Run(way.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := way.read(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
