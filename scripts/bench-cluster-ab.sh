@@ -27,16 +27,9 @@ if (($# == 0)); then
 	exit 2
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gorun-bench-ab.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+bench_tmpdir bench-ab
 
 names=()
 declare -A bin envs url broker workers

@@ -25,16 +25,9 @@ N_TRUE=${N_TRUE:-5000}
 N_SLEEP=${N_SLEEP:-1000}
 ROUNDS=${ROUNDS:-3}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/gorun-bench-cluster.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/bench-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
+bench_tmpdir bench-cluster
 
 # "${dist[@]}" CMD...: a process of the distributed side (env execs it: $! stays its pid)
 dist=(env)

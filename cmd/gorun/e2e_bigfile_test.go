@@ -41,6 +41,29 @@ func writeMillionTasks(t *testing.T, dir, first string, n int) string {
 	return path
 }
 
+// validateFile runs `gorun validate path`, which must succeed, with its listing in a
+// file of dir; it returns the wall time, the peak RSS (VmHWM, as wait4 reports it) and
+// the listing's path.
+func validateFile(t *testing.T, dir, path string) (took time.Duration, peak int64, listing string) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(dir, "validate.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var stderr bytes.Buffer
+	cmd := exec.Command(gorunBin, "validate", path)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	start := time.Now()
+	err = cmd.Run()
+	took = time.Since(start)
+	if err != nil {
+		t.Fatalf("validate: %v\n%s", err, stderr.String())
+	}
+	return took, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024, out.Name() // KiB on Linux
+}
+
 // TestE2EMillionTaskJSONFile: a JSON task file of a million tasks is validated in
 // at most 300 MB of peak memory (the kernel's high-water mark of the process's
 // resident set, VmHWM, as wait4 reports it), and exec starts its first task within a
@@ -52,22 +75,7 @@ func TestE2EMillionTaskJSONFile(t *testing.T) {
 	path := writeMillionTasks(t, dir, first, n)
 
 	t.Run("validate", func(t *testing.T) {
-		out, err := os.Create(filepath.Join(dir, "validate.out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		var stderr bytes.Buffer
-		cmd := exec.Command(gorunBin, "validate", path)
-		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
-		cmd.Stdout, cmd.Stderr = out, &stderr
-		start := time.Now()
-		err = cmd.Run()
-		took := time.Since(start)
-		if err != nil {
-			t.Fatalf("validate: %v\n%s", err, stderr.String())
-		}
-		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024 // KiB on Linux
+		took, peak, listing := validateFile(t, dir, path)
 		t.Logf("validate of %d tasks: %v, peak RSS %.1f MiB", n, took.Round(time.Millisecond), float64(peak)/(1<<20))
 		if peak > 300e6 {
 			t.Errorf("peak RSS %d bytes, want at most 300 MB", peak)
@@ -75,7 +83,7 @@ func TestE2EMillionTaskJSONFile(t *testing.T) {
 		if took > 120*time.Second { // about 2 s on a quiet machine (the target is 5 s); 40 s seen on a machine at load 27
 			t.Errorf("validate took %v", took)
 		}
-		lines, last := countLines(t, out.Name())
+		lines, last := countLines(t, listing)
 		if lines != n+1 || !bytes.HasPrefix(last, []byte("t999999 ")) {
 			t.Errorf("validate printed %d lines ending %q, want a header and %d tasks", lines, last, n)
 		}
@@ -166,22 +174,7 @@ func TestE2EYAMLTaskFile(t *testing.T) {
 	}
 
 	t.Run("validate", func(t *testing.T) {
-		out, err := os.Create(filepath.Join(dir, "validate.out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer out.Close()
-		var stderr bytes.Buffer
-		cmd := exec.Command(gorunBin, "validate", path)
-		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+t.TempDir())
-		cmd.Stdout, cmd.Stderr = out, &stderr
-		start := time.Now()
-		err = cmd.Run()
-		took := time.Since(start)
-		if err != nil {
-			t.Fatalf("validate: %v\n%s", err, stderr.String())
-		}
-		peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024 // KiB on Linux
+		took, peak, listing := validateFile(t, dir, path)
 		t.Logf("validate of %d YAML tasks: %v, peak RSS %.1f MiB", n, took.Round(time.Millisecond), float64(peak)/(1<<20))
 		if peak > 150e6 {
 			t.Errorf("peak RSS %d bytes, want at most 150 MB", peak)
@@ -189,7 +182,7 @@ func TestE2EYAMLTaskFile(t *testing.T) {
 		if took > 60*time.Second { // about 1.2 s of CPU; the peak RSS is the firm check
 			t.Errorf("validate took %v", took)
 		}
-		lines, last := countLines(t, out.Name())
+		lines, last := countLines(t, listing)
 		if lines != n+1 || !bytes.HasPrefix(last, []byte("t99999 ")) {
 			t.Errorf("validate printed %d lines ending %q, want a header and %d tasks", lines, last, n)
 		}

@@ -29,12 +29,7 @@ func TestE2EPeakRSSOfTenThousandTasks(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	peak := testutil.WatchRSS(cmd.Process.Pid)
-	err := cmd.Wait()
-	rss := peak()
+	rss, err := testutil.RunWatchingRSS(cmd)
 	if err != nil {
 		t.Fatalf("exec: %v\n%s", err, stderr.String())
 	}

@@ -150,12 +150,7 @@ func TestE2EOneGiBOutput(t *testing.T) {
 			var stdout countWriter
 			var stderr bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			peak := testutil.WatchRSS(cmd.Process.Pid)
-			err := cmd.Wait()
-			rss := peak()
+			rss, err := testutil.RunWatchingRSS(cmd)
 			if err != nil {
 				t.Fatalf("%v; stderr:\n%s", err, stderr.String())
 			}
@@ -312,12 +307,8 @@ func TestE2EMillionLines(t *testing.T) {
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		start := time.Now()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		peak := testutil.WatchRSS(cmd.Process.Pid)
-		err := cmd.Wait()
-		rss[n] = peak()
+		peak, err := testutil.RunWatchingRSS(cmd)
+		rss[n] = peak
 		if code := cmd.ProcessState.ExitCode(); code != 1 {
 			t.Fatalf("%d lines: exit %d (%v), want 1; stderr:\n%s", n, code, err, stderr.String())
 		}

@@ -268,18 +268,15 @@ func scanItems(data []byte) (*itemScan, bool) {
 }
 
 // isDocumentStart reports whether line is `---` alone, but for blanks and a comment.
-func isDocumentStart(line []byte) bool {
-	rest, ok := bytes.CutPrefix(line, []byte("---"))
-	if !ok {
-		return false
-	}
-	trimmed := bytes.TrimLeft(rest, " ")
-	return len(trimmed) == 0 || (trimmed[0] == '#' && len(trimmed) < len(rest))
-}
+func isDocumentStart(line []byte) bool { return isAlone(line, "---") }
 
 // isTasksKey reports whether line is `tasks:` alone, but for blanks and a comment.
-func isTasksKey(line []byte) bool {
-	rest, ok := bytes.CutPrefix(line, []byte("tasks:"))
+func isTasksKey(line []byte) bool { return isAlone(line, "tasks:") }
+
+// isAlone reports whether line is word alone, but for blanks after it and a comment
+// (which a blank must come before).
+func isAlone(line []byte, word string) bool {
+	rest, ok := bytes.CutPrefix(line, []byte(word))
 	if !ok {
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +88,17 @@ func describe(pids []int) []string {
 		out = append(out, strconv.Itoa(pid)+" "+strings.Join(proc.Cmdline(pid), " "))
 	}
 	return out
+}
+
+// RunWatchingRSS starts cmd and waits for it, and returns its peak resident set size
+// (VmHWM, see WatchRSS) sampled while it ran, and the error of its start or its end.
+func RunWatchingRSS(cmd *exec.Cmd) (peak int64, err error) {
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	stop := WatchRSS(cmd.Process.Pid)
+	err = cmd.Wait()
+	return stop(), err
 }
 
 // WatchRSS samples the peak resident set size (VmHWM) of process pid every 20 ms
