@@ -147,6 +147,30 @@ func TestStartFailure(t *testing.T) {
 	}
 }
 
+// TestStartAfterTheStop: an attempt whose context ended as it was about to start (the
+// run stopped, or the task's time ran out) runs nothing, and ends as stopped by gorun,
+// not as a task that failed to start: cancelled, or timed out.
+func TestStartAfterTheStop(t *testing.T) {
+	r := &Runner{}
+	dir := t.TempDir()
+	for _, cause := range []error{context.Canceled, jobs.ErrTimeout} {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(cause)
+		task := jobs.Task{ID: "late", Run: "touch ran", Shell: jobs.DefaultShell, Dir: dir}
+		a := r.Run(ctx, &task, 1, 1, NewCapture(false), NewCapture(false))
+		want := jobs.Cancelled
+		if cause == jobs.ErrTimeout {
+			want = jobs.TimedOut
+		}
+		if st := jobs.StatusOf(ctx, a); a.Err != nil || !a.Stopped || st != want {
+			t.Errorf("cause %v: got %+v (%s), want stopped, %s, without an error", cause, a, st, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("the task ran")
+	}
+}
+
 func TestKillAllSkipsGrace(t *testing.T) {
 	r := &Runner{Grace: 30 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())

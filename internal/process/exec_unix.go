@@ -124,6 +124,12 @@ func (r *Runner) Run(ctx context.Context, t *jobs.Task, slot, attempt int, stdou
 		out.abandon()
 		errOut.abandon()
 		r.putCgroup(box)
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			// The run stopped, or the task's time ran out, as it was about to start:
+			// nothing ran, and the attempt ends as one that gorun stopped.
+			a.Stopped = true
+			return a
+		}
 		if boxErr != nil {
 			err = fmt.Errorf("%w (%v)", err, boxErr)
 		}
