@@ -111,13 +111,6 @@ sample() {
 		echo "$(mine) 0 0 0"
 	fi
 }
-timed() { # timed CMD...: wall seconds of a command, which must succeed
-	local s e
-	s=$(date +%s.%N)
-	"$@" >/dev/null 2>"$TMP/err" || { echo "bench-cluster-ab: failed: $*" >&2; cat "$TMP/err" >&2; exit 1; }
-	e=$(date +%s.%N)
-	echo "$e - $s" | bc
-}
 
 for ((i = 0; i < N_TRUE; i++)); do echo '{"cmd": ["true"]}'; done >"$TMP/true.jsonl"
 echo "$(nproc) CPUs, $(uname -sr), load $(cut -d" " -f1-3 /proc/loadavg); $N_TRUE x cmd [true], $ROUNDS rounds"
@@ -127,9 +120,9 @@ for ((r = 0; r < ROUNDS; r++)); do
 	for name in "${order[@]}"; do
 		c0=$(sample "$name")
 		if [[ "$name" == local ]]; then
-			w=$(timed "${bin[${names[0]}]}" exec "$TMP/true.jsonl" -j 8 -o none)
+			w=$(bench_secs "${bin[${names[0]}]}" exec "$TMP/true.jsonl" -j 8 -o none)
 		else
-			w=$(timed on "$name" "${bin[$name]}" exec "$TMP/true.jsonl" --broker "${url[$name]}" --workers 8 -o none)
+			w=$(bench_secs on "$name" "${bin[$name]}" exec "$TMP/true.jsonl" --broker "${url[$name]}" --workers 8 -o none)
 		fi
 		c1=$(sample "$name")
 		echo "$w $c0 $c1" >>"$TMP/$name.runs"

@@ -76,13 +76,6 @@ stop_workers() {
 	workers=()
 }
 
-secs() { # secs CMD...: wall seconds of a command, which must succeed
-	local s e
-	s=$(date +%s.%N)
-	"$@" >/dev/null 2>"$TMP/err" || { echo "bench-cluster: failed: $*" >&2; cat "$TMP/err" >&2; exit 1; }
-	e=$(date +%s.%N)
-	echo "$e - $s" | bc
-}
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 # cpu: the CPU clock ticks so far of this script's finished commands, of the broker,
@@ -110,9 +103,9 @@ start_workers 2 4
 : >"$TMP/local" && : >"$TMP/remote" && : >"$TMP/cpu"
 for ((r = 0; r < ROUNDS; r++)); do
 	c0=$(cpu)
-	secs "$G" exec "$TMP/true.jsonl" -j 8 -o none >>"$TMP/local"
+	bench_secs "$G" exec "$TMP/true.jsonl" -j 8 -o none >>"$TMP/local"
 	c1=$(cpu)
-	secs "${dist[@]}" "$G" exec "$TMP/true.jsonl" --broker "$URL" -o none >>"$TMP/remote"
+	bench_secs "${dist[@]}" "$G" exec "$TMP/true.jsonl" --broker "$URL" -o none >>"$TMP/remote"
 	echo "$c0 $c1 $(cpu)" >>"$TMP/cpu"
 done
 stop_workers
@@ -133,10 +126,10 @@ awk -v hz="$(getconf CLK_TCK)" '{
 # --- 2: scaling ------------------------------------------------------------------------
 for ((i = 0; i < N_SLEEP; i++)); do echo '{"cmd": ["sleep", "0.05"]}'; done >"$TMP/sleep.jsonl"
 start_workers 1 1
-one=$(secs "${dist[@]}" "$G" exec "$TMP/sleep.jsonl" --broker "$URL" -o none)
+one=$(bench_secs "${dist[@]}" "$G" exec "$TMP/sleep.jsonl" --broker "$URL" -o none)
 stop_workers
 start_workers 4 4
-many=$(secs "${dist[@]}" "$G" exec "$TMP/sleep.jsonl" --broker "$URL" -o none)
+many=$(bench_secs "${dist[@]}" "$G" exec "$TMP/sleep.jsonl" --broker "$URL" -o none)
 stop_workers
 awk -v n="$N_SLEEP" -v a="$one" -v b="$many" 'BEGIN {
 	printf "%d x sleep 0.05: 1 worker x 1 slot %.2fs, 4 workers x 4 slots %.2fs: %.1fx\n", n, a, b, a / b

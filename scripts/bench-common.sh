@@ -16,3 +16,13 @@ bench_cleanup() {
 	wait 2>/dev/null || true
 	rm -rf "$TMP"
 }
+
+# bench_secs CMD...: the wall seconds a command takes, which must succeed (else the
+# script ends, with its stderr)
+bench_secs() {
+	local s e
+	s=$(date +%s.%N)
+	"$@" >/dev/null 2>"$TMP/err" || { echo "$(basename "$0" .sh): failed: $*" >&2; cat "$TMP/err" >&2; exit 1; }
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc
+}
